@@ -1,0 +1,247 @@
+//! Operator configuration of channels: one TOML file per channel instance in `channels/`
+//! (e.g. `channels/sms.toml`), each a closed, tagged description with a pure [`ChannelConfig::validate`]
+//! and an I/O [`ChannelConfig::build`]. With no `channels/` directory, [`defaults`] gives every
+//! channel a file transport under the output directory, so the dispatcher runs with no set-up.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Channel;
+use crate::job::ChannelKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelsError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{path}: cannot be read: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("channel {channel} is configured twice: {first} and {second}")]
+    Twice { channel: ChannelKind, first: String, second: String },
+}
+
+/// How a channel sends.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Transport {
+    /// Dry run: write exactly what would be sent to `dir` (default `<output>/outbox`).
+    Outbox {
+        #[serde(default)]
+        dir: Option<PathBuf>,
+    },
+    /// The static disclosure column (website, intranet): pages, index and feed in `dir`.
+    StaticSite {
+        #[serde(default)]
+        dir: Option<PathBuf>,
+        site_title: String,
+        base_url: String,
+    },
+}
+
+/// Retries of transient failures: exponential backoff with jitter, honouring Retry-After.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_base_ms")]
+    pub base_ms: u64,
+    #[serde(default = "default_max_ms")]
+    pub max_ms: u64,
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+fn default_base_ms() -> u64 {
+    2_000
+}
+fn default_max_ms() -> u64 {
+    600_000
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: default_attempts(), base_ms: default_base_ms(), max_ms: default_max_ms() }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped, with "equal jitter"
+    /// (half fixed, half random) so that many failed deliveries do not return all at once.
+    pub fn backoff(&self, attempt: u32, random: f64) -> Duration {
+        let exp = self.base_ms.saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));
+        let capped = exp.min(self.max_ms) as f64;
+        Duration::from_millis((capped / 2.0 + capped / 2.0 * random.clamp(0.0, 1.0)) as u64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub channel: ChannelKind,
+    pub transport: Transport,
+    /// Deliveries handed to the transport per call (SMS providers take up to 200 numbers a call).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Calls to the transport per second (governor); none: unlimited.
+    #[serde(default)]
+    pub calls_per_second: Option<u32>,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+impl ChannelConfig {
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.unwrap_or(match self.channel {
+            ChannelKind::Sms => 200,
+            ChannelKind::Website | ChannelKind::Intranet => 1,
+            _ => 100,
+        })
+    }
+
+    /// Pure checks; every problem at once.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(n) = self.batch_size {
+            if n == 0 || n > 1000 {
+                problems.push(format!("batch_size {n} must be 1–1000"));
+            }
+        }
+        if self.calls_per_second == Some(0) {
+            problems.push("calls_per_second must be at least 1 (leave it out for no limit)".into());
+        }
+        if self.retry.max_attempts == 0 {
+            problems.push("retry.max_attempts must be at least 1".into());
+        }
+        if self.retry.base_ms == 0 || self.retry.base_ms > self.retry.max_ms {
+            problems.push("retry.base_ms must be at least 1 and at most retry.max_ms".into());
+        }
+        match (&self.transport, self.channel.is_publication()) {
+            (Transport::StaticSite { .. }, false) => {
+                problems.push(format!("the static_site transport serves website and intranet, not {}", self.channel))
+            }
+            (Transport::StaticSite { base_url, .. }, true) if !base_url.ends_with('/') => {
+                problems.push("base_url must end with '/'".into())
+            }
+            _ => {}
+        }
+        problems
+    }
+
+    /// Open the transport. `output` is the default parent of file outputs.
+    pub fn build(&self, output: &Path) -> Result<Arc<dyn Channel>, String> {
+        match &self.transport {
+            Transport::Outbox { dir } => {
+                let dir = dir.clone().unwrap_or_else(|| output.join("outbox"));
+                super::outbox::Outbox::open(self.channel, &dir).map(|o| Arc::new(o) as Arc<dyn Channel>)
+            }
+            Transport::StaticSite { dir, site_title, base_url } => {
+                let dir = dir.clone().unwrap_or_else(|| output.join("site").join(self.channel.as_str()));
+                super::website::Website::open(self.channel, dir, site_title.clone(), base_url.clone())
+                    .map(|w| Arc::new(w) as Arc<dyn Channel>)
+            }
+        }
+    }
+}
+
+/// Built-in defaults: the static column for website and intranet, the outbox for the rest.
+pub fn defaults() -> BTreeMap<ChannelKind, ChannelConfig> {
+    ChannelKind::ALL
+        .into_iter()
+        .map(|channel| {
+            let transport = match channel {
+                ChannelKind::Website => Transport::StaticSite {
+                    dir: None,
+                    site_title: "县委组织部 干部工作信息公开".into(),
+                    base_url: "https://zzb.example.gov.cn/gk/".into(),
+                },
+                ChannelKind::Intranet => Transport::StaticSite {
+                    dir: None,
+                    site_title: "县委组织部 内网 干部工作信息".into(),
+                    base_url: "http://intranet.zzb.example/gk/".into(),
+                },
+                _ => Transport::Outbox { dir: None },
+            };
+            (channel, ChannelConfig { channel, transport, batch_size: None, calls_per_second: None, retry: RetryPolicy::default() })
+        })
+        .collect()
+}
+
+/// Load every `*.toml` in `dir` except `policy.toml` and `obligations.toml`; all problems at once.
+pub fn load_dir(dir: &Path) -> Result<BTreeMap<ChannelKind, ChannelConfig>, Vec<ChannelsError>> {
+    let mut out: BTreeMap<ChannelKind, (ChannelConfig, String)> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(source) => return Err(vec![ChannelsError::Io { path: dir.display().to_string(), source }]),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| !matches!(p.file_name().and_then(|n| n.to_str()), Some("policy.toml" | "obligations.toml")))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(source) => {
+                errors.push(ChannelsError::Io { path: shown, source });
+                continue;
+            }
+        };
+        let cfg: ChannelConfig = match toml::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(ChannelsError::Invalid { path: shown, message: e.to_string().trim().to_string() });
+                continue;
+            }
+        };
+        for message in cfg.validate() {
+            errors.push(ChannelsError::Invalid { path: shown.clone(), message });
+        }
+        if let Some((_, first)) = out.get(&cfg.channel) {
+            errors.push(ChannelsError::Twice { channel: cfg.channel, first: first.clone(), second: shown });
+            continue;
+        }
+        out.insert(cfg.channel, (cfg, shown));
+    }
+    if errors.is_empty() { Ok(out.into_iter().map(|(k, (c, _))| (k, c)).collect()) } else { Err(errors) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = RetryPolicy { max_attempts: 5, base_ms: 1000, max_ms: 10_000 };
+        assert_eq!(p.backoff(1, 1.0), Duration::from_millis(1000));
+        assert_eq!(p.backoff(1, 0.0), Duration::from_millis(500));
+        assert_eq!(p.backoff(3, 1.0), Duration::from_millis(4000));
+        assert_eq!(p.backoff(10, 1.0), Duration::from_millis(10_000));
+        assert_eq!(p.backoff(60, 0.0), Duration::from_millis(5_000));
+    }
+
+    #[test]
+    fn the_shipped_channel_files_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("channels");
+        let loaded = load_dir(&dir).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(loaded.len(), ChannelKind::ALL.len());
+    }
+
+    #[test]
+    fn bad_files_report_every_problem() {
+        let cfg: ChannelConfig = toml::from_str(
+            "channel = \"sms\"\nbatch_size = 0\ncalls_per_second = 0\n[transport]\ntype = \"static_site\"\nsite_title = \"x\"\nbase_url = \"y\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.validate().len(), 3, "{:?}", cfg.validate());
+        let e = toml::from_str::<ChannelConfig>("channel = \"fax\"\n[transport]\ntype = \"outbox\"\n").unwrap_err();
+        assert!(e.to_string().contains("fax"), "{e}");
+    }
+}

@@ -1,0 +1,236 @@
+//! The outbox transport: the dry run, and the embedded default for every per-person channel.
+//! It writes exactly what would be sent — one JSON line per delivery in `<dir>/<channel>.jsonl`,
+//! or one RFC 5322 `.eml` file per e-mail in `<dir>/email/<job>/` — and nothing leaves the machine.
+//! Named as such wherever it is reported ("outbox (dry run)"), so nobody mistakes it for sending.
+//!
+//! Lines are written (not fsynced) before the outcome is recorded: a killed process leaves them in
+//! the page cache, and [`Channel::resolve`] finds them, so a delivery left `unknown` by a crash is
+//! resolved from the file instead of being written twice.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use serde_json::json;
+
+use super::{Batch, BoxFuture, Channel, Item, Outcome};
+use crate::job::ChannelKind;
+use crate::render::Rendered;
+
+pub struct Outbox {
+    channel: ChannelKind,
+    dir: PathBuf,
+    /// The `.jsonl` file (all channels but e-mail).
+    file: Option<Mutex<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl Outbox {
+    pub fn open(channel: ChannelKind, dir: &Path) -> Result<Outbox, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("outbox {}: {e}", dir.display()))?;
+        let (file, path) = if channel == ChannelKind::Email {
+            (None, dir.join("email"))
+        } else {
+            let path = dir.join(format!("{channel}.jsonl"));
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("outbox {}: {e}", path.display()))?;
+            (Some(Mutex::new(f)), path)
+        };
+        Ok(Outbox { channel, dir: dir.to_path_buf(), file, path })
+    }
+
+    fn eml_path(&self, batch: &Batch, item: &Item) -> PathBuf {
+        self.dir.join("email").join(&batch.job.id).join(format!("{}.eml", item.delivery_id))
+    }
+
+    fn line(batch: &Batch, item: &Item) -> String {
+        // delivery_id first: `resolve` looks for the line by its prefix.
+        let v = json!({
+            "delivery_id": item.delivery_id,
+            "job_id": batch.job.id,
+            "channel": batch.channel,
+            "recipient": item.recipient,
+            "name": item.name,
+            "role": item.role,
+            "address": item.address,
+            "attempt": item.attempt,
+            "at": batch.now.to_rfc3339(),
+            "content": &*item.content,
+        });
+        let mut s = v.to_string();
+        s.push('\n');
+        s
+    }
+
+    fn write_lines(&self, batch: &Batch) -> std::io::Result<()> {
+        let mut buf = String::with_capacity(batch.items.len() * 256);
+        for item in &batch.items {
+            buf.push_str(&Self::line(batch, item));
+        }
+        let file = self.file.as_ref().expect("jsonl outbox has a file");
+        let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(buf.as_bytes())?;
+        f.flush()
+    }
+
+    fn write_emails(&self, batch: &Batch) -> Vec<Outcome> {
+        batch
+            .items
+            .iter()
+            .map(|item| {
+                let Some(to) = &item.address else {
+                    return Outcome::Skipped { reason: "no_address".into() };
+                };
+                let eml = eml(batch, item, to);
+                match super::write_atomic(&self.eml_path(batch, item), eml.as_bytes()) {
+                    Ok(()) => Outcome::Delivered { reference: Some(message_id(&batch.job.id, &item.recipient)) },
+                    Err(e) => Outcome::Failed { code: "outbox_io".into(), permanent: false, detail: e.to_string() },
+                }
+            })
+            .collect()
+    }
+
+    /// Delivery ids present in the `.jsonl` file.
+    fn written(&self, wanted: &[i64]) -> std::io::Result<std::collections::HashSet<i64>> {
+        let mut found = std::collections::HashSet::new();
+        let f = std::fs::File::open(&self.path)?;
+        for line in std::io::BufReader::new(f).lines() {
+            let line = line?;
+            let Some(rest) = line.strip_prefix("{\"delivery_id\":") else { continue };
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(id) = digits.parse::<i64>() {
+                if wanted.contains(&id) {
+                    found.insert(id);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// `<job.recipient-hash@disclose>`: derived from job and recipient, so a resend is recognisably
+/// the same message.
+pub fn message_id(job_id: &str, recipient: &str) -> String {
+    let h = crate::ledger::audit::sha256_hex(format!("{job_id}\n{recipient}").as_bytes());
+    format!("<{job_id}.{}@disclose.invalid>", &h[..16])
+}
+
+/// RFC 2047 encoded-word for a UTF-8 header value (base64), split to keep lines short.
+pub fn encode_header(value: &str) -> String {
+    if value.is_ascii() {
+        return value.to_string();
+    }
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in value.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(w.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("\r\n ")
+}
+
+fn b64_lines(text: &str) -> String {
+    let enc = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    enc.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or("")).collect::<Vec<_>>().join("\r\n")
+}
+
+fn eml(batch: &Batch, item: &Item, to: &str) -> String {
+    let (subject, text, html) = match &*item.content {
+        Rendered::Email { subject, text, html } => (subject.clone(), text.clone(), html.clone()),
+        other => (batch.job.title.clone(), other.preview(), String::new()),
+    };
+    let boundary = format!("disclose-{}", item.delivery_id);
+    let mut m = String::new();
+    m.push_str("From: =?UTF-8?B?5Y6/5aeU57uE57uH6YOo?= <noreply@zzb.example.gov.cn>\r\n");
+    m.push_str(&format!("To: {} <{to}>\r\n", encode_header(&item.name)));
+    m.push_str(&format!("Subject: {}\r\n", encode_header(&subject)));
+    m.push_str(&format!("Date: {}\r\n", batch.now.to_rfc2822()));
+    m.push_str(&format!("Message-ID: {}\r\n", message_id(&batch.job.id, &item.recipient)));
+    m.push_str("MIME-Version: 1.0\r\n");
+    m.push_str("X-Disclose-Transport: outbox (dry run)\r\n");
+    m.push_str(&format!("Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"));
+    for (ct, body) in [("text/plain", &text), ("text/html", &html)] {
+        m.push_str(&format!("--{boundary}\r\nContent-Type: {ct}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"));
+        m.push_str(&b64_lines(body));
+        m.push_str("\r\n");
+    }
+    m.push_str(&format!("--{boundary}--\r\n"));
+    m
+}
+
+impl Channel for Outbox {
+    fn kind(&self) -> ChannelKind {
+        self.channel
+    }
+
+    fn transport(&self) -> &str {
+        "outbox (dry run)"
+    }
+
+    fn location(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            if self.channel == ChannelKind::Email {
+                return self.write_emails(batch);
+            }
+            match self.write_lines(batch) {
+                Ok(()) => batch.items.iter().map(|_| Outcome::Delivered { reference: None }).collect(),
+                Err(e) => batch
+                    .items
+                    .iter()
+                    .map(|_| Outcome::Failed { code: "outbox_io".into(), permanent: false, detail: e.to_string() })
+                    .collect(),
+            }
+        })
+    }
+
+    fn resolve<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            if self.channel == ChannelKind::Email {
+                return batch
+                    .items
+                    .iter()
+                    .map(|item| {
+                        if self.eml_path(batch, item).exists() {
+                            Outcome::Delivered { reference: Some(message_id(&batch.job.id, &item.recipient)) }
+                        } else {
+                            Outcome::Failed { code: "not_sent".into(), permanent: false, detail: "no .eml was written".into() }
+                        }
+                    })
+                    .collect();
+            }
+            let ids: Vec<i64> = batch.items.iter().map(|i| i.delivery_id).collect();
+            match self.written(&ids) {
+                Ok(found) => batch
+                    .items
+                    .iter()
+                    .map(|i| {
+                        if found.contains(&i.delivery_id) {
+                            Outcome::Delivered { reference: None }
+                        } else {
+                            // The status query says it did not go out: only now is a resend safe.
+                            Outcome::Failed { code: "not_sent".into(), permanent: false, detail: "not in the outbox".into() }
+                        }
+                    })
+                    .collect(),
+                Err(e) => batch.items.iter().map(|_| Outcome::Unknown { detail: e.to_string() }).collect(),
+            }
+        })
+    }
+}

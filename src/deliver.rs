@@ -1,0 +1,359 @@
+//! The delivery engine: claim due deliveries from the ledger, rate-limit, hand them to the
+//! channel, record each outcome, retry transient failures with exponential backoff and jitter
+//! (honouring Retry-After), and give up after the configured attempts, recording why.
+//!
+//! Channels report what happened ([`Outcome`]); only the engine decides what happens next. Each
+//! channel is a lane of its own, so a slow or failing medium never holds up another.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::channels::{Batch, Channel, ChannelConfig, Item, Outcome, RetryPolicy};
+use crate::clock;
+use crate::job::{ChannelKind, Job};
+use crate::ledger::{Claimed, Ledger, LedgerError, Record, State};
+use crate::render::{RecipientView, Rendered, Templates};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("a ledger task stopped unexpectedly: {0}")]
+    Task(String),
+}
+
+struct Lane {
+    channel: Arc<dyn Channel>,
+    batch_size: usize,
+    retry: RetryPolicy,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+pub struct Engine {
+    ledger: Arc<dyn Ledger>,
+    templates: Arc<Templates>,
+    lanes: BTreeMap<ChannelKind, Lane>,
+    lease: Duration,
+    jobs: std::sync::Mutex<HashMap<String, Arc<Job>>>,
+    rendered: std::sync::Mutex<HashMap<(String, ChannelKind), Arc<Rendered>>>,
+    /// Deliveries that reached an outcome (for progress).
+    pub finished: AtomicU64,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| EngineError::Task(e.to_string()))?.map_err(EngineError::from)
+}
+
+/// How long a status query waits before asking again about a delivery that is still unknown.
+const UNKNOWN_RECHECK: Duration = Duration::from_secs(300);
+const JOB_CACHE: usize = 256;
+
+impl Engine {
+    pub fn new(
+        ledger: Arc<dyn Ledger>,
+        templates: Arc<Templates>,
+        channels: Vec<(ChannelConfig, Arc<dyn Channel>)>,
+        lease: Duration,
+    ) -> Engine {
+        let lanes = channels
+            .into_iter()
+            .map(|(cfg, channel)| {
+                let limiter = cfg
+                    .calls_per_second
+                    .and_then(NonZeroU32::new)
+                    .map(|n| RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN)));
+                (cfg.channel, Lane { channel, batch_size: cfg.batch_size(), retry: cfg.retry, limiter })
+            })
+            .collect();
+        Engine {
+            ledger,
+            templates,
+            lanes,
+            lease,
+            jobs: Default::default(),
+            rendered: Default::default(),
+            finished: AtomicU64::new(0),
+        }
+    }
+
+    pub fn channels(&self) -> impl Iterator<Item = (ChannelKind, &dyn Channel)> {
+        self.lanes.iter().map(|(k, l)| (*k, l.channel.as_ref()))
+    }
+
+    pub fn configured(&self) -> std::collections::BTreeSet<ChannelKind> {
+        self.lanes.keys().copied().collect()
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<Arc<Job>>, EngineError> {
+        if let Some(j) = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(Some(j.clone()));
+        }
+        let ledger = self.ledger.clone();
+        let key = id.to_string();
+        let Some(job) = blocking(move || ledger.job(&key)).await? else { return Ok(None) };
+        let job = Arc::new(job);
+        let mut cache = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= JOB_CACHE {
+            cache.clear();
+            self.rendered.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        cache.insert(id.to_string(), job.clone());
+        Ok(Some(job))
+    }
+
+    /// The content of one delivery: rendered once per job and channel, or per person for
+    /// personal channels (e-mail, letters).
+    fn content(&self, job: &Job, channel: ChannelKind, c: &Claimed) -> Result<Arc<Rendered>, String> {
+        if Templates::is_personal(channel) {
+            let who = RecipientView { id: c.recipient.clone(), name: c.name.clone(), role: c.role.clone() };
+            return self.templates.render(job, channel, Some(&who)).map(Arc::new).map_err(|e| e.to_string());
+        }
+        let key = (job.id.clone(), channel);
+        if let Some(r) = self.rendered.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(self.templates.render(job, channel, None).map_err(|e| e.to_string())?);
+        self.rendered.lock().unwrap_or_else(|e| e.into_inner()).insert(key, r.clone());
+        Ok(r)
+    }
+
+    /// Claim one batch of due deliveries of a channel (or, with `unknown`, of deliveries left
+    /// unknown, for the status query), hand it over and record the outcomes. Returns how many.
+    pub async fn step(&self, channel: ChannelKind, unknown: bool) -> Result<usize, EngineError> {
+        let Some(lane) = self.lanes.get(&channel) else { return Ok(0) };
+        let now = clock::now();
+        let (ledger, lease, limit) = (self.ledger.clone(), self.lease.as_millis() as i64, lane.batch_size);
+        let now_ms = now.timestamp_millis();
+        let claimed = blocking(move || {
+            if unknown { ledger.claim_unknown(channel, now_ms, lease, limit) } else { ledger.claim(channel, now_ms, lease, limit) }
+        })
+        .await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let n = claimed.len();
+        let mut by_job: Vec<(String, Vec<Claimed>)> = Vec::new();
+        for c in claimed {
+            match by_job.iter_mut().find(|(j, _)| *j == c.job_id) {
+                Some((_, v)) => v.push(c),
+                None => by_job.push((c.job_id.clone(), vec![c])),
+            }
+        }
+        let mut records = Vec::with_capacity(n);
+        for (job_id, claimed) in by_job {
+            self.send(lane, channel, &job_id, claimed, unknown, now, &mut records).await?;
+        }
+        let done = records.iter().filter(|r| r.state != State::Pending).count() as u64;
+        let ledger = self.ledger.clone();
+        blocking(move || ledger.record(&records, now)).await?;
+        self.finished.fetch_add(done, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        lane: &Lane,
+        channel: ChannelKind,
+        job_id: &str,
+        claimed: Vec<Claimed>,
+        unknown: bool,
+        now: DateTime<FixedOffset>,
+        records: &mut Vec<Record>,
+    ) -> Result<(), EngineError> {
+        let fail = |c: &Claimed, code: &str, detail: String| Record {
+            id: c.id,
+            state: State::Failed,
+            code: Some(code.into()),
+            detail: Some(detail),
+            retry_at: None,
+        };
+        let Some(job) = self.job(job_id).await? else {
+            records.extend(claimed.iter().map(|c| fail(c, "job_missing", format!("job {job_id} is not in the ledger"))));
+            return Ok(());
+        };
+        let mut items = Vec::with_capacity(claimed.len());
+        let mut sendable = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            match self.content(&job, channel, &c) {
+                Ok(content) => {
+                    items.push(Item {
+                        delivery_id: c.id,
+                        recipient: c.recipient.clone(),
+                        name: c.name.clone(),
+                        role: c.role.clone(),
+                        address: c.address.clone(),
+                        attempt: c.attempt,
+                        content,
+                    });
+                    sendable.push(c);
+                }
+                // Art 3 (accuracy): a notice that no longer renders is not sent at all.
+                Err(e) => records.push(fail(&c, "template_error", e)),
+            }
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        if let Some(limiter) = &lane.limiter {
+            limiter.until_ready().await;
+        }
+        let batch = Batch { job, channel, items, now };
+        let outcomes = if unknown { lane.channel.resolve(&batch).await } else { lane.channel.deliver(&batch).await };
+        for (i, c) in sendable.iter().enumerate() {
+            let outcome = outcomes.get(i).cloned().unwrap_or(Outcome::Unknown {
+                detail: "the channel returned fewer outcomes than deliveries".into(),
+            });
+            records.push(decide(c, outcome, &lane.retry, now, fastrand::f64()));
+        }
+        Ok(())
+    }
+
+    /// Housekeeping of every channel (publicity periods closing, …).
+    pub fn tick(&self) {
+        let now = clock::now();
+        for (kind, lane) in &self.lanes {
+            if let Err(error) = lane.channel.tick(now) {
+                tracing::warn!(channel = %kind, %error, "channel housekeeping failed");
+            }
+        }
+    }
+
+    /// Run every lane until nothing is due and no retry is pending: deliveries scheduled for
+    /// later (`publish_at`) stay pending, and deliveries left unknown get one status query.
+    pub async fn drain(self: &Arc<Self>) -> Result<(), EngineError> {
+        let ledger = self.ledger.clone();
+        let now_ms = clock::now().timestamp_millis();
+        let expired = blocking(move || ledger.expire_leases(now_ms)).await?;
+        if expired > 0 {
+            tracing::warn!(deliveries = expired, "deliveries left in flight by an earlier run are now unknown; asking their channels");
+        }
+        self.tick();
+        let mut set = tokio::task::JoinSet::new();
+        for &channel in self.lanes.keys() {
+            let engine = self.clone();
+            set.spawn(async move { engine.drain_lane(channel).await });
+        }
+        let mut first_error = None;
+        while let Some(res) = set.join_next().await {
+            let res = res.map_err(|e| EngineError::Task(e.to_string())).and_then(|r| r);
+            if let (Err(e), None) = (res, &first_error) {
+                first_error = Some(e);
+            }
+        }
+        self.tick();
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn drain_lane(&self, channel: ChannelKind) -> Result<(), EngineError> {
+        while self.step(channel, true).await? > 0 {}
+        loop {
+            if self.step(channel, false).await? > 0 {
+                continue;
+            }
+            let ledger = self.ledger.clone();
+            match blocking(move || ledger.next_retry(channel)).await? {
+                Some(due) => {
+                    let wait = (due - clock::now().timestamp_millis()).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait.min(60_000))).await;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// What the engine makes of a channel's outcome: final, or pending again with a retry time.
+pub fn decide(c: &Claimed, outcome: Outcome, retry: &RetryPolicy, now: DateTime<FixedOffset>, random: f64) -> Record {
+    let now_ms = now.timestamp_millis();
+    let record = |state, code: Option<String>, detail: Option<String>, retry_at| Record { id: c.id, state, code, detail, retry_at };
+    let again = |code: String, detail: String, at_least: Duration| {
+        if c.attempt >= retry.max_attempts {
+            tracing::warn!(delivery = c.id, channel = %c.channel, attempts = c.attempt, %code, "delivery failed; giving up");
+            return record(
+                State::Failed,
+                Some(code.clone()),
+                Some(format!("gave up after {} attempts; last: {code}: {detail}", c.attempt)),
+                None,
+            );
+        }
+        let wait = retry.backoff(c.attempt, random).max(at_least);
+        tracing::info!(delivery = c.id, channel = %c.channel, attempt = c.attempt, %code, wait_ms = wait.as_millis() as u64, "delivery failed; retrying");
+        record(State::Pending, Some(code), Some(detail), Some(now_ms + wait.as_millis() as i64))
+    };
+    match outcome {
+        Outcome::Delivered { reference } => record(State::Delivered, reference, None, None),
+        Outcome::Failed { code, permanent: true, detail } => record(State::Failed, Some(code), Some(detail), None),
+        Outcome::Failed { code, permanent: false, detail } => again(code, detail, Duration::ZERO),
+        Outcome::RetryAfter { after, code } => again(code, format!("asked to retry after {} s", after.as_secs()), after),
+        Outcome::Skipped { reason } => record(State::Skipped, Some(reason), None, None),
+        Outcome::Unknown { detail } => record(
+            State::Unknown,
+            Some("unknown".into()),
+            Some(detail),
+            Some(now_ms + UNKNOWN_RECHECK.as_millis() as i64),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(attempt: u32) -> Claimed {
+        Claimed {
+            id: 7,
+            job_id: "j".into(),
+            channel: ChannelKind::Sms,
+            recipient: "r".into(),
+            name: "n".into(),
+            role: "member".into(),
+            address: None,
+            attempt,
+        }
+    }
+
+    fn now() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00").unwrap()
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy { max_attempts: 3, base_ms: 1000, max_ms: 60_000 };
+
+    #[test]
+    fn transient_failures_are_retried_with_backoff_then_given_up() {
+        let t = now().timestamp_millis();
+        let fail = || Outcome::Failed { code: "E5xx".into(), permanent: false, detail: "503".into() };
+        let r = decide(&claimed(1), fail(), &POLICY, now(), 1.0);
+        assert_eq!((r.state, r.retry_at), (State::Pending, Some(t + 1000)));
+        let r = decide(&claimed(2), fail(), &POLICY, now(), 1.0);
+        assert_eq!(r.retry_at, Some(t + 2000));
+        let r = decide(&claimed(3), fail(), &POLICY, now(), 1.0);
+        assert_eq!(r.state, State::Failed);
+        assert!(r.detail.unwrap().starts_with("gave up after 3 attempts"));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_when_longer_than_the_backoff() {
+        let t = now().timestamp_millis();
+        let r = decide(&claimed(1), Outcome::RetryAfter { after: Duration::from_secs(30), code: "429".into() }, &POLICY, now(), 1.0);
+        assert_eq!((r.state, r.retry_at), (State::Pending, Some(t + 30_000)));
+    }
+
+    #[test]
+    fn permanent_failures_skips_and_unknowns_are_not_retried() {
+        let r = decide(&claimed(1), Outcome::Failed { code: "bad_number".into(), permanent: true, detail: String::new() }, &POLICY, now(), 0.5);
+        assert_eq!(r.state, State::Failed);
+        let r = decide(&claimed(1), Outcome::Skipped { reason: "opted_out".into() }, &POLICY, now(), 0.5);
+        assert_eq!(r.state, State::Skipped);
+        let r = decide(&claimed(1), Outcome::Unknown { detail: "timeout".into() }, &POLICY, now(), 0.5);
+        assert_eq!(r.state, State::Unknown);
+    }
+}

@@ -1,0 +1,263 @@
+//! The durable record (SPEC §7): jobs, planned deliveries, outcomes, the recipient directory and
+//! the hash-chained audit trail. The ledger is the source of truth and the outbox: intake commits
+//! a decision and every planned delivery in one transaction before a job is acknowledged, and the
+//! delivery engine claims due deliveries from it. Retries, schedules, corrections ("who got the
+//! original?") and status queries are all the same table.
+//!
+//! [`Ledger`] is synchronous: SQLite is an in-process library and the PostgreSQL implementation
+//! will use a blocking client too; async callers go through `spawn_blocking`. Both
+//! implementations must pass one shared test suite (`tests/ledger.rs`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::job::{ChannelKind, Job};
+use crate::policy::{GroupKind, Plan, Refusal, Target};
+
+pub mod audit;
+pub mod sqlite;
+
+pub use sqlite::SqliteLedger;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("ledger I/O error at {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// The input of a transaction failed part-way; nothing was written.
+    #[error("{0}")]
+    Aborted(String),
+    #[error("ledger data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("unsupported ledger url {0:?}: use a file path, sqlite://PATH, or postgres://… (PostgreSQL arrives with the operations issue)")]
+    UnsupportedUrl(String),
+}
+
+/// One row of the recipient directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub wechat_openid: Option<String>,
+    pub wecom_userid: Option<String>,
+    pub postcode: Option<String>,
+    pub address: Option<String>,
+    pub opted_out: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub kind: GroupKind,
+    pub members: u64,
+    pub imported_at: String,
+}
+
+/// State of one planned delivery (SPEC §4: every recipient gets an explicit outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Planned; due at `due_at` (a retry or a `publish_at` in the future).
+    Pending,
+    /// Claimed by a worker and handed to the channel; a lease that expires makes it `Unknown`.
+    Sending,
+    Delivered,
+    Failed,
+    /// Not sent on purpose: opted out, or no address for this channel.
+    Skipped,
+    /// Sent, result not known: resolved by the channel's status query, never blindly resent.
+    Unknown,
+    /// Withdrawn before it went out (a retraction or a cancelled schedule).
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 7] =
+        [State::Pending, State::Sending, State::Delivered, State::Failed, State::Skipped, State::Unknown, State::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Delivered => "delivered",
+            State::Failed => "failed",
+            State::Skipped => "skipped",
+            State::Unknown => "unknown",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Delivered | State::Failed | State::Skipped | State::Cancelled)
+    }
+}
+
+/// What intake asks the ledger to record for an accepted job.
+#[derive(Debug, Clone)]
+pub struct Acceptance<'a> {
+    pub job: &'a Job,
+    /// The exact bytes received, kept for audit and re-rendering.
+    pub body: &'a [u8],
+    pub plan: &'a Plan,
+    pub now: DateTime<FixedOffset>,
+}
+
+/// The result of [`Ledger::accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Committed; the number of deliveries planned per channel (skipped ones included).
+    New { planned: BTreeMap<ChannelKind, u64> },
+    /// The job id was seen before: nothing planned (SPEC §2: a duplicate is not a refusal).
+    Duplicate,
+}
+
+/// A delivery claimed by a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: i64,
+    pub job_id: String,
+    pub channel: ChannelKind,
+    pub recipient: String,
+    pub name: String,
+    pub role: String,
+    pub address: Option<String>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// What the engine decided about one claimed delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: i64,
+    pub state: State,
+    /// Provider code or reason (`opted_out`, `isv.MOBILE_NUMBER_ILLEGAL`, …).
+    pub code: Option<String>,
+    pub detail: Option<String>,
+    /// For `Pending`: when to try again (milliseconds since the epoch).
+    pub retry_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobSummary {
+    pub id: String,
+    pub kind: String,
+    pub category: String,
+    pub scope: String,
+    pub title: String,
+    pub accepted_at: String,
+    pub publish_at: Option<String>,
+    pub status: String,
+    /// channel → state → count
+    pub outcomes: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub channel: String,
+    pub recipient: String,
+    pub name: String,
+    pub role: String,
+    pub state: String,
+    pub attempts: u32,
+    pub code: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefusalRow {
+    pub seq: i64,
+    pub at: String,
+    pub job_id: Option<String>,
+    pub refusals: Vec<Refusal>,
+}
+
+/// The first broken link of the audit chain, or how many entries verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainStatus {
+    Intact { entries: u64 },
+    Broken { seq: i64, reason: String },
+}
+
+/// The durable record. Implementations: [`SqliteLedger`]; PostgreSQL in a later issue.
+pub trait Ledger: Send + Sync {
+    /// Replace a group of the directory in one transaction (SPEC: re-import replaces the group).
+    fn replace_group(
+        &self,
+        name: &str,
+        kind: GroupKind,
+        members: &mut dyn Iterator<Item = Result<Member, String>>,
+        now: DateTime<FixedOffset>,
+    ) -> Result<u64, LedgerError>;
+    /// Kinds of the named groups that exist (for the policy's audience rules).
+    fn group_kinds(&self, names: &[String]) -> Result<HashMap<String, GroupKind>, LedgerError>;
+    /// Which of `ids` are members of a leadership group (Art 8: the roster).
+    fn on_roster(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError>;
+    fn groups(&self) -> Result<Vec<GroupInfo>, LedgerError>;
+    /// Members of a group with the address each channel would use, in id order (for `check`).
+    fn members(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Vec<Member>, LedgerError>;
+
+    /// Whether a job id is already recorded.
+    fn has_job(&self, id: &str) -> Result<bool, LedgerError>;
+    /// Record the decision and every planned delivery in one transaction, with its audit entry.
+    fn accept(&self, a: &Acceptance<'_>) -> Result<Accepted, LedgerError>;
+    /// Record a refusal with its audit entry. Refused attempts do not occupy the job id: a forged
+    /// job must not be able to block the real one.
+    fn refuse(
+        &self,
+        job_id: Option<&str>,
+        body: &[u8],
+        refusals: &[Refusal],
+        now: DateTime<FixedOffset>,
+    ) -> Result<i64, LedgerError>;
+    /// What a correction or retraction refers to (None: never accepted).
+    fn target(&self, id: &str) -> Result<Option<Target>, LedgerError>;
+    /// The job as accepted.
+    fn job(&self, id: &str) -> Result<Option<Job>, LedgerError>;
+
+    /// Deliveries whose lease expired while `sending` become `unknown` (the process died or the
+    /// call hung between handing over and recording). Returns how many.
+    fn expire_leases(&self, now_ms: i64) -> Result<u64, LedgerError>;
+    /// Claim up to `limit` due deliveries of one channel, marking them `sending` with a lease.
+    fn claim(&self, channel: ChannelKind, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>, LedgerError>;
+    /// Claim up to `limit` `unknown` deliveries of one channel for a status query.
+    fn claim_unknown(&self, channel: ChannelKind, now_ms: i64, lease_ms: i64, limit: usize)
+    -> Result<Vec<Claimed>, LedgerError>;
+    /// Record outcomes of claimed deliveries in one transaction, with one audit entry.
+    fn record(&self, records: &[Record], now: DateTime<FixedOffset>) -> Result<(), LedgerError>;
+    /// Earliest `due_at` of pending or unknown deliveries of a channel, if any.
+    fn next_due(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError>;
+    /// Earliest `due_at` of a retry (a pending delivery already attempted) of a channel.
+    fn next_retry(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError>;
+    /// Count of deliveries of the given jobs per state (all jobs when `jobs` is empty).
+    fn counts(&self, jobs: &[String]) -> Result<BTreeMap<State, u64>, LedgerError>;
+
+    fn jobs(&self, limit: usize) -> Result<Vec<JobSummary>, LedgerError>;
+    fn job_summary(&self, id: &str) -> Result<Option<JobSummary>, LedgerError>;
+    fn deliveries(&self, job_id: &str, limit: usize) -> Result<Vec<DeliveryRow>, LedgerError>;
+    fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, LedgerError>;
+
+    /// Recompute the audit chain from the first entry and name the first broken one.
+    fn verify_audit(&self) -> Result<ChainStatus, LedgerError>;
+}
+
+/// Open the ledger named by a URL: a path or `sqlite://PATH` (SQLite, the embedded default).
+pub fn open(url: &str) -> Result<Box<dyn Ledger>, LedgerError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(LedgerError::UnsupportedUrl(url.to_string()));
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if path.contains("://") {
+        return Err(LedgerError::UnsupportedUrl(url.to_string()));
+    }
+    Ok(Box::new(SqliteLedger::open(std::path::Path::new(path))?))
+}

@@ -1,0 +1,759 @@
+//! The SQLite ledger: the embedded default (SPEC §5: runs on one machine with no services).
+//!
+//! WAL journal with `synchronous=NORMAL`: a committed transaction survives the process being
+//! killed at any point (the guarantee SPEC §5 makes); only a power cut may lose the last commits,
+//! which `synchronous=FULL` (`[ledger] sync = "full"`) trades speed for. One connection behind a
+//! mutex: SQLite allows one writer anyway, and batches keep the lock short.
+//!
+//! Fan-out never passes through Rust memory: a group's deliveries are planned with one
+//! `INSERT … SELECT` from the directory, so a million-recipient notice costs one statement.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::json;
+
+use super::audit::{self, GENESIS};
+use super::*;
+use crate::job::{Kind, Scope};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    members INTEGER NOT NULL,
+    imported_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    grp TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    phone TEXT,
+    email TEXT,
+    wechat_openid TEXT,
+    wecom_userid TEXT,
+    postcode TEXT,
+    address TEXT,
+    opted_out INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (grp, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_id ON members (id);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    category TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    title TEXT NOT NULL,
+    corrects TEXT,
+    publish_at TEXT,
+    expires_at TEXT,
+    accepted_at TEXT NOT NULL,
+    channels TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    job_id TEXT,
+    refusals TEXT NOT NULL,
+    body_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    address TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    code TEXT,
+    detail TEXT,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (job_id, channel, recipient)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, state, due_at);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    job_id TEXT,
+    body TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"#;
+
+pub struct SqliteLedger {
+    conn: Mutex<Connection>,
+}
+
+fn ts(t: DateTime<FixedOffset>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+/// The directory column that holds a channel's address, as an SQL expression over `members m`.
+/// Letters carry the postal address as JSON; a letter with none is still planned (hand delivery).
+fn address_sql(channel: ChannelKind) -> &'static str {
+    match channel {
+        ChannelKind::Sms => "m.phone",
+        ChannelKind::Email => "m.email",
+        ChannelKind::Wechat => "m.wechat_openid",
+        ChannelKind::Wecom => "m.wecom_userid",
+        ChannelKind::Letter => {
+            "CASE WHEN m.address IS NULL THEN NULL ELSE json_object('postcode', m.postcode, 'lines', json_array(m.address)) END"
+        }
+        ChannelKind::Website | ChannelKind::Intranet => "NULL",
+    }
+}
+
+fn named_address(r: &crate::job::NamedRecipient, channel: ChannelKind) -> Option<String> {
+    match channel {
+        ChannelKind::Sms => r.phone.as_deref().and_then(|p| crate::phone::normalize(p).ok()),
+        ChannelKind::Email => r.email.clone(),
+        ChannelKind::Wechat => r.wechat_openid.clone(),
+        ChannelKind::Wecom => r.wecom_userid.clone(),
+        ChannelKind::Letter => r.address.as_ref().map(|a| json!({"postcode": a.postcode, "lines": a.lines}).to_string()),
+        ChannelKind::Website | ChannelKind::Intranet => None,
+    }
+}
+
+/// The recipient of a publication channel: the page itself.
+pub const PAGE_RECIPIENT: &str = "page";
+
+impl SqliteLedger {
+    pub fn open(path: &Path) -> Result<SqliteLedger, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io { path: dir.display().to_string(), source })?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteLedger { conn: Mutex::new(conn) })
+    }
+
+    /// `synchronous=FULL`: every commit reaches the disk before it returns.
+    pub fn set_full_sync(&self) -> Result<(), LedgerError> {
+        self.lock().pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (the transaction rolls
+        // back on drop), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn append_audit(tx: &Transaction<'_>, at: &str, kind: &str, job_id: Option<&str>, body: &str) -> Result<(), LedgerError> {
+        let last: Option<(i64, String)> =
+            tx.query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let (seq, prev) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let hash = audit::entry_hash(seq, at, kind, job_id, body, &prev);
+        tx.prepare_cached("INSERT INTO audit (seq, at, kind, job_id, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![seq, at, kind, job_id, body, prev, hash])?;
+        Ok(())
+    }
+
+    fn plan_channel(
+        tx: &Transaction<'_>,
+        a: &Acceptance<'_>,
+        channel: ChannelKind,
+        due: i64,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        let job = a.job;
+        let ch = channel.as_str();
+        if let (Kind::Correction | Kind::Retraction, Some(target)) = (job.kind, &job.corrects) {
+            // Exactly the recipients the original reached on this channel, no one else (SPEC §5).
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO deliveries (job_id, channel, recipient, name, role, address, state, due_at, updated_at)
+                 SELECT ?1, channel, recipient, name, role, address, 'pending', ?2, ?3 FROM deliveries
+                 WHERE job_id = ?4 AND channel = ?5 AND state IN ('delivered', 'unknown')",
+                params![job.id, due, now_ms, target, ch],
+            )?;
+            return Ok(n as u64);
+        }
+        if channel.is_publication() {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO deliveries (job_id, channel, recipient, name, role, state, due_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'page', 'pending', ?5, ?6)",
+                params![job.id, ch, PAGE_RECIPIENT, job.title, due, now_ms],
+            )?;
+            return Ok(n as u64);
+        }
+        let mut planned = 0u64;
+        let addr = address_sql(channel);
+        // Art 10 opt-out: never sent to, recorded as skipped. No address for this medium: skipped too,
+        // except letters, which without a postal address go by hand (the print room's address sheet).
+        let no_addr_state = if channel == ChannelKind::Letter { "pending" } else { "skipped" };
+        let sql = format!(
+            "INSERT OR IGNORE INTO deliveries (job_id, channel, recipient, name, role, address, state, code, due_at, updated_at)
+             SELECT ?1, ?2, m.id, m.name, 'member', {addr},
+                    CASE WHEN m.opted_out THEN 'skipped' WHEN ({addr}) IS NULL THEN '{no_addr_state}' ELSE 'pending' END,
+                    CASE WHEN m.opted_out THEN 'opted_out' WHEN ({addr}) IS NULL AND '{no_addr_state}' = 'skipped' THEN 'no_address' ELSE NULL END,
+                    ?3, ?4
+             FROM members m WHERE m.grp = ?5"
+        );
+        let mut stmt = tx.prepare_cached(&sql)?;
+        for group in &a.plan.groups {
+            planned += stmt.execute(params![job.id, ch, due, now_ms, group])? as u64;
+        }
+        let mut named = tx.prepare_cached(
+            "INSERT OR IGNORE INTO deliveries (job_id, channel, recipient, name, role, address, state, code, due_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for r in &a.plan.recipients {
+            let address = named_address(r, channel);
+            let (state, code) = match (&address, channel) {
+                (None, ChannelKind::Letter) => ("pending", None),
+                (None, _) => ("skipped", Some("no_address")),
+                _ => ("pending", None),
+            };
+            planned +=
+                named.execute(params![job.id, ch, r.id, r.name, r.role, address, state, code, due, now_ms])? as u64;
+        }
+        Ok(planned)
+    }
+
+    fn summary_from_row(&self, conn: &Connection, row: JobRow) -> Result<JobSummary, LedgerError> {
+        let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut stmt = conn.prepare_cached("SELECT channel, state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY channel, state")?;
+        let mut rows = stmt.query(params![row.id])?;
+        let mut open = 0u64;
+        let mut scheduled = 0u64;
+        while let Some(r) = rows.next()? {
+            let (ch, st, n): (String, String, u64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if matches!(st.as_str(), "pending" | "sending" | "unknown") {
+                open += n;
+            }
+            outcomes.entry(ch).or_default().insert(st, n);
+        }
+        if open > 0 {
+            let now = chrono::Utc::now().timestamp_millis();
+            scheduled = conn.query_row(
+                "SELECT count(*) FROM deliveries WHERE job_id = ?1 AND state = 'pending' AND attempts = 0 AND due_at > ?2",
+                params![row.id, now],
+                |r| r.get(0),
+            )?;
+        }
+        let status = if open == 0 {
+            "completed"
+        } else if scheduled == open {
+            "scheduled"
+        } else {
+            "in_progress"
+        };
+        Ok(JobSummary {
+            id: row.id,
+            kind: row.kind,
+            category: row.category,
+            scope: row.scope,
+            title: row.title,
+            accepted_at: row.accepted_at,
+            publish_at: row.publish_at,
+            status: status.to_string(),
+            outcomes,
+        })
+    }
+}
+
+struct JobRow {
+    id: String,
+    kind: String,
+    category: String,
+    scope: String,
+    title: String,
+    accepted_at: String,
+    publish_at: Option<String>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, category, scope, title, accepted_at, publish_at";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        category: r.get(2)?,
+        scope: r.get(3)?,
+        title: r.get(4)?,
+        accepted_at: r.get(5)?,
+        publish_at: r.get(6)?,
+    })
+}
+
+fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, String, Option<String>, u32)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+}
+
+impl SqliteLedger {
+    fn claim_where(
+        &self,
+        from_state: &str,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+        count_attempt: bool,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let bump = if count_attempt { "attempts + 1" } else { "attempts" };
+        let sql = format!(
+            "UPDATE deliveries SET state = 'sending', lease_until = ?1, attempts = {bump}, updated_at = ?2
+             WHERE id IN (SELECT id FROM deliveries WHERE channel = ?3 AND state = ?4 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?5)
+             RETURNING id, job_id, channel, recipient, name, role, address, attempts"
+        );
+        let mut out = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![now_ms + lease_ms, now_ms, channel.as_str(), from_state, limit as i64], claimed_row)?;
+            for r in rows {
+                let (id, job_id, _ch, recipient, name, role, address, attempt) = r?;
+                out.push(Claimed { id, job_id, channel, recipient, name, role, address, attempt });
+            }
+        }
+        tx.commit()?;
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+}
+
+impl Ledger for SqliteLedger {
+    fn replace_group(
+        &self,
+        name: &str,
+        kind: GroupKind,
+        members: &mut dyn Iterator<Item = Result<Member, String>>,
+        now: DateTime<FixedOffset>,
+    ) -> Result<u64, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM members WHERE grp = ?1", params![name])?;
+        let mut n = 0u64;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO members (grp, id, name, phone, email, wechat_openid, wecom_userid, postcode, address, opted_out)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for m in members {
+                // Dropping the transaction rolls it back: the group keeps its previous members.
+                let m = m.map_err(LedgerError::Aborted)?;
+                stmt.execute(params![
+                    name,
+                    m.id,
+                    m.name,
+                    m.phone,
+                    m.email,
+                    m.wechat_openid,
+                    m.wecom_userid,
+                    m.postcode,
+                    m.address,
+                    m.opted_out
+                ])?;
+                n += 1;
+            }
+        }
+        let at = ts(now);
+        tx.execute(
+            "INSERT OR REPLACE INTO groups (name, kind, members, imported_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, kind.as_str(), n, at],
+        )?;
+        let body = json!({"group": name, "kind": kind.as_str(), "members": n}).to_string();
+        Self::append_audit(&tx, &at, audit::DIRECTORY_IMPORTED, None, &body)?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn group_kinds(&self, names: &[String]) -> Result<HashMap<String, GroupKind>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT kind FROM groups WHERE name = ?1")?;
+        let mut out = HashMap::new();
+        for name in names {
+            if let Some(kind) = stmt.query_row(params![name], |r| r.get::<_, String>(0)).optional()? {
+                let kind = GroupKind::parse(&kind).ok_or_else(|| LedgerError::Corrupt(format!("group {name:?} has kind {kind:?}")))?;
+                out.insert(name.clone(), kind);
+            }
+        }
+        Ok(out)
+    }
+
+    fn on_roster(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT 1 FROM members m JOIN groups g ON g.name = m.grp WHERE m.id = ?1 AND g.kind = 'leadership' LIMIT 1",
+        )?;
+        let mut out = HashSet::new();
+        for id in ids {
+            if stmt.exists(params![id])? {
+                out.insert(id.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn groups(&self) -> Result<Vec<GroupInfo>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT name, kind, members, imported_at FROM groups ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, kind, members, imported_at) = r?;
+            let kind = GroupKind::parse(&kind).ok_or_else(|| LedgerError::Corrupt(format!("group {name:?} has kind {kind:?}")))?;
+            out.push(GroupInfo { name, kind, members, imported_at });
+        }
+        Ok(out)
+    }
+
+    fn members(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Vec<Member>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, name, phone, email, wechat_openid, wecom_userid, postcode, address, opted_out FROM members
+             WHERE grp = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![group, after.unwrap_or(""), limit as i64], |r| {
+            Ok(Member {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                phone: r.get(2)?,
+                email: r.get(3)?,
+                wechat_openid: r.get(4)?,
+                wecom_userid: r.get(5)?,
+                postcode: r.get(6)?,
+                address: r.get(7)?,
+                opted_out: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn has_job(&self, id: &str) -> Result<bool, LedgerError> {
+        Ok(self.lock().prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists(params![id])?)
+    }
+
+    fn accept(&self, a: &Acceptance<'_>) -> Result<Accepted, LedgerError> {
+        let job = a.job;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if tx.prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists(params![job.id])? {
+            return Ok(Accepted::Duplicate);
+        }
+        let at = ts(a.now);
+        let now_ms = a.now.timestamp_millis();
+        let due = a.plan.publish_at.map(|t| t.timestamp_millis()).unwrap_or(now_ms).max(0);
+        let channels: Vec<&str> = a.plan.channels.iter().map(|c| c.as_str()).collect();
+        tx.execute(
+            "INSERT INTO jobs (id, kind, category, scope, title, corrects, publish_at, expires_at, accepted_at, channels, groups, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                job.id,
+                serde_json::to_value(job.kind).ok().and_then(|v| v.as_str().map(str::to_string)),
+                job.category.to_string(),
+                job.scope.as_str(),
+                job.title,
+                job.corrects,
+                a.plan.publish_at.map(ts),
+                a.plan.expires_at.map(ts),
+                at,
+                serde_json::to_string(&channels).unwrap_or_default(),
+                serde_json::to_string(&a.plan.groups).unwrap_or_default(),
+                a.body,
+            ],
+        )?;
+        if job.kind == Kind::Retraction {
+            if let Some(target) = &job.corrects {
+                // Deliveries of the original not yet sent are cancelled (issue: retractions).
+                tx.execute(
+                    "UPDATE deliveries SET state = 'cancelled', code = 'retracted', detail = ?1, updated_at = ?2
+                     WHERE job_id = ?3 AND state = 'pending'",
+                    params![format!("retracted by {}", job.id), now_ms, target],
+                )?;
+            }
+        }
+        let mut planned = BTreeMap::new();
+        for &channel in &a.plan.channels {
+            planned.insert(channel, Self::plan_channel(&tx, a, channel, due, now_ms)?);
+        }
+        let body = json!({
+            "id": job.id, "kind": job.kind, "category": job.category, "scope": job.scope,
+            "title": job.title, "corrects": job.corrects, "body_sha256": audit::sha256_hex(a.body),
+            "approval": {"approver": job.approval.approver, "reference": job.approval.reference, "key_id": job.approval.key_id},
+            "groups": a.plan.groups, "planned": planned.iter().map(|(c, n)| (c.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+        })
+        .to_string();
+        Self::append_audit(&tx, &at, audit::JOB_ACCEPTED, Some(&job.id), &body)?;
+        tx.commit()?;
+        Ok(Accepted::New { planned })
+    }
+
+    fn refuse(
+        &self,
+        job_id: Option<&str>,
+        body: &[u8],
+        refusals: &[Refusal],
+        now: DateTime<FixedOffset>,
+    ) -> Result<i64, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = ts(now);
+        let sha = audit::sha256_hex(body);
+        let list = serde_json::to_string(refusals).unwrap_or_default();
+        tx.execute(
+            "INSERT INTO refusals (at, job_id, refusals, body_sha256) VALUES (?1, ?2, ?3, ?4)",
+            params![at, job_id, list, sha],
+        )?;
+        let seq = tx.last_insert_rowid();
+        let audit_body = json!({"refusal": seq, "job_id": job_id, "body_sha256": sha, "refusals": refusals}).to_string();
+        Self::append_audit(&tx, &at, audit::JOB_REFUSED, job_id, &audit_body)?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    fn target(&self, id: &str) -> Result<Option<Target>, LedgerError> {
+        let conn = self.lock();
+        let row: Option<(String, String, String)> = conn
+            .query_row("SELECT scope, channels, groups FROM jobs WHERE id = ?1", params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((scope, channels, groups)) = row else { return Ok(None) };
+        let scope: Scope =
+            serde_json::from_value(json!(scope)).map_err(|_| LedgerError::Corrupt(format!("job {id:?} has scope {scope:?}")))?;
+        let channels: Vec<ChannelKind> =
+            serde_json::from_str(&channels).map_err(|e| LedgerError::Corrupt(format!("job {id:?} channels: {e}")))?;
+        let groups: Vec<String> =
+            serde_json::from_str(&groups).map_err(|e| LedgerError::Corrupt(format!("job {id:?} groups: {e}")))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT recipient FROM deliveries WHERE job_id = ?1 AND role NOT IN ('member', 'page')",
+        )?;
+        let recipient_ids = stmt.query_map(params![id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let reached = conn
+            .prepare_cached("SELECT 1 FROM deliveries WHERE job_id = ?1 AND state IN ('delivered', 'unknown') LIMIT 1")?
+            .exists(params![id])?;
+        Ok(Some(Target { id: id.to_string(), scope, channels, groups, recipient_ids, reached }))
+    }
+
+    fn job(&self, id: &str) -> Result<Option<Job>, LedgerError> {
+        let body: Option<Vec<u8>> =
+            self.lock().query_row("SELECT body FROM jobs WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+        match body {
+            None => Ok(None),
+            Some(b) => crate::job::parse(&b)
+                .map(|p| Some(p.job))
+                .map_err(|e| LedgerError::Corrupt(format!("stored job {id:?} no longer parses: {e}"))),
+        }
+    }
+
+    fn expire_leases(&self, now_ms: i64) -> Result<u64, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE deliveries SET state = 'unknown', code = 'lease_expired', lease_until = NULL, updated_at = ?1
+                 WHERE state = 'sending' AND lease_until < ?1 RETURNING id",
+            )?;
+            for id in stmt.query_map(params![now_ms], |r| r.get::<_, i64>(0))? {
+                ids.push(id?);
+            }
+        }
+        if !ids.is_empty() {
+            ids.sort_unstable();
+            let at = ts(chrono::Utc::now().fixed_offset());
+            let body = json!({"unknown": ids, "code": "lease_expired"}).to_string();
+            Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, None, &body)?;
+        }
+        tx.commit()?;
+        Ok(ids.len() as u64)
+    }
+
+    fn claim(&self, channel: ChannelKind, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>, LedgerError> {
+        self.claim_where("pending", channel, now_ms, lease_ms, limit, true)
+    }
+
+    fn claim_unknown(
+        &self,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        self.claim_where("unknown", channel, now_ms, lease_ms, limit, false)
+    }
+
+    fn record(&self, records: &[Record], now: DateTime<FixedOffset>) -> Result<(), LedgerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now_ms = now.timestamp_millis();
+        let mut entries = Vec::with_capacity(records.len());
+        let mut jobs: Vec<String> = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE deliveries SET state = ?1, code = ?2, detail = ?3, due_at = COALESCE(?4, due_at), lease_until = NULL, updated_at = ?5
+                 WHERE id = ?6 AND state IN ('sending', 'unknown') RETURNING job_id",
+            )?;
+            for r in records {
+                let job: Option<String> = stmt
+                    .query_row(params![r.state.as_str(), r.code, r.detail, r.retry_at, now_ms, r.id], |row| row.get(0))
+                    .optional()?;
+                // A record for a delivery no longer in flight (cancelled meanwhile) changes nothing.
+                if let Some(job) = job {
+                    if !jobs.contains(&job) {
+                        jobs.push(job);
+                    }
+                    entries.push(json!([r.id, r.state.as_str(), r.code]));
+                }
+            }
+        }
+        if !entries.is_empty() {
+            let body = json!({"jobs": jobs, "deliveries": entries}).to_string();
+            let job_id = if jobs.len() == 1 { Some(jobs[0].as_str()) } else { None };
+            Self::append_audit(&tx, &ts(now), audit::DELIVERIES_RECORDED, job_id, &body)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn next_due(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError> {
+        Ok(self.lock().query_row(
+            "SELECT min(due_at) FROM deliveries WHERE channel = ?1 AND state IN ('pending', 'unknown')",
+            params![channel.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn next_retry(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError> {
+        Ok(self.lock().query_row(
+            "SELECT min(due_at) FROM deliveries WHERE channel = ?1 AND state = 'pending' AND attempts > 0",
+            params![channel.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn counts(&self, jobs: &[String]) -> Result<BTreeMap<State, u64>, LedgerError> {
+        let conn = self.lock();
+        let mut out = BTreeMap::new();
+        let mut add = |st: String, n: u64| -> Result<(), LedgerError> {
+            let s = State::parse(&st).ok_or_else(|| LedgerError::Corrupt(format!("delivery state {st:?}")))?;
+            *out.entry(s).or_insert(0) += n;
+            Ok(())
+        };
+        if jobs.is_empty() {
+            let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM deliveries GROUP BY state")?;
+            for r in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                let (st, n) = r?;
+                add(st, n)?;
+            }
+        } else {
+            let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY state")?;
+            for job in jobs {
+                for r in stmt.query_map(params![job], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                    let (st, n) = r?;
+                    add(st, n)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn jobs(&self, limit: usize) -> Result<Vec<JobSummary>, LedgerError> {
+        let conn = self.lock();
+        let rows: Vec<JobRow> = conn
+            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY accepted_at DESC, id LIMIT ?1"))?
+            .query_map(params![limit as i64], job_row)?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter().map(|r| self.summary_from_row(&conn, r)).collect()
+    }
+
+    fn job_summary(&self, id: &str) -> Result<Option<JobSummary>, LedgerError> {
+        let conn = self.lock();
+        let row = conn.query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), params![id], job_row).optional()?;
+        row.map(|r| self.summary_from_row(&conn, r)).transpose()
+    }
+
+    fn deliveries(&self, job_id: &str, limit: usize) -> Result<Vec<DeliveryRow>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, channel, recipient, name, role, state, attempts, code, detail FROM deliveries
+             WHERE job_id = ?1 ORDER BY channel, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![job_id, limit as i64], |r| {
+            Ok(DeliveryRow {
+                id: r.get(0)?,
+                channel: r.get(1)?,
+                recipient: r.get(2)?,
+                name: r.get(3)?,
+                role: r.get(4)?,
+                state: r.get(5)?,
+                attempts: r.get(6)?,
+                code: r.get(7)?,
+                detail: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT seq, at, job_id, refusals FROM refusals ORDER BY seq DESC LIMIT ?1")?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, at, job_id, list) = r?;
+            let refusals: Vec<Refusal> =
+                serde_json::from_str(&list).map_err(|e| LedgerError::Corrupt(format!("refusal {seq}: {e}")))?;
+            out.push(RefusalRow { seq, at, job_id, refusals });
+        }
+        Ok(out)
+    }
+
+    fn verify_audit(&self) -> Result<ChainStatus, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT seq, at, kind, job_id, body, prev, hash FROM audit ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        let mut expected_seq = 1i64;
+        let mut prev_hash = GENESIS.to_string();
+        let mut n = 0u64;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let at: String = r.get(1)?;
+            let kind: String = r.get(2)?;
+            let job_id: Option<String> = r.get(3)?;
+            let body: String = r.get(4)?;
+            let prev: String = r.get(5)?;
+            let hash: String = r.get(6)?;
+            if seq != expected_seq {
+                return Ok(ChainStatus::Broken {
+                    seq: expected_seq,
+                    reason: format!("entry {expected_seq} is missing (the next entry is {seq})"),
+                });
+            }
+            if prev != prev_hash {
+                return Ok(ChainStatus::Broken { seq, reason: "its link to the previous entry does not match".into() });
+            }
+            if audit::entry_hash(seq, &at, &kind, job_id.as_deref(), &body, &prev) != hash {
+                return Ok(ChainStatus::Broken { seq, reason: "its contents do not match its hash (changed after writing)".into() });
+            }
+            prev_hash = hash;
+            expected_seq += 1;
+            n += 1;
+        }
+        Ok(ChainStatus::Intact { entries: n })
+    }
+}
