@@ -24,8 +24,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat};
 use serde::{Deserialize, Serialize};
@@ -539,11 +539,22 @@ fn zh_number(n: u32) -> String {
     const DIGITS: [&str; 10] = ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
     match n {
         0..=9 => DIGITS[n as usize].to_string(),
-        10..=19 => format!("十{}", if n == 10 { "" } else { DIGITS[(n - 10) as usize] }),
+        10..=19 => format!(
+            "十{}",
+            if n == 10 {
+                ""
+            } else {
+                DIGITS[(n - 10) as usize]
+            }
+        ),
         20..=99 => format!(
             "{}十{}",
             DIGITS[(n / 10) as usize],
-            if n.is_multiple_of(10) { "" } else { DIGITS[(n % 10) as usize] }
+            if n.is_multiple_of(10) {
+                ""
+            } else {
+                DIGITS[(n % 10) as usize]
+            }
         ),
         _ => n.to_string(),
     }
@@ -757,18 +768,18 @@ fn render_feed(config: &SiteConfig, all: &BTreeMap<String, Entry>, listed: &[&En
         out.push_str("  <entry>\n");
         let _ = writeln!(out, "    <id>{}</id>", esc(&url));
         let _ = writeln!(out, "    <title>{}</title>", esc(&e.page.title));
-        let _ = writeln!(out, "    <published>{}</published>", rfc3339(e.first_published()));
+        let _ = writeln!(
+            out,
+            "    <published>{}</published>",
+            rfc3339(e.first_published())
+        );
         let _ = writeln!(out, "    <updated>{}</updated>", rfc3339(e.updated()));
         let _ = writeln!(
             out,
             "    <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
             esc(&url)
         );
-        let _ = writeln!(
-            out,
-            "    <category term=\"{}\"/>",
-            esc(&e.page.category)
-        );
+        let _ = writeln!(out, "    <category term=\"{}\"/>", esc(&e.page.category));
         let _ = writeln!(out, "    <summary>{}</summary>", esc(summary.trim()));
         out.push_str("  </entry>\n");
     }
@@ -939,7 +950,10 @@ mod tests {
         assert!(!page.contains("公示期满"));
         // The body is inserted as rendered, not escaped a second time.
         assert!(page.contains("<p>举报电话：0000-12380 &amp; 来信。</p>"));
-        assert!(!page.contains("http://") && !page.contains("<script"), "no external assets");
+        assert!(
+            !page.contains("http://") && !page.contains("<script"),
+            "no external assets"
+        );
 
         let index = read(&tmp.0, "index.html");
         assert!(index.contains("href=\"zzb-2026-0142.html\""));
@@ -1015,7 +1029,10 @@ mod tests {
         assert!(!page.contains("公示中"));
         let index = read(&tmp.0, "index.html");
         assert!(!index.contains("a.html"));
-        assert!(index.contains("b.html"), "a page without a period stays current");
+        assert!(
+            index.contains("b.html"),
+            "a page without a period stays current"
+        );
         let archive = read(&tmp.0, "archive.html");
         assert!(archive.contains("href=\"a.html\""));
         assert!(archive.contains("公示期满"));
@@ -1051,7 +1068,8 @@ mod tests {
         older.expires_at = Some(t("2026-12-20T09:00:00+08:00"));
         site.publish(&notice("newer"), t("2026-12-01T09:00:00+08:00"))
             .unwrap();
-        site.publish(&older, t("2026-12-01T09:00:00+08:00")).unwrap();
+        site.publish(&older, t("2026-12-01T09:00:00+08:00"))
+            .unwrap();
         let index = read(&tmp.0, "index.html");
         assert!(index.find("newer.html").unwrap() < index.find("older.html").unwrap());
         let feed = read(&tmp.0, "feed.xml");
@@ -1104,7 +1122,13 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["a.html", "archive.html", "feed.xml", "index.html", "pages.json"]
+            [
+                "a.html",
+                "archive.html",
+                "feed.xml",
+                "index.html",
+                "pages.json"
+            ]
         );
     }
 
@@ -1120,7 +1144,11 @@ mod tests {
         assert!(matches!(err, SiteError::CorruptManifest { .. }));
         assert!(err.to_string().contains("pages.json"), "{err}");
 
-        fs::write(tmp.0.join("pages.json"), b"{\"format\":1,\"pages\":[],\"x\":1}").unwrap();
+        fs::write(
+            tmp.0.join("pages.json"),
+            b"{\"format\":1,\"pages\":[],\"x\":1}",
+        )
+        .unwrap();
         assert!(matches!(
             Site::open(config(&tmp.0)),
             Err(SiteError::CorruptManifest { .. })
@@ -1131,7 +1159,16 @@ mod tests {
     fn ids_that_are_not_safe_file_names_are_refused() {
         let tmp = TempDir::new("ids");
         let site = Site::open(config(&tmp.0)).unwrap();
-        for id in ["", "../x", "a/b", ".hidden", "index", "feed", "中文", &"x".repeat(65)] {
+        for id in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "index",
+            "feed",
+            "中文",
+            &"x".repeat(65),
+        ] {
             let err = site
                 .publish(&notice(id), t("2026-12-01T09:00:00+08:00"))
                 .unwrap_err();
@@ -1151,7 +1188,12 @@ mod tests {
         fixed.body_html = "<p>张三，男，1980年6月生，拟任县财政局局长。</p>".to_string();
         fixed.published_at = t("2026-12-02T09:00:00+08:00");
         let path = site
-            .correct("orig", &fixed, "出生年月更正为1980年6月", t("2026-12-02T09:00:00+08:00"))
+            .correct(
+                "orig",
+                &fixed,
+                "出生年月更正为1980年6月",
+                t("2026-12-02T09:00:00+08:00"),
+            )
             .unwrap();
         assert_eq!(path, site.page_path("orig"));
         assert!(!tmp.0.join("orig-corr-1.html").exists());
@@ -1161,7 +1203,10 @@ mod tests {
         assert!(!page.contains("1980年5月生"));
         assert!(page.contains("更正说明"));
         assert!(page.contains("出生年月更正为1980年6月"));
-        assert!(page.contains("发布日期：2026年12月1日"), "first publication date stays");
+        assert!(
+            page.contains("发布日期：2026年12月1日"),
+            "first publication date stays"
+        );
         let index = read(&tmp.0, "index.html");
         assert!(index.contains("已更正"));
         assert!(index.contains("（更正）"));
@@ -1172,8 +1217,13 @@ mod tests {
 
         // Replays change nothing: the same correction, and the original publication.
         let before = snapshot(&tmp.0);
-        site.correct("orig", &fixed, "出生年月更正为1980年6月", t("2026-12-03T09:00:00+08:00"))
-            .unwrap();
+        site.correct(
+            "orig",
+            &fixed,
+            "出生年月更正为1980年6月",
+            t("2026-12-03T09:00:00+08:00"),
+        )
+        .unwrap();
         site.publish(&notice("orig"), t("2026-12-03T09:00:00+08:00"))
             .unwrap();
         assert_eq!(before, snapshot(&tmp.0));
@@ -1205,7 +1255,10 @@ mod tests {
         assert!(page.contains("本条信息已撤回"));
         assert!(page.contains("撤回原因：&lt;误发&gt;"));
         assert!(page.contains("2026年12月3日撤回"));
-        assert!(!page.contains("张三"), "the withdrawn content is no longer shown");
+        assert!(
+            !page.contains("张三"),
+            "the withdrawn content is no longer shown"
+        );
         assert!(!read(&tmp.0, "index.html").contains("gone.html"));
         assert!(read(&tmp.0, "index.html").contains("keep.html"));
         let feed = read(&tmp.0, "feed.xml");
@@ -1252,13 +1305,19 @@ mod tests {
         let reopened = Site::open(config(&tmp.0)).unwrap();
         for i in 0..8 {
             assert!(index.contains(&format!("p{i}.html")));
-            assert_eq!(reopened.status(&format!("p{i}")), Some(PageStatus::Published));
+            assert_eq!(
+                reopened.status(&format!("p{i}")),
+                Some(PageStatus::Published)
+            );
         }
     }
 
     #[test]
     fn plain_text_start_strips_tags_decodes_entities_and_cuts() {
-        assert_eq!(plain_text_start("<p>a&lt;b</p><p>c&#x4e2d;&#25991;</p>", 50), "a<b c中文");
+        assert_eq!(
+            plain_text_start("<p>a&lt;b</p><p>c&#x4e2d;&#25991;</p>", 50),
+            "a<b c中文"
+        );
         assert_eq!(plain_text_start("一二三四五", 3), "一二三…");
         assert_eq!(plain_text_start("a & b &bogus; <", 50), "a & b &bogus;");
     }
