@@ -1,0 +1,188 @@
+//! Configuration (SPEC §6): one TOML file (`--config PATH`; `./disclose.toml` when present;
+//! otherwise built-in defaults that need no services), every key overridable from the
+//! environment as `DISCLOSE_<SECTION>_<KEY>` (e.g. `DISCLOSE_LEDGER_URL`). Secrets never live
+//! here: they come from the environment, named by the channel files that need them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::calendar::CalendarOverrides;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot be read: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSection {
+    /// A file path or `sqlite://PATH` (default `var/ledger.db`).
+    pub url: String,
+}
+
+impl Default for LedgerSection {
+    fn default() -> Self {
+        LedgerSection { url: "var/ledger.db".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSection {
+    /// Trusted approval keys: files `<key_id>.pub` holding the base64 of the raw 32-byte key.
+    pub keys_dir: PathBuf,
+}
+
+impl Default for ApprovalSection {
+    fn default() -> Self {
+        ApprovalSection { keys_dir: "keys".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// Unset: the spool directory is the queue.
+    pub amqp_url: Option<String>,
+    pub spool_dir: PathBuf,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection { amqp_url: None, spool_dir: "var/spool".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsSection {
+    /// One TOML per channel instance, plus `policy.toml`. Missing: built-in defaults.
+    pub channels_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    /// Parent of file outputs (site, outbox) unless a channel names its own directory.
+    pub output_dir: PathBuf,
+}
+
+impl Default for PathsSection {
+    fn default() -> Self {
+        PathsSection { channels_dir: "channels".into(), templates_dir: "templates".into(), output_dir: "var".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// How long a claimed delivery may stay `sending` before it is presumed lost (`unknown`).
+    pub lease_secs: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection { lease_secs: 120 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub ledger: LedgerSection,
+    pub approval: ApprovalSection,
+    pub queue: QueueSection,
+    pub paths: PathsSection,
+    pub engine: EngineSection,
+    /// Holidays and adjusted working days for years the built-in calendar does not know.
+    pub calendar: CalendarOverrides,
+}
+
+/// Keys that the environment may override, with whether the value is a number.
+const ENV_KEYS: &[(&str, &str, bool)] = &[
+    ("ledger", "url", false),
+    ("approval", "keys_dir", false),
+    ("queue", "amqp_url", false),
+    ("queue", "spool_dir", false),
+    ("paths", "channels_dir", false),
+    ("paths", "templates_dir", false),
+    ("paths", "output_dir", false),
+    ("engine", "lease_secs", true),
+];
+
+impl Config {
+    /// Load `path`, or `./disclose.toml` when present, or the defaults; then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let default_path = Path::new("disclose.toml");
+        let (text, shown) = match path {
+            Some(p) => (read(p)?, p.display().to_string()),
+            None if default_path.exists() => (read(default_path)?, default_path.display().to_string()),
+            None => (String::new(), "(built-in defaults)".to_string()),
+        };
+        Self::from_toml(&text, &shown, |k| std::env::var(k).ok())
+    }
+
+    /// Parse TOML text and apply overrides from `env` (a lookup, so tests need not touch the process environment).
+    pub fn from_toml(text: &str, shown: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid { path: shown.into(), message: e.to_string().trim().into() })?;
+        for &(section, key, numeric) in ENV_KEYS {
+            let var = format!("DISCLOSE_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let Some(value) = env(&var) else { continue };
+            let value = if numeric {
+                toml::Value::Integer(
+                    value.trim().parse().map_err(|_| ConfigError::Env { var: var.clone(), message: format!("{value:?} is not a whole number") })?,
+                )
+            } else {
+                toml::Value::String(value)
+            };
+            let entry = table.entry(section).or_insert_with(|| toml::Value::Table(Default::default()));
+            match entry.as_table_mut() {
+                Some(t) => {
+                    t.insert(key.into(), value);
+                }
+                None => return Err(ConfigError::Invalid { path: shown.into(), message: format!("[{section}] must be a table") }),
+            }
+        }
+        Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Invalid { path: shown.into(), message: e.to_string().trim().into() })
+    }
+}
+
+fn read(p: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(p).map_err(|source| ConfigError::Io { path: p.display().to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_services() {
+        let c = Config::from_toml("", "t", |_| None).unwrap();
+        assert_eq!(c.ledger.url, "var/ledger.db");
+        assert!(c.queue.amqp_url.is_none());
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let c = Config::from_toml("[ledger]\nurl = \"a.db\"\n", "t", |k| match k {
+            "DISCLOSE_LEDGER_URL" => Some("b.db".into()),
+            "DISCLOSE_ENGINE_LEASE_SECS" => Some("30".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.ledger.url, "b.db");
+        assert_eq!(c.engine.lease_secs, 30);
+        let e = Config::from_toml("", "t", |k| (k == "DISCLOSE_ENGINE_LEASE_SECS").then(|| "soon".into())).unwrap_err();
+        assert!(e.to_string().contains("DISCLOSE_ENGINE_LEASE_SECS"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_file_named() {
+        let e = Config::from_toml("[ledger]\nurl = \"a\"\npasword = \"x\"\n", "disclose.toml", |_| None).unwrap_err();
+        assert!(e.to_string().starts_with("disclose.toml") && e.to_string().contains("pasword"), "{e}");
+    }
+}
