@@ -10,7 +10,7 @@
 //!
 //! Each rule is its own function and reports with a stable [`Code`] and the article behind it:
 //!
-//! | rule | code | article |
+//! | rule (function) | code | article |
 //! |---|---|---|
 //! | `classified` state secrets need declassification | `classified` | Art 4 |
 //! | `internal_to_public` `internal` never goes public | `internal_to_public` | Art 3 |
@@ -18,6 +18,7 @@
 //! | `justification_required` the catch-all 7th items need a reason | `justification_required` | Art 6–9 (7th item) |
 //! | `channel_not_allowed` the channel matrix of `channels/policy.toml` | `channel_not_allowed` | Art 10–13 (the row), 17 |
 //! | `audience_outside_scope` groups and named recipients fit the scope | `audience_outside_scope` | Art 8–9, 17 |
+//! | `complaint_required` category 9.5 carries its `complaint` | `malformed` | Art 9(5) |
 //! | `complainant_not_signed` complainants learn results of signed reports only | `complainant_not_signed` | Art 9(5) |
 //! | `schedule_invalid` expiry after publication; 6.3 publicity ≥ 5 working days | `schedule_invalid` | Art 3 (timely) |
 //! | `unknown_target`, `correction_widens` corrections act on what was delivered, never wider | `unknown_target`, … | Art 17 |
@@ -41,6 +42,18 @@ const DEFAULT_POLICY_TOML: &str = include_str!("../channels/policy.toml");
 /// Minimum publicity period of a pre-appointment notice (任前公示, Art 6(3)), in working days,
 /// set by the national selection-and-appointment rules (《党政领导干部选拔任用工作条例》).
 pub const PRE_APPOINTMENT_PUBLICITY_DAYS: u32 = 5;
+
+/// Art 6(3): pre-appointment publicity (任前公示).
+const PRE_APPOINTMENT: Category = Category {
+    article: 6,
+    item: 3,
+};
+
+/// Art 9(5): the result of investigating a report about cadre selection.
+const INVESTIGATION_RESULT: Category = Category {
+    article: 9,
+    item: 5,
+};
 
 /// Stable, machine-readable refusal codes (SPEC §2). The snake_case names are the wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -667,7 +680,7 @@ fn audience_outside_scope(job: &Job, cx: &Context) -> Vec<Refusal> {
 /// Art 9(5): the result of a report goes to the reported person, and to the complainant only
 /// when the report was signed (署名举报). Category 9.5 must therefore carry the `complaint`.
 fn complaint_required(job: &Job) -> Option<Refusal> {
-    if job.category != (Category { article: 9, item: 5 }) || job.complaint.is_some() {
+    if job.category != INVESTIGATION_RESULT || job.complaint.is_some() {
         return None;
     }
     Some(Refusal::with_article(
@@ -725,45 +738,41 @@ fn calendar_refusal(e: &CalendarError) -> Refusal {
 /// selection-and-appointment rules. Days are dates in Asia/Shanghai, both ends counted.
 fn schedule_invalid(job: &Job, cx: &Context) -> Vec<Refusal> {
     let publish = job.schedule.publish_at.unwrap_or(cx.now);
-    let mut refusals = Vec::new();
-    if let Some(expires) = job.schedule.expires_at {
-        if expires <= publish {
-            let from = match job.schedule.publish_at {
-                Some(_) => "publish_at",
-                None => "now (no publish_at)",
-            };
-            refusals.push(Refusal::new(
-                Code::ScheduleInvalid,
-                format!(
-                    "schedule.expires_at {} is not after {from} {}",
-                    expires.to_rfc3339(),
-                    publish.to_rfc3339()
-                ),
-            ));
-            return refusals;
-        }
+    if let Some(expires) = job.schedule.expires_at
+        && expires <= publish
+    {
+        let from = match job.schedule.publish_at {
+            Some(_) => "publish_at",
+            None => "now (no publish_at)",
+        };
+        return vec![Refusal::new(
+            Code::ScheduleInvalid,
+            format!(
+                "schedule.expires_at {} is not after {from} {}",
+                expires.to_rfc3339(),
+                publish.to_rfc3339()
+            ),
+        )];
     }
     // A retraction withdraws a notice; it has no publicity period of its own.
-    let pre_appointment = job.category == (Category { article: 6, item: 3 });
-    if !pre_appointment || job.kind == Kind::Retraction {
-        return refusals;
+    if job.category != PRE_APPOINTMENT || job.kind == Kind::Retraction {
+        return Vec::new();
     }
     let Some(expires) = job.schedule.expires_at else {
-        refusals.push(Refusal::new(
+        return vec![Refusal::new(
             Code::ScheduleInvalid,
             format!(
                 "category 6.3 (pre-appointment publicity) needs schedule.expires_at: the national \
                  selection-and-appointment rules require a publicity period of at least \
                  {PRE_APPOINTMENT_PUBLICITY_DAYS} working days"
             ),
-        ));
-        return refusals;
+        )];
     };
     let from: NaiveDate = publish.with_timezone(&shanghai()).date_naive();
     let to: NaiveDate = expires.with_timezone(&shanghai()).date_naive();
     match cx.calendar.working_days_between(from, to) {
-        Err(e) => refusals.push(calendar_refusal(&e)),
-        Ok(days) if days < PRE_APPOINTMENT_PUBLICITY_DAYS => refusals.push(Refusal::new(
+        Err(e) => vec![calendar_refusal(&e)],
+        Ok(days) if days < PRE_APPOINTMENT_PUBLICITY_DAYS => vec![Refusal::new(
             Code::ScheduleInvalid,
             format!(
                 "the publicity period of category 6.3 from {from} to {to} (Asia/Shanghai) is \
@@ -771,10 +780,9 @@ fn schedule_invalid(job: &Job, cx: &Context) -> Vec<Refusal> {
                  least {PRE_APPOINTMENT_PUBLICITY_DAYS}",
                 if days == 1 { "" } else { "s" }
             ),
-        )),
-        Ok(_) => {}
+        )],
+        Ok(_) => Vec::new(),
     }
-    refusals
 }
 
 fn is_correction(job: &Job) -> bool {
@@ -806,7 +814,9 @@ fn unknown_target(job: &Job, cx: &Context) -> Option<Refusal> {
     let word = kind_word(job);
     let corrects = job.corrects.as_deref().unwrap_or("");
     let message = match cx.target {
-        None => format!("the {word} names job {corrects:?}, which is unknown or was never delivered"),
+        None => {
+            format!("the {word} names job {corrects:?}, which is unknown or was never delivered")
+        }
         Some(t) if t.id != corrects => format!(
             "the {word} names job {corrects:?}, but the ledger looked up job {:?}",
             t.id
@@ -814,7 +824,11 @@ fn unknown_target(job: &Job, cx: &Context) -> Option<Refusal> {
         Some(t) if !t.reached => format!(
             "the {word} names job {:?}, which was never delivered; there is nothing to {}",
             t.id,
-            if job.kind == Kind::Retraction { "retract" } else { "correct" }
+            if job.kind == Kind::Retraction {
+                "retract"
+            } else {
+                "correct"
+            }
         ),
         Some(_) => return None,
     };
@@ -869,4 +883,1013 @@ fn correction_widens(job: &Job, cx: &Context, channels: &[ChannelKind]) -> Vec<R
         ));
     }
     refusals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::CalendarOverrides;
+    use serde_json::{Value, json};
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).unwrap()
+    }
+
+    /// The world a decision is made in: a small directory, a roster, every channel configured,
+    /// and a calendar whose 2026 holidays are given explicitly (National Day, 1–7 October).
+    struct Fx {
+        config: PolicyConfig,
+        groups: HashMap<String, GroupKind>,
+        roster: HashSet<String>,
+        configured: BTreeSet<ChannelKind>,
+        calendar: WorkCalendar,
+        now: DateTime<FixedOffset>,
+        target: Option<Target>,
+    }
+
+    impl Fx {
+        fn new() -> Fx {
+            let groups = [
+                ("subscribers", GroupKind::Public),
+                ("press", GroupKind::Public),
+                ("unit:czj", GroupKind::Unit),
+                ("leaders", GroupKind::Leadership),
+                ("plenary", GroupKind::Committee),
+                ("meeting-2026-03", GroupKind::AdHoc),
+            ]
+            .into_iter()
+            .map(|(n, k)| (n.to_string(), k))
+            .collect();
+            let holidays = (1..=7).map(|d| date(&format!("2026-10-0{d}"))).collect();
+            Fx {
+                config: PolicyConfig::defaults(),
+                groups,
+                roster: ["L001", "L002"].into_iter().map(String::from).collect(),
+                configured: ChannelKind::ALL.into_iter().collect(),
+                calendar: WorkCalendar::embedded().with_overrides(&CalendarOverrides {
+                    years: vec![2026],
+                    holidays,
+                    workdays: vec![date("2026-10-10")],
+                }),
+                now: at("2026-11-28T16:00:00+08:00"),
+                target: None,
+            }
+        }
+
+        fn cx(&self) -> Context<'_> {
+            Context {
+                config: &self.config,
+                groups: &self.groups,
+                roster: &self.roster,
+                configured: &self.configured,
+                calendar: &self.calendar,
+                now: self.now,
+                target: self.target.as_ref(),
+            }
+        }
+
+        fn decide(&self, v: &Value) -> Result<Plan, Vec<Refusal>> {
+            decide(&job(v), &self.cx())
+        }
+
+        fn refused(&self, v: &Value) -> Vec<Refusal> {
+            match self.decide(v) {
+                Ok(plan) => panic!("expected a refusal, got {plan:?}"),
+                Err(r) => r,
+            }
+        }
+
+        fn accepted(&self, v: &Value) -> Plan {
+            match self.decide(v) {
+                Ok(plan) => plan,
+                Err(r) => panic!("expected acceptance, got {r:#?}"),
+            }
+        }
+    }
+
+    fn job(v: &Value) -> Job {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    /// SPEC §3's example: a pre-appointment notice (6.3) to the public, Tue 1 – Tue 8 December.
+    fn release() -> Value {
+        json!({
+            "id": "zzb-2026-0142", "kind": "release", "category": "6.3", "scope": "public",
+            "classification": "none", "title": "关于张三同志任职前公示的公告",
+            "template": "pre_appointment_notice",
+            "data": {"report_phone": "0000-12380"},
+            "channels": ["website", "wechat", "sms", "email"],
+            "audience": {"groups": ["subscribers", "press"], "recipients": []},
+            "schedule": {"publish_at": "2026-12-01T09:00:00+08:00", "expires_at": "2026-12-08T18:00:00+08:00"},
+            "approval": {"approver": "李四", "reference": "组干审〔2026〕12号",
+                         "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "approval-2026", "signature": ""}
+        })
+    }
+
+    /// Art 9(5): the investigation result as a letter to the reported person and the complainant.
+    fn letter() -> Value {
+        let mut v = release();
+        v["id"] = json!("zzb-2026-0200");
+        v["category"] = json!("9.5");
+        v["scope"] = json!("specific");
+        v["template"] = json!("investigation_result");
+        v["channels"] = json!(["letter"]);
+        v["audience"] = json!({"groups": [], "recipients": [
+            {"id": "P001", "name": "赵六", "role": "reported"},
+            {"id": "C001", "name": "钱七", "role": "complainant"}
+        ]});
+        v["schedule"] = json!({});
+        v["complaint"] = json!({"signed": true, "case_no": "监〔2026〕7号"});
+        v
+    }
+
+    fn person(id: &str, role: &str) -> Value {
+        json!({"id": id, "name": "某某", "role": role})
+    }
+
+    fn codes(r: &[Refusal]) -> Vec<Code> {
+        r.iter().map(|r| r.code).collect()
+    }
+
+    fn only(r: &[Refusal], code: Code) -> Vec<&Refusal> {
+        r.iter().filter(|r| r.code == code).collect()
+    }
+
+    // ---- codes, group kinds, the matrix ----------------------------------------------------
+
+    #[test]
+    fn codes_have_stable_names_and_the_spec_articles() {
+        let table = [
+            (Code::Malformed, "malformed", "–"),
+            (Code::Unapproved, "unapproved", "–"),
+            (Code::Classified, "classified", "Art 4"),
+            (Code::InternalToPublic, "internal_to_public", "Art 3"),
+            (
+                Code::ScopeExceedsCategory,
+                "scope_exceeds_category",
+                "Art 6–9, 17",
+            ),
+            (
+                Code::ChannelNotAllowed,
+                "channel_not_allowed",
+                "Art 10–13, 17",
+            ),
+            (
+                Code::AudienceOutsideScope,
+                "audience_outside_scope",
+                "Art 8–9, 17",
+            ),
+            (
+                Code::ComplainantNotSigned,
+                "complainant_not_signed",
+                "Art 9(5)",
+            ),
+            (
+                Code::JustificationRequired,
+                "justification_required",
+                "Art 6–9 (7th item)",
+            ),
+            (Code::TemplateError, "template_error", "Art 3"),
+            (Code::ScheduleInvalid, "schedule_invalid", "Art 3"),
+            (Code::UnknownTarget, "unknown_target", "Art 17"),
+        ];
+        assert_eq!(table.len(), Code::ALL.len());
+        for (code, name, article) in table {
+            assert_eq!(code.as_str(), name);
+            assert_eq!(code.article(), article, "{name}");
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(name));
+            assert_eq!(serde_json::from_value::<Code>(json!(name)).unwrap(), code);
+            assert_eq!(Refusal::new(code, "m").article, article);
+        }
+        let r = Refusal::with_article(Code::ChannelNotAllowed, "Art 12", "m");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"code": "channel_not_allowed", "article": "Art 12", "message": "m"})
+        );
+    }
+
+    #[test]
+    fn group_kinds_parse_their_names() {
+        for k in GroupKind::ALL {
+            assert_eq!(GroupKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), json!(k.as_str()));
+        }
+        assert_eq!(GroupKind::parse("ad_hoc"), Some(GroupKind::AdHoc));
+        assert_eq!(GroupKind::parse("adhoc"), None);
+        assert_eq!(GroupKind::parse(""), None);
+    }
+
+    #[test]
+    fn the_shipped_matrix_is_the_spec_table() {
+        use ChannelKind::*;
+        let c = PolicyConfig::defaults();
+        let rows = [
+            (Scope::Public, "Art 10", vec![Website, Wechat, Sms, Email]),
+            (Scope::Unit, "Art 11", vec![Intranet, Email, Wecom, Letter]),
+            (Scope::Leadership, "Art 12", vec![Letter]),
+            (Scope::Specific, "Art 13", vec![Letter]),
+        ];
+        for (scope, article, allowed) in rows {
+            assert_eq!(c.article(scope), article);
+            assert_eq!(c.allowed(scope), allowed, "{scope}");
+            for ch in ChannelKind::ALL {
+                assert_eq!(c.allows(scope, ch), allowed.contains(&ch), "{scope} {ch}");
+            }
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("channels/policy.toml");
+        assert_eq!(PolicyConfig::load(&path).unwrap(), c);
+    }
+
+    #[test]
+    fn a_bad_policy_file_says_what_is_wrong() {
+        let row =
+            |s: &str, ch: &str| format!("[scope.{s}]\narticle = \"Art 1\"\nchannels = [{ch}]\n");
+        let good = ["public", "unit", "leadership", "specific"]
+            .map(|s| row(s, "\"letter\""))
+            .concat();
+        assert!(PolicyConfig::from_toml(&good).is_ok());
+        let cases = [
+            (
+                format!("{good}{}", row("society", "")),
+                "unknown scope \"society\"",
+            ),
+            (
+                good.replacen("\"letter\"", "\"fax\"", 1),
+                "unknown channel \"fax\"",
+            ),
+            (
+                good.replacen("\"letter\"", "\"letter\", \"letter\"", 1),
+                "listed twice",
+            ),
+            (
+                good.replacen("[scope.unit]", "[scope.unused]", 1),
+                "unknown scope \"unused\"",
+            ),
+            (
+                [0, 1, 3]
+                    .map(|i| row(["public", "unit", "leadership", "specific"][i], ""))
+                    .concat(),
+                "[scope.leadership] is missing",
+            ),
+            (
+                good.replacen("article = \"Art 1\"\n", "", 1),
+                "[scope.public] has no `article`",
+            ),
+            (
+                good.replacen("\"Art 1\"", "\"  \"", 1),
+                "[scope.public] has no `article`",
+            ),
+            (format!("{good}colour = 1\n"), "colour"),
+            ("[scope.public\n".to_string(), "not valid TOML"),
+        ];
+        for (text, expected) in cases {
+            let e = PolicyConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains(expected), "{expected:?} not in {e:?}");
+        }
+        let e = PolicyConfig::load(Path::new("/nonexistent/policy.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/policy.toml"), "{e}");
+    }
+
+    // ---- the whole decision ----------------------------------------------------------------
+
+    #[test]
+    fn the_spec_example_is_accepted_as_asked() {
+        let fx = Fx::new();
+        let plan = fx.accepted(&release());
+        use ChannelKind::*;
+        assert_eq!(plan.channels, vec![Website, Wechat, Sms, Email]);
+        assert_eq!(plan.groups, vec!["subscribers", "press"]);
+        assert!(plan.recipients.is_empty());
+        assert_eq!(plan.publish_at, Some(at("2026-12-01T09:00:00+08:00")));
+        assert_eq!(plan.expires_at, Some(at("2026-12-08T18:00:00+08:00")));
+        let plan = fx.accepted(&letter());
+        assert_eq!(plan.channels, vec![Letter]);
+        assert_eq!(plan.recipients.len(), 2);
+        assert_eq!(plan.publish_at, None);
+    }
+
+    #[test]
+    fn several_independent_violations_are_all_reported() {
+        let fx = Fx::new();
+        let mut v = release();
+        v["category"] = json!("8.7"); // leadership catch-all asked for public, no justification
+        v["classification"] = json!("secret"); // no declassification
+        v["channels"] = json!(["website", "letter"]); // letter is not a public channel
+        v["audience"] = json!({"groups": ["press", "leaders", "nowhere"], "recipients": [person("C9", "complainant")]});
+        v["schedule"]["expires_at"] = json!("2026-11-30T00:00:00+08:00"); // before publish_at
+        let r = fx.refused(&v);
+        let mut got = codes(&r);
+        got.sort_by_key(|c| c.as_str());
+        let mut want = vec![
+            Code::Classified,
+            Code::ScopeExceedsCategory,
+            Code::JustificationRequired,
+            Code::ChannelNotAllowed,
+            Code::AudienceOutsideScope, // leaders: a leadership group in public scope
+            Code::AudienceOutsideScope, // nowhere: not in the directory
+            Code::AudienceOutsideScope, // C9: no named recipients in public scope
+            Code::ComplainantNotSigned,
+            Code::ScheduleInvalid,
+        ];
+        want.sort_by_key(|c| c.as_str());
+        assert_eq!(got, want, "{r:#?}");
+        assert!(
+            r.iter()
+                .all(|r| !r.message.is_empty() && !r.article.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_corrupt_internal_public_release_reports_both_confidentiality_rules() {
+        let fx = Fx::new();
+        let mut v = release();
+        v["classification"] = json!("internal");
+        v["channels"] = json!(["intranet"]);
+        let r = fx.refused(&v);
+        assert_eq!(
+            codes(&r),
+            vec![Code::InternalToPublic, Code::ChannelNotAllowed]
+        );
+    }
+
+    // ---- Art 4: classified -----------------------------------------------------------------
+
+    #[test]
+    fn art_4_state_secrets_need_declassification() {
+        for level in ["secret", "confidential", "top_secret"] {
+            let mut v = release();
+            v["classification"] = json!(level);
+            let r = classified(&job(&v)).expect(level);
+            assert_eq!((r.code, r.article.as_str()), (Code::Classified, "Art 4"));
+            assert!(
+                r.message.contains(level) && r.message.contains("declassification"),
+                "{r}"
+            );
+            v["declassification"] = json!({"authority": "县保密局", "reference": "保〔2026〕3号",
+                                           "approved_at": "2026-11-20T10:00:00+08:00"});
+            assert_eq!(classified(&job(&v)), None, "{level} with declassification");
+            Fx::new().accepted(&v);
+        }
+        for level in ["none", "internal"] {
+            let mut v = release();
+            v["classification"] = json!(level);
+            assert_eq!(classified(&job(&v)), None, "{level}");
+        }
+    }
+
+    // ---- Art 3: internal_to_public ---------------------------------------------------------
+
+    #[test]
+    fn art_3_internal_information_never_goes_public() {
+        let mut v = release();
+        v["classification"] = json!("internal");
+        let r = internal_to_public(&job(&v)).unwrap();
+        assert_eq!(
+            (r.code, r.article.as_str()),
+            (Code::InternalToPublic, "Art 3")
+        );
+        assert!(r.message.contains("internal") && r.message.contains("public"));
+        for scope in ["unit", "leadership", "specific"] {
+            v["scope"] = json!(scope);
+            assert_eq!(internal_to_public(&job(&v)), None, "{scope}");
+        }
+    }
+
+    // ---- Art 6–9, 17: scope_exceeds_category -----------------------------------------------
+
+    #[test]
+    fn art_6_to_9_the_category_fixes_the_widest_scope() {
+        let table = [
+            // (category, scope, allowed)
+            ("6.1", "public", true),
+            ("6.1", "unit", true),
+            ("6.1", "leadership", true),
+            ("6.1", "specific", true),
+            ("7.2", "public", false),
+            ("7.2", "unit", true),
+            ("7.2", "leadership", true),
+            ("7.2", "specific", false),
+            ("8.1", "public", false),
+            ("8.1", "unit", false),
+            ("8.1", "leadership", true),
+            ("8.1", "specific", false),
+            ("9.4", "public", false),
+            ("9.4", "unit", false),
+            ("9.4", "leadership", false),
+            ("9.4", "specific", true),
+        ];
+        for (category, scope, allowed) in table {
+            let mut v = release();
+            v["category"] = json!(category);
+            v["scope"] = json!(scope);
+            let r = scope_exceeds_category(&job(&v));
+            assert_eq!(r.is_none(), allowed, "{category} in {scope}: {r:?}");
+            if let Some(r) = r {
+                assert_eq!(r.code, Code::ScopeExceedsCategory);
+                assert_eq!(r.article, "Art 6–9, 17");
+                assert!(r.message.contains(&format!("category {category}")), "{r}");
+                assert!(r.message.contains(&format!("the {scope} scope")), "{r}");
+            }
+        }
+        let mut v = release();
+        v["category"] = json!("8.1");
+        let r = scope_exceeds_category(&job(&v)).unwrap();
+        assert_eq!(
+            r.message,
+            "category 8.1 belongs to the leadership scope of Art 8, which may go only to \
+             leadership; the job asks for the public scope"
+        );
+    }
+
+    // ---- Art 6–9 (7th item): justification_required ----------------------------------------
+
+    #[test]
+    fn art_6_to_9_catch_all_items_need_a_justification() {
+        for (category, scope) in [
+            ("6.7", "public"),
+            ("7.5", "unit"),
+            ("8.7", "leadership"),
+            ("9.7", "specific"),
+        ] {
+            let mut v = release();
+            v["category"] = json!(category);
+            v["scope"] = json!(scope);
+            let r = justification_required(&job(&v)).expect(category);
+            assert_eq!(
+                (r.code, r.article.as_str()),
+                (Code::JustificationRequired, "Art 6–9 (7th item)")
+            );
+            assert!(r.message.contains(category) && r.message.contains("justification"));
+            v["justification"] = json!(" \t ");
+            assert!(
+                justification_required(&job(&v)).is_some(),
+                "blank justification for {category}"
+            );
+            v["justification"] = json!("县委常委会议定公开");
+            assert_eq!(justification_required(&job(&v)), None);
+        }
+        let mut v = release();
+        v["category"] = json!("6.6");
+        assert_eq!(justification_required(&job(&v)), None);
+    }
+
+    // ---- Art 10–13, 17: channel_not_allowed ------------------------------------------------
+
+    #[test]
+    fn art_10_to_13_each_channel_outside_the_matrix_is_refused_citing_its_row() {
+        let fx = Fx::new();
+        let mut v = letter();
+        v["category"] = json!("8.1");
+        v["scope"] = json!("leadership");
+        v["audience"] = json!({"groups": ["leaders"]});
+        v["channels"] = json!(["sms", "letter", "email"]);
+        let (_, r) = channel_not_allowed(&job(&v), &fx.cx());
+        assert_eq!(r.len(), 2, "{r:#?}");
+        for (r, ch) in r.iter().zip(["sms", "email"]) {
+            assert_eq!(
+                (r.code, r.article.as_str()),
+                (Code::ChannelNotAllowed, "Art 12")
+            );
+            assert!(
+                r.message.starts_with(&format!(
+                    "channel {ch} is not allowed in the leadership scope"
+                )),
+                "{r}"
+            );
+        }
+        let mut v = release();
+        v["channels"] = json!(["website", "intranet", "wecom"]);
+        let (_, r) = channel_not_allowed(&job(&v), &fx.cx());
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.article == "Art 10"));
+    }
+
+    #[test]
+    fn art_10_to_13_an_allowed_channel_this_deployment_lacks_is_refused() {
+        let mut fx = Fx::new();
+        fx.configured.remove(&ChannelKind::Wechat);
+        let (channels, r) = channel_not_allowed(&job(&release()), &fx.cx());
+        assert_eq!(channels.len(), 4);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].code, Code::ChannelNotAllowed);
+        assert!(
+            r[0].message.contains("wechat")
+                && r[0].message.contains("not configured in this deployment"),
+            "{}",
+            r[0]
+        );
+    }
+
+    #[test]
+    fn omitted_channels_are_those_allowed_and_configured_in_matrix_order() {
+        let mut fx = Fx::new();
+        fx.configured.remove(&ChannelKind::Wechat);
+        let mut v = release();
+        v.as_object_mut().unwrap().remove("channels");
+        use ChannelKind::*;
+        assert_eq!(fx.accepted(&v).channels, vec![Website, Sms, Email]);
+        fx.configured = [Letter, Wecom].into_iter().collect();
+        let r = fx.refused(&v);
+        assert_eq!(codes(&r), vec![Code::ChannelNotAllowed]);
+        assert_eq!(r[0].article, "Art 10");
+        assert!(r[0].message.contains("no channel"), "{}", r[0]);
+    }
+
+    #[test]
+    fn an_empty_channel_list_is_malformed() {
+        let mut v = release();
+        v["channels"] = json!([]);
+        let r = Fx::new().refused(&v);
+        assert_eq!(codes(&r), vec![Code::Malformed]);
+        assert!(r[0].message.starts_with("channels:"));
+    }
+
+    // ---- Art 8–9, 17: audience_outside_scope -----------------------------------------------
+
+    fn audience(scope: &str, groups: &[&str], recipients: Vec<Value>) -> Value {
+        let mut v = letter();
+        v["scope"] = json!(scope);
+        v["category"] = json!("6.2"); // Art 6 matters may go to any scope
+        v["audience"] = json!({"groups": groups, "recipients": recipients});
+        v
+    }
+
+    fn audience_refusals(v: &Value) -> Vec<Refusal> {
+        let fx = Fx::new();
+        let r = audience_outside_scope(&job(v), &fx.cx());
+        for r in &r {
+            assert_eq!(
+                (r.code, r.article.as_str()),
+                (Code::AudienceOutsideScope, "Art 8–9, 17")
+            );
+        }
+        r
+    }
+
+    #[test]
+    fn art_8_9_public_scope_reaches_public_groups_only() {
+        assert!(
+            audience_refusals(&audience("public", &["subscribers", "press"], vec![])).is_empty()
+        );
+        let r = audience_refusals(&audience(
+            "public",
+            &[
+                "subscribers",
+                "unit:czj",
+                "leaders",
+                "plenary",
+                "meeting-2026-03",
+            ],
+            vec![person("R1", "member")],
+        ));
+        assert_eq!(r.len(), 5, "{r:#?}");
+        for (r, name) in r
+            .iter()
+            .zip(["unit:czj", "leaders", "plenary", "meeting-2026-03", "R1"])
+        {
+            assert!(r.message.contains(&format!("{name:?}")), "{r}");
+        }
+    }
+
+    #[test]
+    fn art_8_9_unit_scope_reaches_unit_leadership_and_committee_groups_not_named_people() {
+        assert!(
+            audience_refusals(&audience(
+                "unit",
+                &["unit:czj", "leaders", "plenary"],
+                vec![]
+            ))
+            .is_empty()
+        );
+        let r = audience_refusals(&audience(
+            "unit",
+            &["press", "meeting-2026-03"],
+            vec![person("R1", "member")],
+        ));
+        assert_eq!(r.len(), 3, "{r:#?}");
+        assert!(
+            r[0].message.contains("\"press\" is a public group"),
+            "{}",
+            r[0]
+        );
+        assert!(
+            r[2].message.contains("\"R1\"") && r[2].message.contains("through a unit group"),
+            "{}",
+            r[2]
+        );
+    }
+
+    #[test]
+    fn art_8_leadership_scope_reaches_the_roster_only() {
+        let ok = audience("leadership", &["leaders"], vec![person("L001", "member")]);
+        assert!(audience_refusals(&ok).is_empty());
+        let r = audience_refusals(&audience(
+            "leadership",
+            &["leaders", "plenary", "unit:czj"],
+            vec![person("L002", "member"), person("X9", "member")],
+        ));
+        assert_eq!(r.len(), 3, "{r:#?}");
+        assert!(
+            r[2].message.contains("\"X9\"") && r[2].message.contains("roster"),
+            "{}",
+            r[2]
+        );
+    }
+
+    #[test]
+    fn art_9_specific_scope_reaches_named_people_and_ad_hoc_committee_unit_groups() {
+        let ok = audience(
+            "specific",
+            &["meeting-2026-03", "plenary", "unit:czj"],
+            vec![person("X9", "participant")],
+        );
+        assert!(audience_refusals(&ok).is_empty());
+        let r = audience_refusals(&audience("specific", &["press", "leaders"], vec![]));
+        assert_eq!(r.len(), 2, "{r:#?}");
+    }
+
+    #[test]
+    fn a_group_missing_from_the_directory_does_not_exist() {
+        let r = audience_refusals(&audience("specific", &["ghosts", "unit:nowhere"], vec![]));
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[0].message,
+            "group \"ghosts\" does not exist in the recipient directory"
+        );
+    }
+
+    #[test]
+    fn a_unit_prefixed_group_is_always_a_unit_group() {
+        let mut fx = Fx::new();
+        fx.groups.insert("unit:odd".into(), GroupKind::Public);
+        let v = audience("public", &["unit:odd"], vec![]);
+        let r = audience_outside_scope(&job(&v), &fx.cx());
+        assert_eq!(r.len(), 1);
+        assert!(r[0].message.contains("unit group"), "{}", r[0]);
+    }
+
+    #[test]
+    fn per_person_channels_without_an_audience_are_not_refused() {
+        let mut v = release();
+        v["audience"] = json!({});
+        let plan = Fx::new().accepted(&v);
+        assert!(plan.groups.is_empty() && plan.recipients.is_empty());
+    }
+
+    // ---- Art 9(5): complainant_not_signed --------------------------------------------------
+
+    #[test]
+    fn art_9_5_complainants_learn_results_of_signed_reports_only() {
+        let mut v = letter();
+        assert!(complainant_not_signed(&job(&v)).is_empty());
+        v["complaint"]["signed"] = json!(false);
+        let r = complainant_not_signed(&job(&v));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].code, r[0].article.as_str()),
+            (Code::ComplainantNotSigned, "Art 9(5)")
+        );
+        assert!(
+            r[0].message.contains("\"C001\"") && r[0].message.contains("signed"),
+            "{}",
+            r[0]
+        );
+        // The reported person alone is fine either way.
+        v["audience"]["recipients"] = json!([person("P001", "reported")]);
+        assert!(Fx::new().decide(&v).is_ok());
+    }
+
+    #[test]
+    fn art_9_5_needs_its_complaint_record() {
+        let mut v = letter();
+        v.as_object_mut().unwrap().remove("complaint");
+        let r = Fx::new().refused(&v);
+        assert_eq!(codes(&r), vec![Code::Malformed, Code::ComplainantNotSigned]);
+        assert_eq!(r[0].article, "Art 9(5)");
+        assert!(r[0].message.starts_with("complaint:"), "{}", r[0]);
+        // A complainant outside 9.5 without a complaint record is refused the same way.
+        v["category"] = json!("9.7");
+        v["justification"] = json!("reason");
+        assert_eq!(
+            codes(&Fx::new().refused(&v)),
+            vec![Code::ComplainantNotSigned]
+        );
+    }
+
+    // ---- Art 3 (timely): schedule_invalid ---------------------------------------------------
+
+    fn schedule(category: &str, publish_at: Option<&str>, expires_at: Option<&str>) -> Value {
+        let mut v = release();
+        v["category"] = json!(category);
+        v["schedule"] = json!({});
+        if let Some(p) = publish_at {
+            v["schedule"]["publish_at"] = json!(p);
+        }
+        if let Some(e) = expires_at {
+            v["schedule"]["expires_at"] = json!(e);
+        }
+        v
+    }
+
+    fn schedule_refusals(fx: &Fx, v: &Value) -> Vec<Refusal> {
+        let r = schedule_invalid(&job(v), &fx.cx());
+        for r in &r {
+            assert_eq!(
+                (r.code, r.article.as_str()),
+                (Code::ScheduleInvalid, "Art 3")
+            );
+        }
+        r
+    }
+
+    #[test]
+    fn art_3_a_disclosure_must_expire_after_it_is_published() {
+        let fx = Fx::new();
+        let same = "2026-12-01T09:00:00+08:00";
+        let r = schedule_refusals(&fx, &schedule("6.1", Some(same), Some(same)));
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].message.contains("expires_at") && r[0].message.contains("publish_at"),
+            "{}",
+            r[0]
+        );
+        // Without publish_at the job publishes now.
+        let r = schedule_refusals(
+            &fx,
+            &schedule("6.1", None, Some("2026-11-28T15:00:00+08:00")),
+        );
+        assert_eq!(r.len(), 1);
+        assert!(r[0].message.contains("now"), "{}", r[0]);
+        assert!(
+            schedule_refusals(
+                &fx,
+                &schedule("6.1", None, Some("2026-11-29T15:00:00+08:00"))
+            )
+            .is_empty()
+        );
+        assert!(schedule_refusals(&fx, &schedule("6.1", None, None)).is_empty());
+    }
+
+    #[test]
+    fn art_6_3_pre_appointment_publicity_needs_an_expiry() {
+        let r = schedule_refusals(
+            &Fx::new(),
+            &schedule("6.3", Some("2026-12-01T09:00:00+08:00"), None),
+        );
+        assert_eq!(r.len(), 1);
+        assert!(r[0].message.contains("expires_at"), "{}", r[0]);
+        assert!(
+            r[0].message
+                .contains("national selection-and-appointment rules"),
+            "{}",
+            r[0]
+        );
+    }
+
+    #[test]
+    fn art_6_3_pre_appointment_publicity_lasts_at_least_five_working_days() {
+        let fx = Fx::new();
+        // Mon 7 – Fri 11 December: five working days, both ends counted.
+        let five = schedule(
+            "6.3",
+            Some("2026-12-07T09:00:00+08:00"),
+            Some("2026-12-11T18:00:00+08:00"),
+        );
+        assert!(schedule_refusals(&fx, &five).is_empty());
+        // Mon 7 – Thu 10 December: four.
+        let four = schedule(
+            "6.3",
+            Some("2026-12-07T09:00:00+08:00"),
+            Some("2026-12-10T18:00:00+08:00"),
+        );
+        let r = schedule_refusals(&fx, &four);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].message.contains("2026-12-07 to 2026-12-10"),
+            "{}",
+            r[0]
+        );
+        assert!(r[0].message.contains("4 working days"), "{}", r[0]);
+        assert!(
+            r[0].message
+                .contains("national selection-and-appointment rules"),
+            "{}",
+            r[0]
+        );
+        // Other categories have no minimum period.
+        let mut other = four.clone();
+        other["category"] = json!("6.1");
+        assert!(schedule_refusals(&fx, &other).is_empty());
+        // A retraction withdraws; it has no publicity period.
+        let mut retraction = schedule("6.3", None, None);
+        retraction["kind"] = json!("retraction");
+        retraction["corrects"] = json!("zzb-2026-0100");
+        assert!(schedule_refusals(&fx, &retraction).is_empty());
+    }
+
+    #[test]
+    fn art_6_3_days_are_counted_in_shanghai_time() {
+        // 17:00 UTC on Mon 7 December is 01:00 on Tue 8 December in Shanghai: Tue–Fri is four
+        // working days although the UTC dates (Mon–Fri) would give five.
+        let v = schedule(
+            "6.3",
+            Some("2026-12-07T17:00:00+00:00"),
+            Some("2026-12-11T18:00:00+08:00"),
+        );
+        let r = schedule_refusals(&Fx::new(), &v);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert!(
+            r[0].message.contains("2026-12-08 to 2026-12-11"),
+            "{}",
+            r[0]
+        );
+    }
+
+    #[test]
+    fn art_6_3_holidays_are_not_working_days() {
+        // Mon 28 Sep – Thu 8 Oct 2026 with 1–7 October given as holidays in the overrides:
+        // 28, 29, 30 September and 8 October are four working days.
+        let fx = Fx::new();
+        let v = schedule(
+            "6.3",
+            Some("2026-09-28T09:00:00+08:00"),
+            Some("2026-10-08T18:00:00+08:00"),
+        );
+        let r = schedule_refusals(&fx, &v);
+        // The count is the calendar's; the policy must refuse exactly when it is below five.
+        let days = fx
+            .calendar
+            .working_days_between(date("2026-09-28"), date("2026-10-08"))
+            .unwrap();
+        assert_eq!(r.len(), usize::from(days < 5), "{days} days: {r:#?}");
+        if fx.calendar.is_working_day(date("2026-10-01")) == Ok(false) {
+            // The real calendar honours the overrides (src/calendar.rs was a stub when this was
+            // written, counting every day).
+            assert_eq!(days, 4);
+        }
+    }
+
+    #[test]
+    fn art_6_3_a_calendar_without_the_year_refuses_with_its_reason() {
+        let r = calendar_refusal(&CalendarError::NoData { year: 2031 });
+        assert_eq!(
+            (r.code, r.article.as_str()),
+            (Code::ScheduleInvalid, "Art 3")
+        );
+        assert!(
+            r.message.contains("2031")
+                && r.message
+                    .contains("national selection-and-appointment rules"),
+            "{r}"
+        );
+    }
+
+    // ---- Art 17: corrections and retractions ------------------------------------------------
+
+    fn correction(kind: &str) -> Value {
+        let mut v = release();
+        v["id"] = json!("zzb-2026-0150");
+        v["kind"] = json!(kind);
+        v["corrects"] = json!("zzb-2026-0142");
+        v
+    }
+
+    fn delivered_release() -> Target {
+        use ChannelKind::*;
+        Target {
+            id: "zzb-2026-0142".into(),
+            scope: Scope::Public,
+            channels: vec![Website, Wechat, Sms, Email],
+            groups: vec!["subscribers".into(), "press".into()],
+            recipient_ids: vec![],
+            reached: true,
+        }
+    }
+
+    #[test]
+    fn art_17_a_correction_of_an_unknown_job_is_refused() {
+        for kind in ["correction", "retraction"] {
+            let r = Fx::new().refused(&correction(kind));
+            assert_eq!(codes(&r), vec![Code::UnknownTarget], "{r:#?}");
+            assert_eq!(r[0].article, "Art 17");
+            assert!(
+                r[0].message.contains("zzb-2026-0142") && r[0].message.contains(kind),
+                "{}",
+                r[0]
+            );
+        }
+        // A release never needs a target.
+        assert_eq!(unknown_target(&job(&release()), &Fx::new().cx()), None);
+    }
+
+    #[test]
+    fn art_17_a_correction_of_an_undelivered_job_is_refused() {
+        let mut fx = Fx::new();
+        fx.target = Some(Target {
+            reached: false,
+            ..delivered_release()
+        });
+        let r = fx.refused(&correction("correction"));
+        assert_eq!(codes(&r), vec![Code::UnknownTarget]);
+        assert!(r[0].message.contains("never delivered"), "{}", r[0]);
+        fx.target = Some(Target {
+            id: "zzb-2026-0999".into(),
+            ..delivered_release()
+        });
+        assert_eq!(
+            codes(&fx.refused(&correction("correction"))),
+            vec![Code::UnknownTarget]
+        );
+    }
+
+    #[test]
+    fn art_17_a_correction_may_narrow_the_original() {
+        let mut fx = Fx::new();
+        fx.target = Some(delivered_release());
+        fx.accepted(&correction("correction"));
+        let mut v = correction("retraction");
+        v["channels"] = json!(["website"]);
+        v["audience"] = json!({"groups": ["press"]});
+        fx.accepted(&v);
+        // Omitted channels are the original's that are still allowed and configured.
+        fx.target.as_mut().unwrap().channels = vec![ChannelKind::Website, ChannelKind::Sms];
+        v.as_object_mut().unwrap().remove("channels");
+        assert_eq!(
+            fx.accepted(&v).channels,
+            vec![ChannelKind::Website, ChannelKind::Sms]
+        );
+    }
+
+    #[test]
+    fn art_17_a_correction_cannot_widen_the_original() {
+        let mut fx = Fx::new();
+        fx.target = Some(Target {
+            scope: Scope::Unit,
+            channels: vec![ChannelKind::Intranet],
+            groups: vec!["unit:czj".into()],
+            recipient_ids: vec![],
+            ..delivered_release()
+        });
+        let mut v = correction("correction");
+        v["channels"] = json!(["website", "email"]);
+        v["audience"] = json!({"groups": ["subscribers"]});
+        let r = correction_widens(
+            &job(&v),
+            &fx.cx(),
+            &[ChannelKind::Website, ChannelKind::Email],
+        );
+        assert_eq!(
+            codes(&r),
+            vec![
+                Code::ScopeExceedsCategory,
+                Code::ChannelNotAllowed,
+                Code::ChannelNotAllowed,
+                Code::AudienceOutsideScope
+            ],
+            "{r:#?}"
+        );
+        for r in &r {
+            assert_eq!(r.article, "Art 17");
+            assert!(
+                r.message
+                    .starts_with("a correction cannot widen the original job \"zzb-2026-0142\""),
+                "{r}"
+            );
+        }
+        // Named people the original did not reach.
+        let mut fx = Fx::new();
+        fx.target = Some(Target {
+            scope: Scope::Specific,
+            channels: vec![ChannelKind::Letter],
+            groups: vec![],
+            recipient_ids: vec!["P001".into()],
+            ..delivered_release()
+        });
+        let mut v = letter();
+        v["kind"] = json!("correction");
+        v["corrects"] = json!("zzb-2026-0142");
+        let r = fx.refused(&v);
+        assert_eq!(codes(&r), vec![Code::AudienceOutsideScope]);
+        assert!(r[0].message.contains("\"C001\""), "{}", r[0]);
+        // Specific stands apart: a public original is not corrected in a specific range.
+        fx.target.as_mut().unwrap().scope = Scope::Public;
+        fx.target
+            .as_mut()
+            .unwrap()
+            .recipient_ids
+            .push("C001".into());
+        let r = fx.refused(&v);
+        assert_eq!(only(&r, Code::ScopeExceedsCategory).len(), 1, "{r:#?}");
+    }
+
+    #[test]
+    fn within_follows_the_chain_and_keeps_specific_apart() {
+        use Scope::*;
+        assert!(within(Leadership, Public) && within(Unit, Unit) && within(Specific, Specific));
+        assert!(!within(Public, Unit) && !within(Specific, Public) && !within(Unit, Specific));
+    }
 }
