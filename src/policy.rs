@@ -366,6 +366,7 @@ pub struct Target {
 }
 
 /// Everything besides the job that a decision depends on. All of it is data the caller read.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub config: &'a PolicyConfig,
     /// Kinds of the groups that exist in the directory (a group missing here does not exist).
@@ -1891,5 +1892,46 @@ mod tests {
         use Scope::*;
         assert!(within(Leadership, Public) && within(Unit, Unit) && within(Specific, Specific));
         assert!(!within(Public, Unit) && !within(Specific, Public) && !within(Unit, Specific));
+    }
+
+    #[test]
+    fn every_category_scope_kind_and_classification_gets_a_decision() {
+        // Totality: no combination panics, and every refusal carries a code, an article and a
+        // sentence. Accepted plans only ever use channels the matrix allows for the scope.
+        let mut fx = Fx::new();
+        for target in [None, Some(delivered_release())] {
+            fx.target = target;
+            for article in 6..=9u8 {
+                for item in 1..=Category::items_in(article).unwrap() {
+                    for scope in Scope::ALL {
+                        for kind in ["release", "correction"] {
+                            for class in ["none", "internal", "top_secret"] {
+                                let mut v = letter();
+                                v["category"] = json!(format!("{article}.{item}"));
+                                v["scope"] = json!(scope.as_str());
+                                v["classification"] = json!(class);
+                                v["kind"] = json!(kind);
+                                v.as_object_mut().unwrap().remove("channels");
+                                if kind == "correction" {
+                                    v["corrects"] = json!("zzb-2026-0142");
+                                }
+                                match fx.decide(&v) {
+                                    Ok(plan) => assert!(
+                                        plan.channels.iter().all(|c| fx.config.allows(scope, *c))
+                                    ),
+                                    Err(r) => {
+                                        assert!(
+                                            r.iter()
+                                                .all(|r| !r.article.is_empty()
+                                                    && !r.message.is_empty())
+                                        )
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
