@@ -5,3 +5,4 @@ pub mod calendar;
 pub mod jcs;
 pub mod job;
 pub mod phone;
+pub mod render;
