@@ -966,3 +966,448 @@ fn context(job: &Job, recipient: Option<&RecipientView>) -> Value {
     }
     Value::Object(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn shipped() -> Templates {
+        Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
+    }
+
+    /// A job for `template` with `data`, parsed through the real envelope parser.
+    fn job(template: &str, data: Value) -> Job {
+        let v = serde_json::json!({
+            "id": "zzb-2026-0142",
+            "kind": "release",
+            "category": "6.3",
+            "scope": "public",
+            "classification": "none",
+            "title": "关于张三同志任职前公示的公告",
+            "template": template,
+            "data": data,
+            "schedule": {"publish_at": "2026-12-01T09:00:00+08:00", "expires_at": "2026-12-08T18:00:00+08:00"},
+            "approval": {"approver": "李四", "reference": "组干审〔2026〕12号",
+                         "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "approval-2026"}
+        });
+        crate::job::parse(v.to_string().as_bytes()).unwrap().job
+    }
+
+    fn pre_appointment() -> Job {
+        job(
+            "pre_appointment_notice",
+            serde_json::json!({
+                "candidates": [
+                    {"name": "张三", "current_post": "县财政局副局长", "proposed_post": "县财政局局长"},
+                    {"name": "王芳", "current_post": "县教育局副局长", "proposed_post": "县教育局局长"}
+                ],
+                "report_phone": "0000-12380",
+                "report_address": "县委组织部干部监督室"
+            }),
+        )
+    }
+
+    fn investigation(roles: &[(&str, &str)]) -> Job {
+        let recipients: Vec<Value> = roles
+            .iter()
+            .map(|(id, role)| serde_json::json!({"id": id, "name": format!("{id}姓名"), "role": role}))
+            .collect();
+        let v = serde_json::json!({
+            "id": "zzb-2026-0200", "kind": "notice", "category": "9.5", "scope": "specific",
+            "classification": "none", "title": "关于反映问题调查结果的函",
+            "template": "investigation_result",
+            "data": {"case_no": "JD-2026-007", "summary": "经调阅档案、个别谈话，反映问题不属实。", "conclusion": "反映问题不属实，予以了结。"},
+            "channels": ["letter"],
+            "audience": {"recipients": recipients},
+            "complaint": {"signed": true, "case_no": "JD-2026-007"},
+            "approval": {"approver": "李四", "reference": "组干审〔2026〕20号",
+                         "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "approval-2026"}
+        });
+        crate::job::parse(v.to_string().as_bytes()).unwrap().job
+    }
+
+    fn person(id: &str, role: &str) -> RecipientView {
+        RecipientView {
+            id: id.into(),
+            name: "王五".into(),
+            role: role.into(),
+        }
+    }
+
+    /// A fresh directory under the system temp dir holding `files` (`folder/file`, contents).
+    fn temp_templates(files: &[(&str, &str)]) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "disclose-render-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, text) in files {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn every_shipped_template_loads_and_renders_its_channels() {
+        let t = shipped();
+        assert_eq!(
+            t.names(),
+            ["correction_notice", "general", "investigation_result", "pre_appointment_notice"]
+        );
+        let cases = [
+            (job("general", serde_json::json!({"body": "第一段。\n第二段。"})), ChannelKind::ALL.to_vec()),
+            (
+                job("correction_notice", serde_json::json!({"original_title": "关于张三同志任职前公示的公告", "correction": "“县财政局局长”应为“县财政局副局长”。"})),
+                ChannelKind::ALL.to_vec(),
+            ),
+            (
+                pre_appointment(),
+                vec![ChannelKind::Website, ChannelKind::Intranet, ChannelKind::Wechat, ChannelKind::Sms, ChannelKind::Email],
+            ),
+            (investigation(&[("r1", "reported"), ("c1", "complainant")]), vec![ChannelKind::Letter]),
+        ];
+        for (job, channels) in cases {
+            for &c in &channels {
+                assert!(t.has(&job.template, c), "{} lacks {c}", job.template);
+            }
+            assert_eq!(t.check(&job, &channels), Vec::<String>::new(), "{}", job.template);
+        }
+    }
+
+    #[test]
+    fn the_pre_appointment_notice_says_who_when_and_where_to_report() {
+        let t = shipped();
+        let j = pre_appointment();
+        let Rendered::Page { title, html } = t.render(&j, ChannelKind::Website, None).unwrap() else {
+            panic!("website renders a page")
+        };
+        assert_eq!(title, "关于张三同志任职前公示的公告");
+        for needle in [
+            "<td>张三</td><td>县财政局副局长</td><td>县财政局局长</td>",
+            "<td>王芳</td>",
+            "公示期：2026年12月1日至2026年12月8日",
+            "0000-12380",
+            "县委组织部干部监督室",
+            "12380",
+        ] {
+            assert!(html.contains(needle), "{needle} not in {html}");
+        }
+        let sms = t.render(&j, ChannelKind::Sms, None).unwrap();
+        let Rendered::Sms { params, template_ids, .. } = &sms else { panic!() };
+        let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["title", "until", "phone"], "file order kept for Tencent");
+        assert_eq!(params[1].1, "2026年12月8日");
+        assert_eq!(template_ids["tencent"], "1234568");
+        assert_eq!(template_ids["aliyun"], "SMS_000000002");
+        assert!(sms.preview().starts_with(
+            "【某县组工】县委组织部公示：关于张三同志任职前公示的公告，公示期至2026年12月8日。举报电话0000-12380，"
+        ), "{}", sms.preview());
+        let wechat = t.render(&j, ChannelKind::Wechat, None).unwrap();
+        assert_eq!(
+            wechat.preview(),
+            "keyword1: 关于张三同志任职前公示的公告\nkeyword2: 2026年12月1日至2026年12月8日\nkeyword3: 0000-12380"
+        );
+    }
+
+    #[test]
+    fn the_general_sms_carries_the_title_and_points_to_the_website() {
+        let t = shipped();
+        let r = t
+            .render(&job("general", serde_json::json!({"body": "x"})), ChannelKind::Sms, None)
+            .unwrap();
+        let p = r.preview();
+        assert!(p.contains("关于张三同志任职前公示的公告") && p.contains("详见县委组织部网站"), "{p}");
+    }
+
+    #[test]
+    fn html_channels_escape_data() {
+        let t = shipped();
+        let mut j = job("general", serde_json::json!({"body": "<script>alert(1)</script>"}));
+        j.title = "<b>标题</b>".into();
+        let me = person("r1", "member");
+        for (c, r) in [
+            (ChannelKind::Website, None),
+            (ChannelKind::Intranet, None),
+            (ChannelKind::Email, Some(&me)),
+            (ChannelKind::Letter, Some(&me)),
+        ] {
+            let html = match t.render(&j, c, r).unwrap() {
+                Rendered::Page { html, .. } | Rendered::Letter { html } => html,
+                Rendered::Email { html, .. } => {
+                    assert!(html.contains("&lt;b&gt;标题&lt;/b&gt;"), "{html}");
+                    html
+                }
+                other => panic!("{other:?}"),
+            };
+            assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{c}: {html}");
+            assert!(!html.contains("<script>") && !html.contains("<b>"), "{c}: {html}");
+        }
+    }
+
+    #[test]
+    fn text_channels_do_not_escape_data() {
+        let t = shipped();
+        let mut j = job("general", serde_json::json!({"body": "A&B=C <x> \"q\""}));
+        j.title = "A&B=C".into();
+        let sms = t.render(&j, ChannelKind::Sms, None).unwrap();
+        assert!(sms.preview().contains("：A&B=C。"), "{}", sms.preview());
+        let Rendered::Sms { params, .. } = &sms else { panic!() };
+        assert_eq!(params[0].1, "A&B=C");
+        let wechat = t.render(&j, ChannelKind::Wechat, None).unwrap();
+        assert!(wechat.preview().contains("keyword1: A&B=C\n"), "{}", wechat.preview());
+        let wecom = t.render(&j, ChannelKind::Wecom, None).unwrap();
+        assert!(wecom.preview().contains("A&B=C <x> \"q\""), "{}", wecom.preview());
+        let me = person("r1", "member");
+        let Rendered::Email { subject, text, html } = t.render(&j, ChannelKind::Email, Some(&me)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(subject, "A&B=C");
+        assert!(text.contains("A&B=C <x> \"q\""), "{text}");
+        assert!(html.contains("A&amp;B&#x3D;C") || html.contains("A&amp;B=C"), "{html}");
+    }
+
+    #[test]
+    fn template_syntax_in_data_stays_literal() {
+        let t = shipped();
+        let mut j = job("general", serde_json::json!({"body": "{{approval.approver}} {{> x}} ${title}"}));
+        j.title = "{{id}} ${title}".into();
+        let Rendered::Page { html, .. } = t.render(&j, ChannelKind::Website, None).unwrap() else {
+            panic!()
+        };
+        assert!(html.contains("{{approval.approver}} {{&gt; x}} ${title}"), "{html}");
+        assert!(!html.contains("李四"));
+        let sms = t.render(&j, ChannelKind::Sms, None).unwrap().preview();
+        // One-pass substitution: the value's own ${title} is not expanded again.
+        assert!(sms.contains("发布：{{id}} ${title}。详见"), "{sms}");
+        let wecom = t.render(&j, ChannelKind::Wecom, None).unwrap().preview();
+        assert!(wecom.contains("{{approval.approver}}") && !wecom.contains("李四"), "{wecom}");
+    }
+
+    #[test]
+    fn strict_mode_names_the_missing_variable() {
+        let t = shipped();
+        let j = job("general", serde_json::json!({"text": "typo"}));
+        let e = t.render(&j, ChannelKind::Website, None).unwrap_err();
+        assert!(
+            matches!(&e, RenderError::MissingVariable { variable, channel: ChannelKind::Website, template, .. }
+                if variable == "data.body" && template == "general"),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("data.body") && msg.contains("general") && msg.contains("website"), "{msg}");
+        // Through an SMS parameter and a missing schedule date, too.
+        let e = t.render(&j, ChannelKind::Wecom, None).unwrap_err();
+        assert!(e.to_string().contains("data.body"), "{e}");
+        let mut j = pre_appointment();
+        j.schedule.expires_at = None;
+        let e = t.render(&j, ChannelKind::Sms, None).unwrap_err();
+        assert!(e.to_string().contains("schedule.expires_at") && e.to_string().contains("sms"), "{e}");
+    }
+
+    #[test]
+    fn a_publication_template_cannot_name_a_recipient() {
+        let dir = temp_templates(&[
+            ("t/website.html.hbs", "<p>{{recipient.name}}</p>"),
+            ("t/wecom.md.hbs", "{{#if (eq recipient.role \"x\")}}a{{/if}}"),
+        ]);
+        let t = Templates::load(&dir).unwrap();
+        let j = job("t", serde_json::json!({}));
+        let me = person("r1", "member");
+        // The recipient is not in the context of a publication, even when one is passed.
+        let e = t.render(&j, ChannelKind::Website, Some(&me)).unwrap_err();
+        assert!(matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.name"), "{e:?}");
+        let e = t.render(&j, ChannelKind::Wecom, None).unwrap_err();
+        assert!(matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.role"), "{e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn check_reports_missing_channel_files_and_failures() {
+        let t = shipped();
+        let j = investigation(&[("r1", "reported")]);
+        let msgs = t.check(&j, &[ChannelKind::Letter, ChannelKind::Sms, ChannelKind::Website]);
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(msgs[0].contains("sms") && msgs[0].contains("investigation_result"), "{msgs:?}");
+        assert!(msgs[1].contains("website"), "{msgs:?}");
+        // A letter to a role the template has no wording for is reported with the recipient.
+        let j = investigation(&[("r1", "reported"), ("m1", "member")]);
+        let msgs = t.check(&j, &[ChannelKind::Letter]);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].contains("m1") && msgs[0].contains("letter"), "{msgs:?}");
+        // Unknown template.
+        let mut j = job("general", serde_json::json!({"body": "x"}));
+        j.template = "nope".into();
+        assert!(t.check(&j, &[ChannelKind::Website])[0].contains("nope"));
+        // Missing data reported once per channel, not once per recipient.
+        let mut j = investigation(&[("r1", "reported"), ("c1", "complainant")]);
+        j.data.remove("summary");
+        let msgs = t.check(&j, &[ChannelKind::Letter]);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].contains("data.summary"), "{msgs:?}");
+    }
+
+    #[test]
+    fn the_investigation_letter_speaks_to_each_party_in_its_own_words() {
+        let t = shipped();
+        let j = investigation(&[("r1", "reported"), ("c1", "complainant")]);
+        let letter = |role: &str| match t.render(&j, ChannelKind::Letter, Some(&person("x", role))) {
+            Ok(Rendered::Letter { html }) => Ok(html),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let reported = letter("reported").unwrap();
+        let complainant = letter("complainant").unwrap();
+        assert!(reported.contains("现将你被反映问题的调查结果告知如下"), "{reported}");
+        assert!(!reported.contains("署名反映"), "{reported}");
+        assert!(complainant.contains("你署名反映的有关问题"), "{complainant}");
+        assert!(complainant.contains("现将调查结果反馈如下"), "{complainant}");
+        assert!(!complainant.contains("你被反映问题"), "{complainant}");
+        for html in [&reported, &complainant] {
+            assert!(html.contains("JD-2026-007") && html.contains("<h2>一、调查核实情况</h2>"), "{html}");
+            assert!(html.contains("<p>反映问题不属实，予以了结。</p>"), "{html}");
+        }
+        let e = letter("member").unwrap_err();
+        assert!(e.to_string().contains("only to the reported person"), "{e}");
+        // Without a recipient, strict mode names what is missing.
+        let e = t.render(&j, ChannelKind::Letter, None).unwrap_err();
+        assert!(matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.role"), "{e:?}");
+    }
+
+    fn sms_dir(sign: Option<&str>) -> (PathBuf, Templates) {
+        let sign = sign.map(|s| format!("sign_name = \"{s}\"\n")).unwrap_or_default();
+        let dir = temp_templates(&[(
+            "t/sms.toml",
+            &format!(
+                "text = \"${{x}}\"\n{sign}[params]\nx = \"{{{{data.s}}}}\"\n[providers.tencent]\ntemplate_id = \"1\"\n"
+            ),
+        )]);
+        let t = Templates::load(&dir).unwrap();
+        (dir, t)
+    }
+
+    #[test]
+    fn sms_length_and_segments_follow_70_and_67() {
+        let (dir, t) = sms_dir(None);
+        for (len, segments) in [(1, 1), (70, 1), (71, 2), (134, 2), (135, 3), (500, 8)] {
+            // Chinese, letters, digits and punctuation all count 1.
+            let s: String = "组A1，".chars().cycle().take(len).collect();
+            let r = t.render(&job("t", serde_json::json!({"s": s})), ChannelKind::Sms, None).unwrap();
+            let Rendered::Sms { chars, segments: got, .. } = &r else { panic!() };
+            assert_eq!((*chars, *got), (len, segments), "{len}");
+            assert!(r.preview().ends_with(&format!(" ({len} chars, {segments} segments)")), "{}", r.preview());
+        }
+        let s: String = "组".repeat(501);
+        let e = t.render(&job("t", serde_json::json!({"s": s})), ChannelKind::Sms, None).unwrap_err();
+        assert!(e.to_string().contains("501"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+        // The 【sign】 counts: 2 + 2 brackets + 66 = 70 is still one segment, 67 makes two.
+        let (dir, t) = sms_dir(Some("组工"));
+        for (len, segments) in [(66, 1), (67, 2)] {
+            let s = "字".repeat(len);
+            let r = t.render(&job("t", serde_json::json!({"s": s})), ChannelKind::Sms, None).unwrap();
+            assert!(r.preview().starts_with("【组工】字"), "{}", r.preview());
+            let Rendered::Sms { chars, segments: got, .. } = r else { panic!() };
+            assert_eq!((chars, got), (len + 4, segments));
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+        assert_eq!(sms_segments(160), 3, "providers.md: 160 → 67+67+26");
+    }
+
+    #[test]
+    fn sms_params_keep_file_order_in_either_form() {
+        let dir = temp_templates(&[
+            (
+                "a/sms.toml",
+                "text = \"${zeta}${alpha}\"\n[params]\nzeta = \"z\"\nalpha = \"a\"\n[providers.aliyun]\ntemplate_code = \"SMS_1\"\n",
+            ),
+            (
+                "b/sms.toml",
+                "text = \"${zeta}${alpha}\"\nparams = [{ name = \"zeta\", value = \"z\" }, { name = \"alpha\", value = \"a\" }]\n[providers.aliyun]\ntemplate_code = \"SMS_1\"\n",
+            ),
+        ]);
+        let t = Templates::load(&dir).unwrap();
+        for name in ["a", "b"] {
+            let Rendered::Sms { params, .. } = t.render(&job(name, serde_json::json!({})), ChannelKind::Sms, None).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(params, [("zeta".into(), "z".into()), ("alpha".into(), "a".into())], "{name}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_template_files_fail_loading_naming_the_file() {
+        let sms_ok_tail = "[providers.tencent]\ntemplate_id = \"1\"\n";
+        let cases: Vec<(Vec<(&str, String)>, &str, &str)> = vec![
+            (vec![("t/website.html.hbs", "{{#if data.x}}unclosed".into())], "website.html.hbs", ""),
+            (vec![("t/email.subject.hbs", "{{title}".into())], "email.subject.hbs", ""),
+            (
+                vec![("t/sms.toml", format!("text = \"${{a}}${{b}}\"\n[params]\na = \"x\"\n{sms_ok_tail}"))],
+                "sms.toml",
+                "${b}",
+            ),
+            (
+                vec![("t/sms.toml", format!("text = \"${{a}}\"\n[params]\na = \"x\"\nb = \"y\"\n{sms_ok_tail}"))],
+                "sms.toml",
+                "\"b\"",
+            ),
+            (vec![("t/sms.toml", "text = \"${a}\"\n[params]\na = \"x\"\n".into())], "sms.toml", "providers"),
+            (
+                vec![("t/sms.toml", format!("text = \"x\"\n[params]\n{sms_ok_tail}\ncolour = 1\n"))],
+                "sms.toml",
+                "",
+            ),
+            (vec![("t/wechat.toml", "template_id = \"x\"\n[data]\nk = \"{{#each}}\"\n".into())], "wechat.toml", "data.k"),
+            (vec![("t/website.html.hbs", "{{{data.body}}}".into())], "website.html.hbs", "unescaped"),
+            (vec![("t/letter.html.hbs", "<script>{{data.x}}</script>".into())], "letter.html.hbs", "<script>"),
+            (vec![("t/letter.hbs", "x".into())], "letter.hbs", "unknown"),
+            (vec![("t/email.txt.hbs", "x".into())], "email.subject.hbs", "missing"),
+        ];
+        for (files, file, detail) in cases {
+            let files: Vec<(&str, &str)> = files.iter().map(|(p, s)| (*p, s.as_str())).collect();
+            let dir = temp_templates(&files);
+            let e = Templates::load(&dir).unwrap_err();
+            let msg = e.to_string();
+            assert!(matches!(e, RenderError::Load { .. }), "{msg}");
+            assert!(msg.contains(&format!("t/{file}")), "{file}: {msg}");
+            assert!(msg.contains(detail), "{file}: {msg}");
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn intranet_falls_back_to_the_website_body_and_context_is_complete() {
+        let dir = temp_templates(&[(
+            "t/website.html.hbs",
+            "{{id}}|{{kind}}|{{category}}|{{scope}}|{{approval.approver}}|{{approval.reference}}|{{approval.approved_at}}|{{schedule.publish_at}}|{{schedule.publish_at_time}}|{{schedule.expires_at_time}}|{{publish_date}}",
+        )]);
+        let t = Templates::load(&dir).unwrap();
+        let j = job("t", serde_json::json!({}));
+        assert!(t.has("t", ChannelKind::Intranet) && !t.has("t", ChannelKind::Sms));
+        let Rendered::Page { html, .. } = t.render(&j, ChannelKind::Intranet, None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            html,
+            "zzb-2026-0142|release|6.3|public|李四|组干审〔2026〕12号|2026年11月28日|2026年12月1日|2026年12月1日 09:00|2026年12月8日 18:00|2026年12月1日"
+        );
+        let mut j = j;
+        j.schedule.publish_at = None;
+        let e = t.render(&j, ChannelKind::Website, None).unwrap_err();
+        assert!(e.to_string().contains("schedule.publish_at"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rendered_serializes_with_a_type_tag() {
+        let r = Rendered::Wecom { markdown: "m".into() };
+        assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!({"type": "wecom", "markdown": "m"}));
+    }
+}
