@@ -89,7 +89,10 @@ pub struct RecipientView {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Rendered {
     /// Website and intranet: the article body; the channel adds the page around it.
-    Page { title: String, html: String },
+    Page {
+        title: String,
+        html: String,
+    },
     Sms {
         /// The registered template text with `${name}` placeholders.
         text: String,
@@ -107,7 +110,9 @@ pub enum Rendered {
         url: Option<String>,
         data: Vec<(String, String)>,
     },
-    Wecom { markdown: String },
+    Wecom {
+        markdown: String,
+    },
     Email {
         subject: String,
         text: String,
@@ -115,7 +120,9 @@ pub enum Rendered {
     },
     /// The body of an official letter; the letter channel lays out header, reference number,
     /// addressee, signature block and date (GB/T 9704).
-    Letter { html: String },
+    Letter {
+        html: String,
+    },
 }
 
 impl Rendered {
@@ -135,7 +142,8 @@ impl Rendered {
                 sms_expand(sign_name.as_deref(), text, params)
             ),
             Rendered::Wechat { url, data, .. } => {
-                let mut lines: Vec<String> = data.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                let mut lines: Vec<String> =
+                    data.iter().map(|(k, v)| format!("{k}: {v}")).collect();
                 if let Some(url) = url {
                     lines.push(format!("url: {url}"));
                 }
@@ -256,17 +264,26 @@ impl<'de> Deserialize<'de> for Ordered {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a table of strings or an array of { name, value } tables")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Ordered, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Ordered, A::Error> {
                 let mut entries: Vec<(toml::Spanned<String>, String)> = Vec::new();
                 while let Some((k, v)) = m.next_entry::<toml::Spanned<String>, String>()? {
                     entries.push((k, v));
                 }
                 entries.sort_by_key(|(k, _)| k.span().start);
                 Ok(Ordered(
-                    entries.into_iter().map(|(k, v)| (k.into_inner(), v)).collect(),
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.into_inner(), v))
+                        .collect(),
                 ))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Ordered, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<Ordered, A::Error> {
                 #[derive(Deserialize)]
                 #[serde(deny_unknown_fields)]
                 struct Entry {
@@ -378,7 +395,9 @@ fn strict_param<'a>(h: &'a Helper<'_>, i: usize) -> Result<&'a Value, handlebars
     })?;
     if p.is_value_missing() {
         return Err(RenderErrorReason::MissingVariable(
-            p.relative_path().cloned().or_else(|| Some(format!("parameter {}", i + 1))),
+            p.relative_path()
+                .cloned()
+                .or_else(|| Some(format!("parameter {}", i + 1))),
         )
         .into());
     }
@@ -547,7 +566,11 @@ impl Templates {
                 if *html {
                     check_html_source(&path, &src, file == "letter.html.hbs")?;
                 }
-                let reg = if *html { &mut self.html } else { &mut self.text };
+                let reg = if *html {
+                    &mut self.html
+                } else {
+                    &mut self.text
+                };
                 reg.register_template_string(&format!("{name}/{file}"), &src)
                     .map_err(|e| load_err(&path, e.to_string()))?;
                 match file.as_str() {
@@ -624,13 +647,13 @@ impl Templates {
                 ));
             }
         }
-        if let Some(sign) = &f.sign_name {
-            if sign.trim().is_empty() || sign.contains(['【', '】']) {
-                return Err(load_err(
-                    path,
-                    "sign_name must be the approved signature without 【】",
-                ));
-            }
+        if let Some(sign) = &f.sign_name
+            && (sign.trim().is_empty() || sign.contains(['【', '】']))
+        {
+            return Err(load_err(
+                path,
+                "sign_name must be the approved signature without 【】",
+            ));
         }
         let mut template_ids = BTreeMap::new();
         for (provider, p) in f.providers {
@@ -729,13 +752,13 @@ impl Templates {
             );
             return out;
         }
-        if let (Some(c), Some(Value::String(d))) = (&job.complaint, job.data.get("case_no")) {
-            if &c.case_no != d {
-                out.push(format!(
-                    "data.case_no {d:?} differs from complaint.case_no {:?}",
-                    c.case_no
-                ));
-            }
+        if let (Some(c), Some(Value::String(d))) = (&job.complaint, job.data.get("case_no"))
+            && &c.case_no != d
+        {
+            out.push(format!(
+                "data.case_no {d:?} differs from complaint.case_no {:?}",
+                c.case_no
+            ));
         }
         for &channel in channels {
             let recipients: Vec<Option<RecipientView>> = if !Templates::is_personal(channel) {
@@ -797,7 +820,12 @@ impl Templates {
                 channel,
             });
         }
-        let ctx = context(job, Templates::is_personal(channel).then_some(recipient).flatten());
+        let ctx = context(
+            job,
+            Templates::is_personal(channel)
+                .then_some(recipient)
+                .flatten(),
+        );
         let html = |file: &str| self.run(&self.html, name, channel, file, &ctx);
         let text = |file: &str| self.run(&self.text, name, channel, file, &ctx);
         Ok(match channel {
@@ -868,7 +896,8 @@ impl Templates {
                 };
                 let mut data = Vec::new();
                 for k in &w.keys {
-                    let v = self.run(&self.text, name, channel, &format!("wechat.data.{k}"), &ctx)?;
+                    let v =
+                        self.run(&self.text, name, channel, &format!("wechat.data.{k}"), &ctx)?;
                     data.push((k.clone(), v));
                 }
                 Rendered::Wechat {
@@ -925,7 +954,10 @@ fn zh_date_time(t: &DateTime<FixedOffset>) -> String {
 fn context(job: &Job, recipient: Option<&RecipientView>) -> Value {
     let mut c = Map::new();
     c.insert("id".into(), job.id.clone().into());
-    c.insert("kind".into(), serde_json::to_value(job.kind).unwrap_or(Value::Null));
+    c.insert(
+        "kind".into(),
+        serde_json::to_value(job.kind).unwrap_or(Value::Null),
+    );
     c.insert("title".into(), job.title.clone().into());
     c.insert("category".into(), job.category.to_string().into());
     c.insert("scope".into(), job.scope.as_str().into());
@@ -1057,25 +1089,50 @@ mod tests {
         let t = shipped();
         assert_eq!(
             t.names(),
-            ["correction_notice", "general", "investigation_result", "pre_appointment_notice"]
+            [
+                "correction_notice",
+                "general",
+                "investigation_result",
+                "pre_appointment_notice"
+            ]
         );
         let cases = [
-            (job("general", serde_json::json!({"body": "第一段。\n第二段。"})), ChannelKind::ALL.to_vec()),
             (
-                job("correction_notice", serde_json::json!({"original_title": "关于张三同志任职前公示的公告", "correction": "“县财政局局长”应为“县财政局副局长”。"})),
+                job("general", serde_json::json!({"body": "第一段。\n第二段。"})),
+                ChannelKind::ALL.to_vec(),
+            ),
+            (
+                job(
+                    "correction_notice",
+                    serde_json::json!({"original_title": "关于张三同志任职前公示的公告", "correction": "“县财政局局长”应为“县财政局副局长”。"}),
+                ),
                 ChannelKind::ALL.to_vec(),
             ),
             (
                 pre_appointment(),
-                vec![ChannelKind::Website, ChannelKind::Intranet, ChannelKind::Wechat, ChannelKind::Sms, ChannelKind::Email],
+                vec![
+                    ChannelKind::Website,
+                    ChannelKind::Intranet,
+                    ChannelKind::Wechat,
+                    ChannelKind::Sms,
+                    ChannelKind::Email,
+                ],
             ),
-            (investigation(&[("r1", "reported"), ("c1", "complainant")]), vec![ChannelKind::Letter]),
+            (
+                investigation(&[("r1", "reported"), ("c1", "complainant")]),
+                vec![ChannelKind::Letter],
+            ),
         ];
         for (job, channels) in cases {
             for &c in &channels {
                 assert!(t.has(&job.template, c), "{} lacks {c}", job.template);
             }
-            assert_eq!(t.check(&job, &channels), Vec::<String>::new(), "{}", job.template);
+            assert_eq!(
+                t.check(&job, &channels),
+                Vec::<String>::new(),
+                "{}",
+                job.template
+            );
         }
     }
 
@@ -1083,7 +1140,8 @@ mod tests {
     fn the_pre_appointment_notice_says_who_when_and_where_to_report() {
         let t = shipped();
         let j = pre_appointment();
-        let Rendered::Page { title, html } = t.render(&j, ChannelKind::Website, None).unwrap() else {
+        let Rendered::Page { title, html } = t.render(&j, ChannelKind::Website, None).unwrap()
+        else {
             panic!("website renders a page")
         };
         assert_eq!(title, "关于张三同志任职前公示的公告");
@@ -1098,9 +1156,20 @@ mod tests {
             assert!(html.contains(needle), "{needle} not in {html}");
         }
         let sms = t.render(&j, ChannelKind::Sms, None).unwrap();
-        let Rendered::Sms { params, template_ids, .. } = &sms else { panic!() };
+        let Rendered::Sms {
+            params,
+            template_ids,
+            ..
+        } = &sms
+        else {
+            panic!()
+        };
         let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["title", "until", "phone"], "file order kept for Tencent");
+        assert_eq!(
+            names,
+            ["title", "until", "phone"],
+            "file order kept for Tencent"
+        );
         assert_eq!(params[1].1, "2026年12月8日");
         assert_eq!(template_ids["tencent"], "1234568");
         assert_eq!(template_ids["aliyun"], "SMS_000000002");
@@ -1118,16 +1187,26 @@ mod tests {
     fn the_general_sms_carries_the_title_and_points_to_the_website() {
         let t = shipped();
         let r = t
-            .render(&job("general", serde_json::json!({"body": "x"})), ChannelKind::Sms, None)
+            .render(
+                &job("general", serde_json::json!({"body": "x"})),
+                ChannelKind::Sms,
+                None,
+            )
             .unwrap();
         let p = r.preview();
-        assert!(p.contains("关于张三同志任职前公示的公告") && p.contains("详见县委组织部网站"), "{p}");
+        assert!(
+            p.contains("关于张三同志任职前公示的公告") && p.contains("详见县委组织部网站"),
+            "{p}"
+        );
     }
 
     #[test]
     fn html_channels_escape_data() {
         let t = shipped();
-        let mut j = job("general", serde_json::json!({"body": "<script>alert(1)</script>"}));
+        let mut j = job(
+            "general",
+            serde_json::json!({"body": "<script>alert(1)</script>"}),
+        );
         j.title = "<b>标题</b>".into();
         let me = person("r1", "member");
         for (c, r) in [
@@ -1144,8 +1223,14 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             };
-            assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{c}: {html}");
-            assert!(!html.contains("<script>") && !html.contains("<b>"), "{c}: {html}");
+            assert!(
+                html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "{c}: {html}"
+            );
+            assert!(
+                !html.contains("<script>") && !html.contains("<b>"),
+                "{c}: {html}"
+            );
         }
     }
 
@@ -1156,37 +1241,63 @@ mod tests {
         j.title = "A&B=C".into();
         let sms = t.render(&j, ChannelKind::Sms, None).unwrap();
         assert!(sms.preview().contains("：A&B=C。"), "{}", sms.preview());
-        let Rendered::Sms { params, .. } = &sms else { panic!() };
+        let Rendered::Sms { params, .. } = &sms else {
+            panic!()
+        };
         assert_eq!(params[0].1, "A&B=C");
         let wechat = t.render(&j, ChannelKind::Wechat, None).unwrap();
-        assert!(wechat.preview().contains("keyword1: A&B=C\n"), "{}", wechat.preview());
+        assert!(
+            wechat.preview().contains("keyword1: A&B=C\n"),
+            "{}",
+            wechat.preview()
+        );
         let wecom = t.render(&j, ChannelKind::Wecom, None).unwrap();
-        assert!(wecom.preview().contains("A&B=C <x> \"q\""), "{}", wecom.preview());
+        assert!(
+            wecom.preview().contains("A&B=C <x> \"q\""),
+            "{}",
+            wecom.preview()
+        );
         let me = person("r1", "member");
-        let Rendered::Email { subject, text, html } = t.render(&j, ChannelKind::Email, Some(&me)).unwrap()
+        let Rendered::Email {
+            subject,
+            text,
+            html,
+        } = t.render(&j, ChannelKind::Email, Some(&me)).unwrap()
         else {
             panic!()
         };
         assert_eq!(subject, "A&B=C");
         assert!(text.contains("A&B=C <x> \"q\""), "{text}");
-        assert!(html.contains("A&amp;B&#x3D;C") || html.contains("A&amp;B=C"), "{html}");
+        assert!(
+            html.contains("A&amp;B&#x3D;C") || html.contains("A&amp;B=C"),
+            "{html}"
+        );
     }
 
     #[test]
     fn template_syntax_in_data_stays_literal() {
         let t = shipped();
-        let mut j = job("general", serde_json::json!({"body": "{{approval.approver}} {{> x}} ${title}"}));
+        let mut j = job(
+            "general",
+            serde_json::json!({"body": "{{approval.approver}} {{> x}} ${title}"}),
+        );
         j.title = "{{id}} ${title}".into();
         let Rendered::Page { html, .. } = t.render(&j, ChannelKind::Website, None).unwrap() else {
             panic!()
         };
-        assert!(html.contains("{{approval.approver}} {{&gt; x}} ${title}"), "{html}");
+        assert!(
+            html.contains("{{approval.approver}} {{&gt; x}} ${title}"),
+            "{html}"
+        );
         assert!(!html.contains("李四"));
         let sms = t.render(&j, ChannelKind::Sms, None).unwrap().preview();
         // One-pass substitution: the value's own ${title} is not expanded again.
         assert!(sms.contains("发布：{{id}} ${title}。详见"), "{sms}");
         let wecom = t.render(&j, ChannelKind::Wecom, None).unwrap().preview();
-        assert!(wecom.contains("{{approval.approver}}") && !wecom.contains("李四"), "{wecom}");
+        assert!(
+            wecom.contains("{{approval.approver}}") && !wecom.contains("李四"),
+            "{wecom}"
+        );
     }
 
     #[test]
@@ -1200,30 +1311,45 @@ mod tests {
             "{e:?}"
         );
         let msg = e.to_string();
-        assert!(msg.contains("data.body") && msg.contains("general") && msg.contains("website"), "{msg}");
+        assert!(
+            msg.contains("data.body") && msg.contains("general") && msg.contains("website"),
+            "{msg}"
+        );
         // Through an SMS parameter and a missing schedule date, too.
         let e = t.render(&j, ChannelKind::Wecom, None).unwrap_err();
         assert!(e.to_string().contains("data.body"), "{e}");
         let mut j = pre_appointment();
         j.schedule.expires_at = None;
         let e = t.render(&j, ChannelKind::Sms, None).unwrap_err();
-        assert!(e.to_string().contains("schedule.expires_at") && e.to_string().contains("sms"), "{e}");
+        assert!(
+            e.to_string().contains("schedule.expires_at") && e.to_string().contains("sms"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_publication_template_cannot_name_a_recipient() {
         let dir = temp_templates(&[
             ("t/website.html.hbs", "<p>{{recipient.name}}</p>"),
-            ("t/wecom.md.hbs", "{{#if (eq recipient.role \"x\")}}a{{/if}}"),
+            (
+                "t/wecom.md.hbs",
+                "{{#if (eq recipient.role \"x\")}}a{{/if}}",
+            ),
         ]);
         let t = Templates::load(&dir).unwrap();
         let j = job("t", serde_json::json!({}));
         let me = person("r1", "member");
         // The recipient is not in the context of a publication, even when one is passed.
         let e = t.render(&j, ChannelKind::Website, Some(&me)).unwrap_err();
-        assert!(matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.name"), "{e:?}");
+        assert!(
+            matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.name"),
+            "{e:?}"
+        );
         let e = t.render(&j, ChannelKind::Wecom, None).unwrap_err();
-        assert!(matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.role"), "{e:?}");
+        assert!(
+            matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.role"),
+            "{e:?}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -1231,19 +1357,37 @@ mod tests {
     fn check_reports_missing_channel_files_and_failures() {
         let t = shipped();
         let j = investigation(&[("r1", "reported")]);
-        let msgs = t.check(&j, &[ChannelKind::Letter, ChannelKind::Sms, ChannelKind::Website]);
+        let msgs = t.check(
+            &j,
+            &[ChannelKind::Letter, ChannelKind::Sms, ChannelKind::Website],
+        );
         assert_eq!(msgs.len(), 2, "{msgs:?}");
-        assert!(msgs[0].contains("sms") && msgs[0].contains("investigation_result"), "{msgs:?}");
+        assert!(
+            msgs[0].contains("sms") && msgs[0].contains("investigation_result"),
+            "{msgs:?}"
+        );
         assert!(msgs[1].contains("website"), "{msgs:?}");
         // A letter to a role the template has no wording for is reported with the recipient.
         let j = investigation(&[("r1", "reported"), ("m1", "member")]);
         let msgs = t.check(&j, &[ChannelKind::Letter]);
         assert_eq!(msgs.len(), 1, "{msgs:?}");
-        assert!(msgs[0].contains("m1") && msgs[0].contains("letter"), "{msgs:?}");
+        assert!(
+            msgs[0].contains("m1") && msgs[0].contains("letter"),
+            "{msgs:?}"
+        );
         // Unknown template.
         let mut j = job("general", serde_json::json!({"body": "x"}));
         j.template = "nope".into();
         assert!(t.check(&j, &[ChannelKind::Website])[0].contains("nope"));
+        // Art 3 (accuracy): the case number in the data must be the complaint's.
+        let mut j = investigation(&[("r1", "reported")]);
+        j.data.insert("case_no".into(), "JD-2026-999".into());
+        let msgs = t.check(&j, &[ChannelKind::Letter]);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            msgs[0].contains("JD-2026-999") && msgs[0].contains("JD-2026-007"),
+            "{msgs:?}"
+        );
         // Missing data reported once per channel, not once per recipient.
         let mut j = investigation(&[("r1", "reported"), ("c1", "complainant")]);
         j.data.remove("summary");
@@ -1256,31 +1400,49 @@ mod tests {
     fn the_investigation_letter_speaks_to_each_party_in_its_own_words() {
         let t = shipped();
         let j = investigation(&[("r1", "reported"), ("c1", "complainant")]);
-        let letter = |role: &str| match t.render(&j, ChannelKind::Letter, Some(&person("x", role))) {
+        let letter = |role: &str| match t.render(&j, ChannelKind::Letter, Some(&person("x", role)))
+        {
             Ok(Rendered::Letter { html }) => Ok(html),
             Ok(other) => panic!("{other:?}"),
             Err(e) => Err(e),
         };
         let reported = letter("reported").unwrap();
         let complainant = letter("complainant").unwrap();
-        assert!(reported.contains("现将你被反映问题的调查结果告知如下"), "{reported}");
+        assert!(
+            reported.contains("现将你被反映问题的调查结果告知如下"),
+            "{reported}"
+        );
         assert!(!reported.contains("署名反映"), "{reported}");
-        assert!(complainant.contains("你署名反映的有关问题"), "{complainant}");
-        assert!(complainant.contains("现将调查结果反馈如下"), "{complainant}");
+        assert!(
+            complainant.contains("你署名反映的有关问题"),
+            "{complainant}"
+        );
+        assert!(
+            complainant.contains("现将调查结果反馈如下"),
+            "{complainant}"
+        );
         assert!(!complainant.contains("你被反映问题"), "{complainant}");
         for html in [&reported, &complainant] {
-            assert!(html.contains("JD-2026-007") && html.contains("<h2>一、调查核实情况</h2>"), "{html}");
+            assert!(
+                html.contains("JD-2026-007") && html.contains("<h2>一、调查核实情况</h2>"),
+                "{html}"
+            );
             assert!(html.contains("<p>反映问题不属实，予以了结。</p>"), "{html}");
         }
         let e = letter("member").unwrap_err();
         assert!(e.to_string().contains("only to the reported person"), "{e}");
         // Without a recipient, strict mode names what is missing.
         let e = t.render(&j, ChannelKind::Letter, None).unwrap_err();
-        assert!(matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.role"), "{e:?}");
+        assert!(
+            matches!(&e, RenderError::MissingVariable { variable, .. } if variable == "recipient.role"),
+            "{e:?}"
+        );
     }
 
     fn sms_dir(sign: Option<&str>) -> (PathBuf, Templates) {
-        let sign = sign.map(|s| format!("sign_name = \"{s}\"\n")).unwrap_or_default();
+        let sign = sign
+            .map(|s| format!("sign_name = \"{s}\"\n"))
+            .unwrap_or_default();
         let dir = temp_templates(&[(
             "t/sms.toml",
             &format!(
@@ -1297,22 +1459,59 @@ mod tests {
         for (len, segments) in [(1, 1), (70, 1), (71, 2), (134, 2), (135, 3), (500, 8)] {
             // Chinese, letters, digits and punctuation all count 1.
             let s: String = "组A1，".chars().cycle().take(len).collect();
-            let r = t.render(&job("t", serde_json::json!({"s": s})), ChannelKind::Sms, None).unwrap();
-            let Rendered::Sms { chars, segments: got, .. } = &r else { panic!() };
+            let r = t
+                .render(
+                    &job("t", serde_json::json!({"s": s})),
+                    ChannelKind::Sms,
+                    None,
+                )
+                .unwrap();
+            let Rendered::Sms {
+                chars,
+                segments: got,
+                ..
+            } = &r
+            else {
+                panic!()
+            };
             assert_eq!((*chars, *got), (len, segments), "{len}");
-            assert!(r.preview().ends_with(&format!(" ({len} chars, {segments} segments)")), "{}", r.preview());
+            assert!(
+                r.preview()
+                    .ends_with(&format!(" ({len} chars, {segments} segments)")),
+                "{}",
+                r.preview()
+            );
         }
         let s: String = "组".repeat(501);
-        let e = t.render(&job("t", serde_json::json!({"s": s})), ChannelKind::Sms, None).unwrap_err();
+        let e = t
+            .render(
+                &job("t", serde_json::json!({"s": s})),
+                ChannelKind::Sms,
+                None,
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("501"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
         // The 【sign】 counts: 2 + 2 brackets + 66 = 70 is still one segment, 67 makes two.
         let (dir, t) = sms_dir(Some("组工"));
         for (len, segments) in [(66, 1), (67, 2)] {
             let s = "字".repeat(len);
-            let r = t.render(&job("t", serde_json::json!({"s": s})), ChannelKind::Sms, None).unwrap();
+            let r = t
+                .render(
+                    &job("t", serde_json::json!({"s": s})),
+                    ChannelKind::Sms,
+                    None,
+                )
+                .unwrap();
             assert!(r.preview().starts_with("【组工】字"), "{}", r.preview());
-            let Rendered::Sms { chars, segments: got, .. } = r else { panic!() };
+            let Rendered::Sms {
+                chars,
+                segments: got,
+                ..
+            } = r
+            else {
+                panic!()
+            };
             assert_eq!((chars, got), (len + 4, segments));
         }
         std::fs::remove_dir_all(dir).unwrap();
@@ -1333,11 +1532,17 @@ mod tests {
         ]);
         let t = Templates::load(&dir).unwrap();
         for name in ["a", "b"] {
-            let Rendered::Sms { params, .. } = t.render(&job(name, serde_json::json!({})), ChannelKind::Sms, None).unwrap()
+            let Rendered::Sms { params, .. } = t
+                .render(&job(name, serde_json::json!({})), ChannelKind::Sms, None)
+                .unwrap()
             else {
                 panic!()
             };
-            assert_eq!(params, [("zeta".into(), "z".into()), ("alpha".into(), "a".into())], "{name}");
+            assert_eq!(
+                params,
+                [("zeta".into(), "z".into()), ("alpha".into(), "a".into())],
+                "{name}"
+            );
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -1345,30 +1550,75 @@ mod tests {
     #[test]
     fn bad_template_files_fail_loading_naming_the_file() {
         let sms_ok_tail = "[providers.tencent]\ntemplate_id = \"1\"\n";
-        let cases: Vec<(Vec<(&str, String)>, &str, &str)> = vec![
-            (vec![("t/website.html.hbs", "{{#if data.x}}unclosed".into())], "website.html.hbs", ""),
-            (vec![("t/email.subject.hbs", "{{title}".into())], "email.subject.hbs", ""),
+        // (files, the file the error must name, a detail it must mention)
+        type Case<'a> = (Vec<(&'a str, String)>, &'a str, &'a str);
+        let cases: Vec<Case> = vec![
             (
-                vec![("t/sms.toml", format!("text = \"${{a}}${{b}}\"\n[params]\na = \"x\"\n{sms_ok_tail}"))],
+                vec![("t/website.html.hbs", "{{#if data.x}}unclosed".into())],
+                "website.html.hbs",
+                "",
+            ),
+            (
+                vec![("t/email.subject.hbs", "{{title}".into())],
+                "email.subject.hbs",
+                "",
+            ),
+            (
+                vec![(
+                    "t/sms.toml",
+                    format!("text = \"${{a}}${{b}}\"\n[params]\na = \"x\"\n{sms_ok_tail}"),
+                )],
                 "sms.toml",
                 "${b}",
             ),
             (
-                vec![("t/sms.toml", format!("text = \"${{a}}\"\n[params]\na = \"x\"\nb = \"y\"\n{sms_ok_tail}"))],
+                vec![(
+                    "t/sms.toml",
+                    format!("text = \"${{a}}\"\n[params]\na = \"x\"\nb = \"y\"\n{sms_ok_tail}"),
+                )],
                 "sms.toml",
                 "\"b\"",
             ),
-            (vec![("t/sms.toml", "text = \"${a}\"\n[params]\na = \"x\"\n".into())], "sms.toml", "providers"),
             (
-                vec![("t/sms.toml", format!("text = \"x\"\n[params]\n{sms_ok_tail}\ncolour = 1\n"))],
+                vec![(
+                    "t/sms.toml",
+                    "text = \"${a}\"\n[params]\na = \"x\"\n".into(),
+                )],
+                "sms.toml",
+                "providers",
+            ),
+            (
+                vec![(
+                    "t/sms.toml",
+                    format!("text = \"x\"\n[params]\n{sms_ok_tail}\ncolour = 1\n"),
+                )],
                 "sms.toml",
                 "",
             ),
-            (vec![("t/wechat.toml", "template_id = \"x\"\n[data]\nk = \"{{#each}}\"\n".into())], "wechat.toml", "data.k"),
-            (vec![("t/website.html.hbs", "{{{data.body}}}".into())], "website.html.hbs", "unescaped"),
-            (vec![("t/letter.html.hbs", "<script>{{data.x}}</script>".into())], "letter.html.hbs", "<script>"),
+            (
+                vec![(
+                    "t/wechat.toml",
+                    "template_id = \"x\"\n[data]\nk = \"{{#each}}\"\n".into(),
+                )],
+                "wechat.toml",
+                "data.k",
+            ),
+            (
+                vec![("t/website.html.hbs", "{{{data.body}}}".into())],
+                "website.html.hbs",
+                "unescaped",
+            ),
+            (
+                vec![("t/letter.html.hbs", "<script>{{data.x}}</script>".into())],
+                "letter.html.hbs",
+                "<script>",
+            ),
             (vec![("t/letter.hbs", "x".into())], "letter.hbs", "unknown"),
-            (vec![("t/email.txt.hbs", "x".into())], "email.subject.hbs", "missing"),
+            (
+                vec![("t/email.txt.hbs", "x".into())],
+                "email.subject.hbs",
+                "missing",
+            ),
         ];
         for (files, file, detail) in cases {
             let files: Vec<(&str, &str)> = files.iter().map(|(p, s)| (*p, s.as_str())).collect();
@@ -1407,7 +1657,12 @@ mod tests {
 
     #[test]
     fn rendered_serializes_with_a_type_tag() {
-        let r = Rendered::Wecom { markdown: "m".into() };
-        assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!({"type": "wecom", "markdown": "m"}));
+        let r = Rendered::Wecom {
+            markdown: "m".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"type": "wecom", "markdown": "m"})
+        );
     }
 }
