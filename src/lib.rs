@@ -2,6 +2,7 @@
 //! measures allow, through exactly the channels they allow, on time, with proof afterwards.
 //! (The lib docs are completed below, once the whole path exists.)
 
+pub mod app;
 pub mod approval;
 pub mod calendar;
 pub mod channels;
