@@ -439,7 +439,10 @@ mod tests {
         let err = parse_strict(r#"{"approval": 1, "appro\u0076al": 2}"#)
             .unwrap_err()
             .0;
-        assert!(err.contains("duplicate") && err.contains("approval"), "{err}");
+        assert!(
+            err.contains("duplicate") && err.contains("approval"),
+            "{err}"
+        );
 
         // Same name in sibling objects is fine.
         assert!(parse_strict(r#"[{"a": 1}, {"a": 2}, {"b": {"a": 3}}]"#).is_ok());
@@ -469,19 +472,33 @@ mod tests {
 
     #[test]
     fn trailing_garbage_and_bad_json_refused() {
-        for text in ["{} x", "{}{}", "[1,]", "{\"a\":1,}", "", "nul", "\"\\ud800\"", "01"] {
+        for text in [
+            "{} x",
+            "{}{}",
+            "[1,]",
+            "{\"a\":1,}",
+            "",
+            "nul",
+            "\"\\ud800\"",
+            "01",
+        ] {
             assert!(parse_strict(text).is_err(), "{text:?} accepted");
         }
         let err = parse_strict("{\"a\": 1}\n  ]").unwrap_err().0;
-        assert!(err.contains("trailing characters at line 2 column 3"), "{err}");
+        assert!(
+            err.contains("trailing characters at line 2 column 3"),
+            "{err}"
+        );
         // Whitespace around the value is fine.
         assert!(parse_strict(" \n{\"a\": 1}\n ").is_ok());
     }
 
     #[test]
     fn parse_keeps_values() {
-        let v = parse_strict(r#"{"s":"中文","n":-3,"u":18446744073709551615,"f":0.5,"b":[true,false,null]}"#)
-            .unwrap();
+        let v = parse_strict(
+            r#"{"s":"中文","n":-3,"u":18446744073709551615,"f":0.5,"b":[true,false,null]}"#,
+        )
+        .unwrap();
         assert_eq!(
             v,
             json!({"s":"中文","n":-3,"u":18446744073709551615u64,"f":0.5,"b":[true,false,null]})
