@@ -134,7 +134,7 @@ impl fmt::Display for Code {
 
 /// One reason a job is refused: a stable code, the article behind it, and a sentence that names
 /// the offending thing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub code: Code,
     pub article: String,
