@@ -40,14 +40,23 @@ impl App {
             .ok();
         let policy_path = config.paths.channels_dir.join("policy.toml");
         let policy = if policy_path.exists() {
-            PolicyConfig::load(&policy_path).map_err(|e| problems.push(format!("policy: {e}"))).ok()
+            PolicyConfig::load(&policy_path)
+                .map_err(|e| problems.push(format!("policy: {e}")))
+                .ok()
         } else {
             Some(PolicyConfig::defaults())
         };
         let templates = Templates::load(&config.paths.templates_dir)
-            .map_err(|e| problems.push(format!("templates ({}): {e}", config.paths.templates_dir.display())))
+            .map_err(|e| {
+                problems.push(format!(
+                    "templates ({}): {e}",
+                    config.paths.templates_dir.display()
+                ))
+            })
             .ok();
-        let channel_configs = channel_configs(&config.paths.channels_dir).map_err(|e| problems.extend(e)).ok();
+        let channel_configs = channel_configs(&config.paths.channels_dir)
+            .map_err(|e| problems.extend(e))
+            .ok();
         let mut built: Vec<(ChannelConfig, Arc<dyn Channel>)> = Vec::new();
         for cfg in channel_configs.into_iter().flatten() {
             match cfg.build(&config.paths.output_dir) {
@@ -55,11 +64,19 @@ impl App {
                 Err(e) => problems.push(format!("channel {}: {e}", cfg.channel)),
             }
         }
-        let (Some(ledger), Some(keys), Some(policy), Some(templates)) = (ledger, keys, policy, templates) else {
-            return Err(anyhow!("the configuration has problems:\n  - {}", problems.join("\n  - ")));
+        let (Some(ledger), Some(keys), Some(policy), Some(templates)) =
+            (ledger, keys, policy, templates)
+        else {
+            return Err(anyhow!(
+                "the configuration has problems:\n  - {}",
+                problems.join("\n  - ")
+            ));
         };
         if !problems.is_empty() {
-            return Err(anyhow!("the configuration has problems:\n  - {}", problems.join("\n  - ")));
+            return Err(anyhow!(
+                "the configuration has problems:\n  - {}",
+                problems.join("\n  - ")
+            ));
         }
         let templates = Arc::new(templates);
         let engine = Arc::new(Engine::new(
@@ -76,7 +93,12 @@ impl App {
             calendar: WorkCalendar::embedded().with_overrides(&config.calendar),
             configured: engine.configured(),
         };
-        Ok(App { config, ledger, intake, engine })
+        Ok(App {
+            config,
+            ledger,
+            intake,
+            engine,
+        })
     }
 }
 
@@ -92,14 +114,22 @@ fn channel_configs(dir: &Path) -> Result<Vec<ChannelConfig>, Vec<String>> {
     if !has_channel_files {
         return Ok(channels::config::defaults().into_values().collect());
     }
-    channels::config::load_dir(dir).map(|m| m.into_values().collect()).map_err(|es| es.iter().map(|e| e.to_string()).collect())
+    channels::config::load_dir(dir)
+        .map(|m| m.into_values().collect())
+        .map_err(|es| es.iter().map(|e| e.to_string()).collect())
 }
 
 /// Read a job file; a file that cannot be read is answered like bad input, never a crash.
 pub fn read_job(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).with_context(|| path.display().to_string()).map_err(|e| format!("{e:#}"))?;
+    let meta = std::fs::metadata(path)
+        .with_context(|| path.display().to_string())
+        .map_err(|e| format!("{e:#}"))?;
     if meta.len() > crate::job::MAX_JOB_BYTES as u64 {
-        return Err(format!("job is {} bytes; the limit is {} bytes (1 MiB)", meta.len(), crate::job::MAX_JOB_BYTES));
+        return Err(format!(
+            "job is {} bytes; the limit is {} bytes (1 MiB)",
+            meta.len(),
+            crate::job::MAX_JOB_BYTES
+        ));
     }
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }

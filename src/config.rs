@@ -12,7 +12,10 @@ use crate::calendar::CalendarOverrides;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot be read: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("environment variable {var}: {message}")]
@@ -28,7 +31,9 @@ pub struct LedgerSection {
 
 impl Default for LedgerSection {
     fn default() -> Self {
-        LedgerSection { url: "var/ledger.db".into() }
+        LedgerSection {
+            url: "var/ledger.db".into(),
+        }
     }
 }
 
@@ -41,7 +46,9 @@ pub struct ApprovalSection {
 
 impl Default for ApprovalSection {
     fn default() -> Self {
-        ApprovalSection { keys_dir: "keys".into() }
+        ApprovalSection {
+            keys_dir: "keys".into(),
+        }
     }
 }
 
@@ -55,7 +62,10 @@ pub struct QueueSection {
 
 impl Default for QueueSection {
     fn default() -> Self {
-        QueueSection { amqp_url: None, spool_dir: "var/spool".into() }
+        QueueSection {
+            amqp_url: None,
+            spool_dir: "var/spool".into(),
+        }
     }
 }
 
@@ -71,7 +81,11 @@ pub struct PathsSection {
 
 impl Default for PathsSection {
     fn default() -> Self {
-        PathsSection { channels_dir: "channels".into(), templates_dir: "templates".into(), output_dir: "var".into() }
+        PathsSection {
+            channels_dir: "channels".into(),
+            templates_dir: "templates".into(),
+            output_dir: "var".into(),
+        }
     }
 }
 
@@ -118,41 +132,62 @@ impl Config {
         let default_path = Path::new("disclose.toml");
         let (text, shown) = match path {
             Some(p) => (read(p)?, p.display().to_string()),
-            None if default_path.exists() => (read(default_path)?, default_path.display().to_string()),
+            None if default_path.exists() => {
+                (read(default_path)?, default_path.display().to_string())
+            }
             None => (String::new(), "(built-in defaults)".to_string()),
         };
         Self::from_toml(&text, &shown, |k| std::env::var(k).ok())
     }
 
     /// Parse TOML text and apply overrides from `env` (a lookup, so tests need not touch the process environment).
-    pub fn from_toml(text: &str, shown: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Invalid { path: shown.into(), message: e.to_string().trim().into() })?;
+    pub fn from_toml(
+        text: &str,
+        shown: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: shown.into(),
+            message: e.to_string().trim().into(),
+        })?;
         for &(section, key, numeric) in ENV_KEYS {
             let var = format!("DISCLOSE_{}_{}", section.to_uppercase(), key.to_uppercase());
             let Some(value) = env(&var) else { continue };
             let value = if numeric {
-                toml::Value::Integer(
-                    value.trim().parse().map_err(|_| ConfigError::Env { var: var.clone(), message: format!("{value:?} is not a whole number") })?,
-                )
+                toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("{value:?} is not a whole number"),
+                })?)
             } else {
                 toml::Value::String(value)
             };
-            let entry = table.entry(section).or_insert_with(|| toml::Value::Table(Default::default()));
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(Default::default()));
             match entry.as_table_mut() {
                 Some(t) => {
                     t.insert(key.into(), value);
                 }
-                None => return Err(ConfigError::Invalid { path: shown.into(), message: format!("[{section}] must be a table") }),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        path: shown.into(),
+                        message: format!("[{section}] must be a table"),
+                    });
+                }
             }
         }
-        Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::Invalid { path: shown.into(), message: e.to_string().trim().into() })
+        Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+            path: shown.into(),
+            message: e.to_string().trim().into(),
+        })
     }
 }
 
 fn read(p: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(p).map_err(|source| ConfigError::Io { path: p.display().to_string(), source })
+    std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
+        path: p.display().to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -176,13 +211,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.ledger.url, "b.db");
         assert_eq!(c.engine.lease_secs, 30);
-        let e = Config::from_toml("", "t", |k| (k == "DISCLOSE_ENGINE_LEASE_SECS").then(|| "soon".into())).unwrap_err();
+        let e = Config::from_toml("", "t", |k| {
+            (k == "DISCLOSE_ENGINE_LEASE_SECS").then(|| "soon".into())
+        })
+        .unwrap_err();
         assert!(e.to_string().contains("DISCLOSE_ENGINE_LEASE_SECS"), "{e}");
     }
 
     #[test]
     fn unknown_keys_are_refused_with_the_file_named() {
-        let e = Config::from_toml("[ledger]\nurl = \"a\"\npasword = \"x\"\n", "disclose.toml", |_| None).unwrap_err();
-        assert!(e.to_string().starts_with("disclose.toml") && e.to_string().contains("pasword"), "{e}");
+        let e = Config::from_toml(
+            "[ledger]\nurl = \"a\"\npasword = \"x\"\n",
+            "disclose.toml",
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("disclose.toml") && e.to_string().contains("pasword"),
+            "{e}"
+        );
     }
 }

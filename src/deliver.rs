@@ -49,7 +49,10 @@ pub struct Engine {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| EngineError::Task(e.to_string()))?.map_err(EngineError::from)
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))?
+        .map_err(EngineError::from)
 }
 
 /// How long a status query waits before asking again about a delivery that is still unknown.
@@ -66,11 +69,18 @@ impl Engine {
         let lanes = channels
             .into_iter()
             .map(|(cfg, channel)| {
-                let limiter = cfg
-                    .calls_per_second
-                    .and_then(NonZeroU32::new)
-                    .map(|n| RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN)));
-                (cfg.channel, Lane { channel, batch_size: cfg.batch_size(), retry: cfg.retry, limiter })
+                let limiter = cfg.calls_per_second.and_then(NonZeroU32::new).map(|n| {
+                    RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN))
+                });
+                (
+                    cfg.channel,
+                    Lane {
+                        channel,
+                        batch_size: cfg.batch_size(),
+                        retry: cfg.retry,
+                        limiter,
+                    },
+                )
             })
             .collect();
         Engine {
@@ -98,12 +108,17 @@ impl Engine {
         }
         let ledger = self.ledger.clone();
         let key = id.to_string();
-        let Some(job) = blocking(move || ledger.job(&key)).await? else { return Ok(None) };
+        let Some(job) = blocking(move || ledger.job(&key)).await? else {
+            return Ok(None);
+        };
         let job = Arc::new(job);
         let mut cache = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= JOB_CACHE {
             cache.clear();
-            self.rendered.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.rendered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
         }
         cache.insert(id.to_string(), job.clone());
         Ok(Some(job))
@@ -111,29 +126,64 @@ impl Engine {
 
     /// The content of one delivery: rendered once per job and channel, or per person for
     /// personal channels (e-mail, letters).
-    fn content(&self, job: &Job, channel: ChannelKind, c: &Claimed) -> Result<Arc<Rendered>, String> {
+    fn content(
+        &self,
+        job: &Job,
+        channel: ChannelKind,
+        c: &Claimed,
+    ) -> Result<Arc<Rendered>, String> {
         if Templates::is_personal(channel) {
-            let who = RecipientView { id: c.recipient.clone(), name: c.name.clone(), role: c.role.clone() };
-            return self.templates.render(job, channel, Some(&who)).map(Arc::new).map_err(|e| e.to_string());
+            let who = RecipientView {
+                id: c.recipient.clone(),
+                name: c.name.clone(),
+                role: c.role.clone(),
+            };
+            return self
+                .templates
+                .render(job, channel, Some(&who))
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
         }
         let key = (job.id.clone(), channel);
-        if let Some(r) = self.rendered.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(r) = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(r.clone());
         }
-        let r = Arc::new(self.templates.render(job, channel, None).map_err(|e| e.to_string())?);
-        self.rendered.lock().unwrap_or_else(|e| e.into_inner()).insert(key, r.clone());
+        let r = Arc::new(
+            self.templates
+                .render(job, channel, None)
+                .map_err(|e| e.to_string())?,
+        );
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, r.clone());
         Ok(r)
     }
 
     /// Claim one batch of due deliveries of a channel (or, with `unknown`, of deliveries left
     /// unknown, for the status query), hand it over and record the outcomes. Returns how many.
     pub async fn step(&self, channel: ChannelKind, unknown: bool) -> Result<usize, EngineError> {
-        let Some(lane) = self.lanes.get(&channel) else { return Ok(0) };
+        let Some(lane) = self.lanes.get(&channel) else {
+            return Ok(0);
+        };
         let now = clock::now();
-        let (ledger, lease, limit) = (self.ledger.clone(), self.lease.as_millis() as i64, lane.batch_size);
+        let (ledger, lease, limit) = (
+            self.ledger.clone(),
+            self.lease.as_millis() as i64,
+            lane.batch_size,
+        );
         let now_ms = now.timestamp_millis();
         let claimed = blocking(move || {
-            if unknown { ledger.claim_unknown(channel, now_ms, lease, limit) } else { ledger.claim(channel, now_ms, lease, limit) }
+            if unknown {
+                ledger.claim_unknown(channel, now_ms, lease, limit)
+            } else {
+                ledger.claim(channel, now_ms, lease, limit)
+            }
         })
         .await?;
         if claimed.is_empty() {
@@ -149,7 +199,8 @@ impl Engine {
         }
         let mut records = Vec::with_capacity(n);
         for (job_id, claimed) in by_job {
-            self.send(lane, channel, &job_id, claimed, unknown, now, &mut records).await?;
+            self.send(lane, channel, &job_id, claimed, unknown, now, &mut records)
+                .await?;
         }
         let done = records.iter().filter(|r| r.state != State::Pending).count() as u64;
         let ledger = self.ledger.clone();
@@ -177,7 +228,13 @@ impl Engine {
             retry_at: None,
         };
         let Some(job) = self.job(job_id).await? else {
-            records.extend(claimed.iter().map(|c| fail(c, "job_missing", format!("job {job_id} is not in the ledger"))));
+            records.extend(claimed.iter().map(|c| {
+                fail(
+                    c,
+                    "job_missing",
+                    format!("job {job_id} is not in the ledger"),
+                )
+            }));
             return Ok(());
         };
         let mut items = Vec::with_capacity(claimed.len());
@@ -206,8 +263,17 @@ impl Engine {
         if let Some(limiter) = &lane.limiter {
             limiter.until_ready().await;
         }
-        let batch = Batch { job, channel, items, now };
-        let outcomes = if unknown { lane.channel.resolve(&batch).await } else { lane.channel.deliver(&batch).await };
+        let batch = Batch {
+            job,
+            channel,
+            items,
+            now,
+        };
+        let outcomes = if unknown {
+            lane.channel.resolve(&batch).await
+        } else {
+            lane.channel.deliver(&batch).await
+        };
         for (i, c) in sendable.iter().enumerate() {
             let outcome = outcomes.get(i).cloned().unwrap_or(Outcome::Unknown {
                 detail: "the channel returned fewer outcomes than deliveries".into(),
@@ -234,7 +300,10 @@ impl Engine {
         let now_ms = clock::now().timestamp_millis();
         let expired = blocking(move || ledger.expire_leases(now_ms)).await?;
         if expired > 0 {
-            tracing::warn!(deliveries = expired, "deliveries left in flight by an earlier run are now unknown; asking their channels");
+            tracing::warn!(
+                deliveries = expired,
+                "deliveries left in flight by an earlier run are now unknown; asking their channels"
+            );
         }
         self.tick();
         let mut set = tokio::task::JoinSet::new();
@@ -244,7 +313,9 @@ impl Engine {
         }
         let mut first_error = None;
         while let Some(res) = set.join_next().await {
-            let res = res.map_err(|e| EngineError::Task(e.to_string())).and_then(|r| r);
+            let res = res
+                .map_err(|e| EngineError::Task(e.to_string()))
+                .and_then(|r| r);
             if let (Err(e), None) = (res, &first_error) {
                 first_error = Some(e);
             }
@@ -272,28 +343,60 @@ impl Engine {
 }
 
 /// What the engine makes of a channel's outcome: final, or pending again with a retry time.
-pub fn decide(c: &Claimed, outcome: Outcome, retry: &RetryPolicy, now: DateTime<FixedOffset>, random: f64) -> Record {
+pub fn decide(
+    c: &Claimed,
+    outcome: Outcome,
+    retry: &RetryPolicy,
+    now: DateTime<FixedOffset>,
+    random: f64,
+) -> Record {
     let now_ms = now.timestamp_millis();
-    let record = |state, code: Option<String>, detail: Option<String>, retry_at| Record { id: c.id, state, code, detail, retry_at };
+    let record = |state, code: Option<String>, detail: Option<String>, retry_at| Record {
+        id: c.id,
+        state,
+        code,
+        detail,
+        retry_at,
+    };
     let again = |code: String, detail: String, at_least: Duration| {
         if c.attempt >= retry.max_attempts {
             tracing::warn!(delivery = c.id, channel = %c.channel, attempts = c.attempt, %code, "delivery failed; giving up");
             return record(
                 State::Failed,
                 Some(code.clone()),
-                Some(format!("gave up after {} attempts; last: {code}: {detail}", c.attempt)),
+                Some(format!(
+                    "gave up after {} attempts; last: {code}: {detail}",
+                    c.attempt
+                )),
                 None,
             );
         }
         let wait = retry.backoff(c.attempt, random).max(at_least);
         tracing::info!(delivery = c.id, channel = %c.channel, attempt = c.attempt, %code, wait_ms = wait.as_millis() as u64, "delivery failed; retrying");
-        record(State::Pending, Some(code), Some(detail), Some(now_ms + wait.as_millis() as i64))
+        record(
+            State::Pending,
+            Some(code),
+            Some(detail),
+            Some(now_ms + wait.as_millis() as i64),
+        )
     };
     match outcome {
         Outcome::Delivered { reference } => record(State::Delivered, reference, None, None),
-        Outcome::Failed { code, permanent: true, detail } => record(State::Failed, Some(code), Some(detail), None),
-        Outcome::Failed { code, permanent: false, detail } => again(code, detail, Duration::ZERO),
-        Outcome::RetryAfter { after, code } => again(code, format!("asked to retry after {} s", after.as_secs()), after),
+        Outcome::Failed {
+            code,
+            permanent: true,
+            detail,
+        } => record(State::Failed, Some(code), Some(detail), None),
+        Outcome::Failed {
+            code,
+            permanent: false,
+            detail,
+        } => again(code, detail, Duration::ZERO),
+        Outcome::RetryAfter { after, code } => again(
+            code,
+            format!("asked to retry after {} s", after.as_secs()),
+            after,
+        ),
         Outcome::Skipped { reason } => record(State::Skipped, Some(reason), None, None),
         Outcome::Unknown { detail } => record(
             State::Unknown,
@@ -325,12 +428,20 @@ mod tests {
         DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00").unwrap()
     }
 
-    const POLICY: RetryPolicy = RetryPolicy { max_attempts: 3, base_ms: 1000, max_ms: 60_000 };
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 3,
+        base_ms: 1000,
+        max_ms: 60_000,
+    };
 
     #[test]
     fn transient_failures_are_retried_with_backoff_then_given_up() {
         let t = now().timestamp_millis();
-        let fail = || Outcome::Failed { code: "E5xx".into(), permanent: false, detail: "503".into() };
+        let fail = || Outcome::Failed {
+            code: "E5xx".into(),
+            permanent: false,
+            detail: "503".into(),
+        };
         let r = decide(&claimed(1), fail(), &POLICY, now(), 1.0);
         assert_eq!((r.state, r.retry_at), (State::Pending, Some(t + 1000)));
         let r = decide(&claimed(2), fail(), &POLICY, now(), 1.0);
@@ -343,17 +454,52 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_when_longer_than_the_backoff() {
         let t = now().timestamp_millis();
-        let r = decide(&claimed(1), Outcome::RetryAfter { after: Duration::from_secs(30), code: "429".into() }, &POLICY, now(), 1.0);
+        let r = decide(
+            &claimed(1),
+            Outcome::RetryAfter {
+                after: Duration::from_secs(30),
+                code: "429".into(),
+            },
+            &POLICY,
+            now(),
+            1.0,
+        );
         assert_eq!((r.state, r.retry_at), (State::Pending, Some(t + 30_000)));
     }
 
     #[test]
     fn permanent_failures_skips_and_unknowns_are_not_retried() {
-        let r = decide(&claimed(1), Outcome::Failed { code: "bad_number".into(), permanent: true, detail: String::new() }, &POLICY, now(), 0.5);
+        let r = decide(
+            &claimed(1),
+            Outcome::Failed {
+                code: "bad_number".into(),
+                permanent: true,
+                detail: String::new(),
+            },
+            &POLICY,
+            now(),
+            0.5,
+        );
         assert_eq!(r.state, State::Failed);
-        let r = decide(&claimed(1), Outcome::Skipped { reason: "opted_out".into() }, &POLICY, now(), 0.5);
+        let r = decide(
+            &claimed(1),
+            Outcome::Skipped {
+                reason: "opted_out".into(),
+            },
+            &POLICY,
+            now(),
+            0.5,
+        );
         assert_eq!(r.state, State::Skipped);
-        let r = decide(&claimed(1), Outcome::Unknown { detail: "timeout".into() }, &POLICY, now(), 0.5);
+        let r = decide(
+            &claimed(1),
+            Outcome::Unknown {
+                detail: "timeout".into(),
+            },
+            &POLICY,
+            now(),
+            0.5,
+        );
         assert_eq!(r.state, State::Unknown);
     }
 }

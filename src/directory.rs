@@ -59,12 +59,17 @@ impl ImportReport {
 /// The kind a group name implies: `unit:<code>` is always a unit group.
 pub fn resolve_kind(group: &str, kind: GroupKind) -> Result<GroupKind, DirectoryError> {
     let valid = (1..=64).contains(&group.len())
-        && group.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
     if !valid {
         return Err(DirectoryError::BadGroupName(group.to_string()));
     }
     if group.starts_with("unit:") && kind != GroupKind::Unit {
-        return Err(DirectoryError::KindConflict { group: group.to_string(), kind: kind.as_str() });
+        return Err(DirectoryError::KindConflict {
+            group: group.to_string(),
+            kind: kind.as_str(),
+        });
     }
     Ok(kind)
 }
@@ -84,7 +89,11 @@ struct Columns {
 impl Columns {
     fn from_header(header: &csv::StringRecord) -> Result<Columns, DirectoryError> {
         let find = |want: &str| {
-            header.iter().position(|h| h.trim_start_matches('\u{feff}').trim().eq_ignore_ascii_case(want))
+            header.iter().position(|h| {
+                h.trim_start_matches('\u{feff}')
+                    .trim()
+                    .eq_ignore_ascii_case(want)
+            })
         };
         Ok(Columns {
             id: find("id").ok_or(DirectoryError::MissingColumn("id"))?,
@@ -114,7 +123,12 @@ fn truthy(v: &str) -> Option<bool> {
 }
 
 /// Turn one CSV row into a member, reporting what had to be dropped. `None`: row rejected.
-fn member(rec: &csv::StringRecord, cols: &Columns, line: u64, report: &mut ImportReport) -> Option<Member> {
+fn member(
+    rec: &csv::StringRecord,
+    cols: &Columns,
+    line: u64,
+    report: &mut ImportReport,
+) -> Option<Member> {
     let id = field(rec, Some(cols.id));
     let name = field(rec, Some(cols.name));
     let (Some(id), Some(name)) = (id, name) else {
@@ -122,7 +136,11 @@ fn member(rec: &csv::StringRecord, cols: &Columns, line: u64, report: &mut Impor
         report.problem(line, "row left out: id and name are required".into());
         return None;
     };
-    let mut m = Member { id, name, ..Member::default() };
+    let mut m = Member {
+        id,
+        name,
+        ..Member::default()
+    };
     if let Some(p) = field(rec, cols.phone) {
         match crate::phone::normalize(&p) {
             Ok(e164) => m.phone = Some(e164),
@@ -152,7 +170,10 @@ fn member(rec: &csv::StringRecord, cols: &Columns, line: u64, report: &mut Impor
             None => {
                 // Unclear consent is treated as opted out: never send to someone who may have said no.
                 m.opted_out = true;
-                report.problem(line, format!("opted_out {v:?} is not yes/no; treated as opted out"));
+                report.problem(
+                    line,
+                    format!("opted_out {v:?} is not yes/no; treated as opted out"),
+                );
             }
         }
     }
@@ -168,8 +189,14 @@ pub fn import_csv(
     now: DateTime<FixedOffset>,
 ) -> Result<ImportReport, DirectoryError> {
     let kind = resolve_kind(group, kind)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::with_capacity(1 << 16, input));
-    let cols = Columns::from_header(reader.headers().map_err(|e| DirectoryError::Header(e.to_string()))?)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(std::io::BufReader::with_capacity(1 << 16, input));
+    let cols = Columns::from_header(
+        reader
+            .headers()
+            .map_err(|e| DirectoryError::Header(e.to_string()))?,
+    )?;
     let mut report = ImportReport::default();
     let mut rec = csv::StringRecord::new();
     let imported = {
@@ -191,7 +218,9 @@ pub fn import_csv(
                         } else {
                             ""
                         };
-                        return Some(Err(format!("line {line}: the CSV cannot be read: {e}{hint}")));
+                        return Some(Err(format!(
+                            "line {line}: the CSV cannot be read: {e}{hint}"
+                        )));
                     }
                 }
             }

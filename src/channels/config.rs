@@ -18,9 +18,16 @@ pub enum ChannelsError {
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("{path}: cannot be read: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("channel {channel} is configured twice: {first} and {second}")]
-    Twice { channel: ChannelKind, first: String, second: String },
+    Twice {
+        channel: ChannelKind,
+        first: String,
+        second: String,
+    },
 }
 
 /// How a channel sends.
@@ -65,7 +72,11 @@ fn default_max_ms() -> u64 {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: default_attempts(), base_ms: default_base_ms(), max_ms: default_max_ms() }
+        RetryPolicy {
+            max_attempts: default_attempts(),
+            base_ms: default_base_ms(),
+            max_ms: default_max_ms(),
+        }
     }
 }
 
@@ -73,7 +84,9 @@ impl RetryPolicy {
     /// The wait before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped, with "equal jitter"
     /// (half fixed, half random) so that many failed deliveries do not return all at once.
     pub fn backoff(&self, attempt: u32, random: f64) -> Duration {
-        let exp = self.base_ms.saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));
+        let exp = self
+            .base_ms
+            .saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));
         let capped = exp.min(self.max_ms) as f64;
         Duration::from_millis((capped / 2.0 + capped / 2.0 * random.clamp(0.0, 1.0)) as u64)
     }
@@ -121,9 +134,10 @@ impl ChannelConfig {
             problems.push("retry.base_ms must be at least 1 and at most retry.max_ms".into());
         }
         match (&self.transport, self.channel.is_publication()) {
-            (Transport::StaticSite { .. }, false) => {
-                problems.push(format!("the static_site transport serves website and intranet, not {}", self.channel))
-            }
+            (Transport::StaticSite { .. }, false) => problems.push(format!(
+                "the static_site transport serves website and intranet, not {}",
+                self.channel
+            )),
             (Transport::StaticSite { base_url, .. }, true) if !base_url.ends_with('/') => {
                 problems.push("base_url must end with '/'".into())
             }
@@ -137,12 +151,24 @@ impl ChannelConfig {
         match &self.transport {
             Transport::Outbox { dir } => {
                 let dir = dir.clone().unwrap_or_else(|| output.join("outbox"));
-                super::outbox::Outbox::open(self.channel, &dir).map(|o| Arc::new(o) as Arc<dyn Channel>)
+                super::outbox::Outbox::open(self.channel, &dir)
+                    .map(|o| Arc::new(o) as Arc<dyn Channel>)
             }
-            Transport::StaticSite { dir, site_title, base_url } => {
-                let dir = dir.clone().unwrap_or_else(|| output.join("site").join(self.channel.as_str()));
-                super::website::Website::open(self.channel, dir, site_title.clone(), base_url.clone())
-                    .map(|w| Arc::new(w) as Arc<dyn Channel>)
+            Transport::StaticSite {
+                dir,
+                site_title,
+                base_url,
+            } => {
+                let dir = dir
+                    .clone()
+                    .unwrap_or_else(|| output.join("site").join(self.channel.as_str()));
+                super::website::Website::open(
+                    self.channel,
+                    dir,
+                    site_title.clone(),
+                    base_url.clone(),
+                )
+                .map(|w| Arc::new(w) as Arc<dyn Channel>)
             }
         }
     }
@@ -166,7 +192,16 @@ pub fn defaults() -> BTreeMap<ChannelKind, ChannelConfig> {
                 },
                 _ => Transport::Outbox { dir: None },
             };
-            (channel, ChannelConfig { channel, transport, batch_size: None, calls_per_second: None, retry: RetryPolicy::default() })
+            (
+                channel,
+                ChannelConfig {
+                    channel,
+                    transport,
+                    batch_size: None,
+                    calls_per_second: None,
+                    retry: RetryPolicy::default(),
+                },
+            )
         })
         .collect()
 }
@@ -177,12 +212,22 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<ChannelKind, ChannelConfig>, Vec<
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(source) => return Err(vec![ChannelsError::Io { path: dir.display().to_string(), source }]),
+        Err(source) => {
+            return Err(vec![ChannelsError::Io {
+                path: dir.display().to_string(),
+                source,
+            }]);
+        }
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .filter(|p| !matches!(p.file_name().and_then(|n| n.to_str()), Some("policy.toml" | "obligations.toml")))
+        .filter(|p| {
+            !matches!(
+                p.file_name().and_then(|n| n.to_str()),
+                Some("policy.toml" | "obligations.toml")
+            )
+        })
         .collect();
     paths.sort();
     for path in paths {
@@ -190,27 +235,44 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<ChannelKind, ChannelConfig>, Vec<
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(source) => {
-                errors.push(ChannelsError::Io { path: shown, source });
+                errors.push(ChannelsError::Io {
+                    path: shown,
+                    source,
+                });
                 continue;
             }
         };
         let cfg: ChannelConfig = match toml::from_str(&text) {
             Ok(c) => c,
             Err(e) => {
-                errors.push(ChannelsError::Invalid { path: shown, message: e.to_string().trim().to_string() });
+                errors.push(ChannelsError::Invalid {
+                    path: shown,
+                    message: e.to_string().trim().to_string(),
+                });
                 continue;
             }
         };
         for message in cfg.validate() {
-            errors.push(ChannelsError::Invalid { path: shown.clone(), message });
+            errors.push(ChannelsError::Invalid {
+                path: shown.clone(),
+                message,
+            });
         }
         if let Some((_, first)) = out.get(&cfg.channel) {
-            errors.push(ChannelsError::Twice { channel: cfg.channel, first: first.clone(), second: shown });
+            errors.push(ChannelsError::Twice {
+                channel: cfg.channel,
+                first: first.clone(),
+                second: shown,
+            });
             continue;
         }
         out.insert(cfg.channel, (cfg, shown));
     }
-    if errors.is_empty() { Ok(out.into_iter().map(|(k, (c, _))| (k, c)).collect()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out.into_iter().map(|(k, (c, _))| (k, c)).collect())
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -219,7 +281,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
-        let p = RetryPolicy { max_attempts: 5, base_ms: 1000, max_ms: 10_000 };
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_ms: 1000,
+            max_ms: 10_000,
+        };
         assert_eq!(p.backoff(1, 1.0), Duration::from_millis(1000));
         assert_eq!(p.backoff(1, 0.0), Duration::from_millis(500));
         assert_eq!(p.backoff(3, 1.0), Duration::from_millis(4000));
@@ -241,7 +307,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.validate().len(), 3, "{:?}", cfg.validate());
-        let e = toml::from_str::<ChannelConfig>("channel = \"fax\"\n[transport]\ntype = \"outbox\"\n").unwrap_err();
+        let e =
+            toml::from_str::<ChannelConfig>("channel = \"fax\"\n[transport]\ntype = \"outbox\"\n")
+                .unwrap_err();
         assert!(e.to_string().contains("fax"), "{e}");
     }
 }

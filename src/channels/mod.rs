@@ -53,14 +53,27 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Accepted by the provider (or written, for files); `reference` is its id for the message.
-    Delivered { reference: Option<String> },
+    Delivered {
+        reference: Option<String>,
+    },
     /// `permanent`: retrying cannot help (invalid number, unsubscribed). Otherwise retried.
-    Failed { code: String, permanent: bool, detail: String },
-    Skipped { reason: String },
+    Failed {
+        code: String,
+        permanent: bool,
+        detail: String,
+    },
+    Skipped {
+        reason: String,
+    },
     /// Handed over, result not known: resolved later by [`Channel::resolve`], never resent blindly.
-    Unknown { detail: String },
+    Unknown {
+        detail: String,
+    },
     /// Rate limited or asked to come back later (HTTP 429 / Retry-After).
-    RetryAfter { after: Duration, code: String },
+    RetryAfter {
+        after: Duration,
+        code: String,
+    },
 }
 
 pub trait Channel: Send + Sync {
@@ -81,7 +94,13 @@ pub trait Channel: Send + Sync {
     /// nothing, so they stay unknown.
     fn resolve<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
-            batch.items.iter().map(|_| Outcome::Unknown { detail: "no status query for this transport".into() }).collect()
+            batch
+                .items
+                .iter()
+                .map(|_| Outcome::Unknown {
+                    detail: "no status query for this transport".into(),
+                })
+                .collect()
         })
     }
 }

@@ -40,11 +40,19 @@ impl Outbox {
                 .map_err(|e| format!("outbox {}: {e}", path.display()))?;
             (Some(Mutex::new(f)), path)
         };
-        Ok(Outbox { channel, dir: dir.to_path_buf(), file, path })
+        Ok(Outbox {
+            channel,
+            dir: dir.to_path_buf(),
+            file,
+            path,
+        })
     }
 
     fn eml_path(&self, batch: &Batch, item: &Item) -> PathBuf {
-        self.dir.join("email").join(&batch.job.id).join(format!("{}.eml", item.delivery_id))
+        self.dir
+            .join("email")
+            .join(&batch.job.id)
+            .join(format!("{}.eml", item.delivery_id))
     }
 
     fn line(batch: &Batch, item: &Item) -> String {
@@ -83,12 +91,20 @@ impl Outbox {
             .iter()
             .map(|item| {
                 let Some(to) = &item.address else {
-                    return Outcome::Skipped { reason: "no_address".into() };
+                    return Outcome::Skipped {
+                        reason: "no_address".into(),
+                    };
                 };
                 let eml = eml(batch, item, to);
                 match super::write_atomic(&self.eml_path(batch, item), eml.as_bytes()) {
-                    Ok(()) => Outcome::Delivered { reference: Some(message_id(&batch.job.id, &item.recipient)) },
-                    Err(e) => Outcome::Failed { code: "outbox_io".into(), permanent: false, detail: e.to_string() },
+                    Ok(()) => Outcome::Delivered {
+                        reference: Some(message_id(&batch.job.id, &item.recipient)),
+                    },
+                    Err(e) => Outcome::Failed {
+                        code: "outbox_io".into(),
+                        permanent: false,
+                        detail: e.to_string(),
+                    },
                 }
             })
             .collect()
@@ -100,7 +116,9 @@ impl Outbox {
         let f = std::fs::File::open(&self.path)?;
         for line in std::io::BufReader::new(f).lines() {
             let line = line?;
-            let Some(rest) = line.strip_prefix("{\"delivery_id\":") else { continue };
+            let Some(rest) = line.strip_prefix("{\"delivery_id\":") else {
+                continue;
+            };
             let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
             if let Ok(id) = digits.parse::<i64>() {
                 if wanted.contains(&id) {
@@ -137,19 +155,32 @@ pub fn encode_header(value: &str) -> String {
     }
     words
         .iter()
-        .map(|w| format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(w.as_bytes())))
+        .map(|w| {
+            format!(
+                "=?UTF-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w.as_bytes())
+            )
+        })
         .collect::<Vec<_>>()
         .join("\r\n ")
 }
 
 fn b64_lines(text: &str) -> String {
     let enc = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-    enc.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or("")).collect::<Vec<_>>().join("\r\n")
+    enc.as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\r\n")
 }
 
 fn eml(batch: &Batch, item: &Item, to: &str) -> String {
     let (subject, text, html) = match &*item.content {
-        Rendered::Email { subject, text, html } => (subject.clone(), text.clone(), html.clone()),
+        Rendered::Email {
+            subject,
+            text,
+            html,
+        } => (subject.clone(), text.clone(), html.clone()),
         other => (batch.job.title.clone(), other.preview(), String::new()),
     };
     let boundary = format!("disclose-{}", item.delivery_id);
@@ -158,10 +189,15 @@ fn eml(batch: &Batch, item: &Item, to: &str) -> String {
     m.push_str(&format!("To: {} <{to}>\r\n", encode_header(&item.name)));
     m.push_str(&format!("Subject: {}\r\n", encode_header(&subject)));
     m.push_str(&format!("Date: {}\r\n", batch.now.to_rfc2822()));
-    m.push_str(&format!("Message-ID: {}\r\n", message_id(&batch.job.id, &item.recipient)));
+    m.push_str(&format!(
+        "Message-ID: {}\r\n",
+        message_id(&batch.job.id, &item.recipient)
+    ));
     m.push_str("MIME-Version: 1.0\r\n");
     m.push_str("X-Disclose-Transport: outbox (dry run)\r\n");
-    m.push_str(&format!("Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"));
+    m.push_str(&format!(
+        "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+    ));
     for (ct, body) in [("text/plain", &text), ("text/html", &html)] {
         m.push_str(&format!("--{boundary}\r\nContent-Type: {ct}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"));
         m.push_str(&b64_lines(body));
@@ -190,11 +226,19 @@ impl Channel for Outbox {
                 return self.write_emails(batch);
             }
             match self.write_lines(batch) {
-                Ok(()) => batch.items.iter().map(|_| Outcome::Delivered { reference: None }).collect(),
+                Ok(()) => batch
+                    .items
+                    .iter()
+                    .map(|_| Outcome::Delivered { reference: None })
+                    .collect(),
                 Err(e) => batch
                     .items
                     .iter()
-                    .map(|_| Outcome::Failed { code: "outbox_io".into(), permanent: false, detail: e.to_string() })
+                    .map(|_| Outcome::Failed {
+                        code: "outbox_io".into(),
+                        permanent: false,
+                        detail: e.to_string(),
+                    })
                     .collect(),
             }
         })
@@ -208,9 +252,15 @@ impl Channel for Outbox {
                     .iter()
                     .map(|item| {
                         if self.eml_path(batch, item).exists() {
-                            Outcome::Delivered { reference: Some(message_id(&batch.job.id, &item.recipient)) }
+                            Outcome::Delivered {
+                                reference: Some(message_id(&batch.job.id, &item.recipient)),
+                            }
                         } else {
-                            Outcome::Failed { code: "not_sent".into(), permanent: false, detail: "no .eml was written".into() }
+                            Outcome::Failed {
+                                code: "not_sent".into(),
+                                permanent: false,
+                                detail: "no .eml was written".into(),
+                            }
                         }
                     })
                     .collect();
@@ -225,11 +275,21 @@ impl Channel for Outbox {
                             Outcome::Delivered { reference: None }
                         } else {
                             // The status query says it did not go out: only now is a resend safe.
-                            Outcome::Failed { code: "not_sent".into(), permanent: false, detail: "not in the outbox".into() }
+                            Outcome::Failed {
+                                code: "not_sent".into(),
+                                permanent: false,
+                                detail: "not in the outbox".into(),
+                            }
                         }
                     })
                     .collect(),
-                Err(e) => batch.items.iter().map(|_| Outcome::Unknown { detail: e.to_string() }).collect(),
+                Err(e) => batch
+                    .items
+                    .iter()
+                    .map(|_| Outcome::Unknown {
+                        detail: e.to_string(),
+                    })
+                    .collect(),
             }
         })
     }

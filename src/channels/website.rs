@@ -16,8 +16,18 @@ pub struct Website {
 }
 
 impl Website {
-    pub fn open(channel: ChannelKind, dir: PathBuf, site_title: String, base_url: String) -> Result<Website, String> {
-        let site = Site::open(SiteConfig { dir: dir.clone(), site_title, base_url }).map_err(|e| e.to_string())?;
+    pub fn open(
+        channel: ChannelKind,
+        dir: PathBuf,
+        site_title: String,
+        base_url: String,
+    ) -> Result<Website, String> {
+        let site = Site::open(SiteConfig {
+            dir: dir.clone(),
+            site_title,
+            base_url,
+        })
+        .map_err(|e| e.to_string())?;
         Ok(Website { channel, site, dir })
     }
 
@@ -37,19 +47,34 @@ impl Website {
         };
         let path = match (job.kind, &job.corrects) {
             (Kind::Correction, Some(original)) => {
-                let note = format!("本文已于{}更正（{}）。", batch.now.format("%Y年%-m月%-d日"), job.approval.reference);
-                self.site.correct(original, &page, &note, batch.now).map_err(|e| e.to_string())?
+                let note = format!(
+                    "本文已于{}更正（{}）。",
+                    batch.now.format("%Y年%-m月%-d日"),
+                    job.approval.reference
+                );
+                self.site
+                    .correct(original, &page, &note, batch.now)
+                    .map_err(|e| e.to_string())?
             }
             (Kind::Retraction, Some(original)) => {
-                let reason = job.data.get("reason").and_then(|v| v.as_str()).unwrap_or(&job.title).to_string();
-                self.site.withdraw(original, &reason, batch.now).map_err(|e| e.to_string())?;
+                let reason = job
+                    .data
+                    .get("reason")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(&job.title)
+                    .to_string();
+                self.site
+                    .withdraw(original, &reason, batch.now)
+                    .map_err(|e| e.to_string())?;
                 self.site.page_path(original)
             }
-            _ => self.site.publish(&page, batch.now).map_err(|e| e.to_string())?,
+            _ => self
+                .site
+                .publish(&page, batch.now)
+                .map_err(|e| e.to_string())?,
         };
         Ok(path.display().to_string())
     }
-
 }
 
 impl Channel for Website {
@@ -67,7 +92,10 @@ impl Channel for Website {
 
     /// Close publicity periods that have ended (公示期满): the page is marked and leaves the index.
     fn tick(&self, now: chrono::DateTime<chrono::FixedOffset>) -> Result<(), String> {
-        self.site.refresh(now).map(|_| ()).map_err(|e| e.to_string())
+        self.site
+            .refresh(now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
@@ -76,8 +104,14 @@ impl Channel for Website {
                 .items
                 .iter()
                 .map(|item| match self.publish(batch, &item.content) {
-                    Ok(path) => Outcome::Delivered { reference: Some(path) },
-                    Err(detail) => Outcome::Failed { code: "site_io".into(), permanent: false, detail },
+                    Ok(path) => Outcome::Delivered {
+                        reference: Some(path),
+                    },
+                    Err(detail) => Outcome::Failed {
+                        code: "site_io".into(),
+                        permanent: false,
+                        detail,
+                    },
                 })
                 .collect()
         })

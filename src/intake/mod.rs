@@ -43,7 +43,14 @@ pub struct Verdict {
 
 impl Verdict {
     fn refused(id: Option<String>, refusals: Vec<Refusal>, job: Option<Job>) -> Verdict {
-        Verdict { id, decision: DecisionKind::Refused, refusals, job, plan: None, planned: BTreeMap::new() }
+        Verdict {
+            id,
+            decision: DecisionKind::Refused,
+            refusals,
+            job,
+            plan: None,
+            planned: BTreeMap::new(),
+        }
     }
 }
 
@@ -58,10 +65,20 @@ pub struct Intake {
 
 impl Intake {
     /// Decide about a job without recording anything (`disclose check`).
-    pub fn evaluate(&self, bytes: &[u8], now: DateTime<FixedOffset>) -> Result<Verdict, LedgerError> {
+    pub fn evaluate(
+        &self,
+        bytes: &[u8],
+        now: DateTime<FixedOffset>,
+    ) -> Result<Verdict, LedgerError> {
         let parsed = match job::parse(bytes) {
             Ok(p) => p,
-            Err(e) => return Ok(Verdict::refused(job::sniff_id(bytes), vec![Refusal::new(Code::Malformed, e.to_string())], None)),
+            Err(e) => {
+                return Ok(Verdict::refused(
+                    job::sniff_id(bytes),
+                    vec![Refusal::new(Code::Malformed, e.to_string())],
+                    None,
+                ));
+            }
         };
         let job = parsed.job;
         if self.ledger.has_job(&job.id)? {
@@ -76,10 +93,18 @@ impl Intake {
         }
         let mut refusals = Vec::new();
         if let Err(e) = crate::approval::verify(&parsed.raw, &self.keys) {
-            refusals.push(Refusal::new(Code::Unapproved, format!("only approved jobs are dispatched: {e}")));
+            refusals.push(Refusal::new(
+                Code::Unapproved,
+                format!("only approved jobs are dispatched: {e}"),
+            ));
         }
         let groups = self.ledger.group_kinds(&job.audience.groups)?;
-        let ids: Vec<String> = job.audience.recipients.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<String> = job
+            .audience
+            .recipients
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
         let roster = self.ledger.on_roster(&ids)?;
         let target = match (&job.kind, &job.corrects) {
             (Kind::Correction | Kind::Retraction, Some(t)) => self.ledger.target(t)?,
@@ -106,7 +131,10 @@ impl Intake {
             Some(p) => p.channels.clone(),
             None => job.channels.clone().unwrap_or_default(),
         };
-        let channels: Vec<ChannelKind> = channels.into_iter().filter(|c| needs_template(&job, *c)).collect();
+        let channels: Vec<ChannelKind> = channels
+            .into_iter()
+            .filter(|c| needs_template(&job, *c))
+            .collect();
         for message in self.templates.check(&job, &channels) {
             refusals.push(Refusal::new(Code::TemplateError, message));
         }
@@ -131,14 +159,22 @@ impl Intake {
         match v.decision {
             DecisionKind::Duplicate => {}
             DecisionKind::Refused => {
-                self.ledger.refuse(v.id.as_deref(), bytes, &v.refusals, now)?;
+                self.ledger
+                    .refuse(v.id.as_deref(), bytes, &v.refusals, now)?;
                 tracing::warn!(job = v.id.as_deref().unwrap_or("?"), codes = %codes(&v.refusals), "job refused");
             }
             DecisionKind::Accepted => {
                 let (Some(job), Some(plan)) = (&v.job, &v.plan) else {
-                    return Err(LedgerError::Corrupt("an accepted verdict without its plan".into()));
+                    return Err(LedgerError::Corrupt(
+                        "an accepted verdict without its plan".into(),
+                    ));
                 };
-                match self.ledger.accept(&Acceptance { job, body: bytes, plan, now })? {
+                match self.ledger.accept(&Acceptance {
+                    job,
+                    body: bytes,
+                    plan,
+                    now,
+                })? {
                     Accepted::New { planned } => {
                         tracing::info!(job = %job.id, deliveries = planned.values().sum::<u64>(), "job accepted");
                         v.planned = planned;
@@ -158,5 +194,9 @@ fn needs_template(job: &Job, channel: ChannelKind) -> bool {
 }
 
 pub fn codes(refusals: &[Refusal]) -> String {
-    refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(",")
+    refusals
+        .iter()
+        .map(|r| r.code.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }

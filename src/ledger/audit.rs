@@ -16,7 +16,14 @@ pub const DIRECTORY_IMPORTED: &str = "directory.imported";
 
 /// SHA-256 over the entry's fields, each length-prefixed so that no two different entries encode
 /// alike, then the previous hash. Lower-case hex.
-pub fn entry_hash(seq: i64, at: &str, kind: &str, job_id: Option<&str>, body: &str, prev: &str) -> String {
+pub fn entry_hash(
+    seq: i64,
+    at: &str,
+    kind: &str,
+    job_id: Option<&str>,
+    body: &str,
+    prev: &str,
+) -> String {
     let mut h = Sha256::new();
     h.update(seq.to_be_bytes());
     for field in [at, kind, job_id.unwrap_or("\u{0}"), body, prev] {
@@ -32,10 +39,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -52,11 +61,17 @@ mod tests {
         assert_ne!(base, entry_hash(1, "t", "k", Some("j"), "{ }", GENESIS));
         assert_ne!(base, entry_hash(1, "t", "k", Some("j"), "{}", &base));
         // Length prefixes: moving a character between fields changes the hash.
-        assert_ne!(entry_hash(1, "ab", "c", None, "", GENESIS), entry_hash(1, "a", "bc", None, "", GENESIS));
+        assert_ne!(
+            entry_hash(1, "ab", "c", None, "", GENESIS),
+            entry_hash(1, "a", "bc", None, "", GENESIS)
+        );
     }
 
     #[test]
     fn known_answer() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -26,13 +26,18 @@ pub enum LedgerError {
     #[error("ledger database error: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("ledger I/O error at {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// The input of a transaction failed part-way; nothing was written.
     #[error("{0}")]
     Aborted(String),
     #[error("ledger data is inconsistent: {0}")]
     Corrupt(String),
-    #[error("unsupported ledger url {0:?}: use a file path, sqlite://PATH, or postgres://… (PostgreSQL arrives with the operations issue)")]
+    #[error(
+        "unsupported ledger url {0:?}: use a file path, sqlite://PATH, or postgres://… (PostgreSQL arrives with the operations issue)"
+    )]
     UnsupportedUrl(String),
 }
 
@@ -77,8 +82,15 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 7] =
-        [State::Pending, State::Sending, State::Delivered, State::Failed, State::Skipped, State::Unknown, State::Cancelled];
+    pub const ALL: [State; 7] = [
+        State::Pending,
+        State::Sending,
+        State::Delivered,
+        State::Failed,
+        State::Skipped,
+        State::Unknown,
+        State::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,7 +109,10 @@ impl State {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, State::Delivered | State::Failed | State::Skipped | State::Cancelled)
+        matches!(
+            self,
+            State::Delivered | State::Failed | State::Skipped | State::Cancelled
+        )
     }
 }
 
@@ -204,7 +219,12 @@ pub trait Ledger: Send + Sync {
     fn on_roster(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError>;
     fn groups(&self) -> Result<Vec<GroupInfo>, LedgerError>;
     /// Members of a group with the address each channel would use, in id order (for `check`).
-    fn members(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Vec<Member>, LedgerError>;
+    fn members(
+        &self,
+        group: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Member>, LedgerError>;
 
     /// Whether a job id is already recorded.
     fn has_job(&self, id: &str) -> Result<bool, LedgerError>;
@@ -228,10 +248,21 @@ pub trait Ledger: Send + Sync {
     /// call hung between handing over and recording). Returns how many.
     fn expire_leases(&self, now_ms: i64) -> Result<u64, LedgerError>;
     /// Claim up to `limit` due deliveries of one channel, marking them `sending` with a lease.
-    fn claim(&self, channel: ChannelKind, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>, LedgerError>;
+    fn claim(
+        &self,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, LedgerError>;
     /// Claim up to `limit` `unknown` deliveries of one channel for a status query.
-    fn claim_unknown(&self, channel: ChannelKind, now_ms: i64, lease_ms: i64, limit: usize)
-    -> Result<Vec<Claimed>, LedgerError>;
+    fn claim_unknown(
+        &self,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, LedgerError>;
     /// Record outcomes of claimed deliveries in one transaction, with one audit entry.
     fn record(&self, records: &[Record], now: DateTime<FixedOffset>) -> Result<(), LedgerError>;
     /// Earliest `due_at` of pending or unknown deliveries of a channel, if any.

@@ -116,11 +116,17 @@ fn address_sql(channel: ChannelKind) -> &'static str {
 
 fn named_address(r: &crate::job::NamedRecipient, channel: ChannelKind) -> Option<String> {
     match channel {
-        ChannelKind::Sms => r.phone.as_deref().and_then(|p| crate::phone::normalize(p).ok()),
+        ChannelKind::Sms => r
+            .phone
+            .as_deref()
+            .and_then(|p| crate::phone::normalize(p).ok()),
         ChannelKind::Email => r.email.clone(),
         ChannelKind::Wechat => r.wechat_openid.clone(),
         ChannelKind::Wecom => r.wecom_userid.clone(),
-        ChannelKind::Letter => r.address.as_ref().map(|a| json!({"postcode": a.postcode, "lines": a.lines}).to_string()),
+        ChannelKind::Letter => r
+            .address
+            .as_ref()
+            .map(|a| json!({"postcode": a.postcode, "lines": a.lines}).to_string()),
         ChannelKind::Website | ChannelKind::Intranet => None,
     }
 }
@@ -131,14 +137,19 @@ pub const PAGE_RECIPIENT: &str = "page";
 impl SqliteLedger {
     pub fn open(path: &Path) -> Result<SqliteLedger, LedgerError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteLedger { conn: Mutex::new(conn) })
+        Ok(SqliteLedger {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// `synchronous=FULL`: every commit reaches the disk before it returns.
@@ -153,9 +164,20 @@ impl SqliteLedger {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn append_audit(tx: &Transaction<'_>, at: &str, kind: &str, job_id: Option<&str>, body: &str) -> Result<(), LedgerError> {
-        let last: Option<(i64, String)> =
-            tx.query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    fn append_audit(
+        tx: &Transaction<'_>,
+        at: &str,
+        kind: &str,
+        job_id: Option<&str>,
+        body: &str,
+    ) -> Result<(), LedgerError> {
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
         let (seq, prev) = match last {
             Some((s, h)) => (s + 1, h),
             None => (1, GENESIS.to_string()),
@@ -197,7 +219,11 @@ impl SqliteLedger {
         let addr = address_sql(channel);
         // Art 10 opt-out: never sent to, recorded as skipped. No address for this medium: skipped too,
         // except letters, which without a postal address go by hand (the print room's address sheet).
-        let no_addr_state = if channel == ChannelKind::Letter { "pending" } else { "skipped" };
+        let no_addr_state = if channel == ChannelKind::Letter {
+            "pending"
+        } else {
+            "skipped"
+        };
         let sql = format!(
             "INSERT OR IGNORE INTO deliveries (job_id, channel, recipient, name, role, address, state, code, due_at, updated_at)
              SELECT ?1, ?2, m.id, m.name, 'member', {addr},
@@ -221,8 +247,9 @@ impl SqliteLedger {
                 (None, _) => ("skipped", Some("no_address")),
                 _ => ("pending", None),
             };
-            planned +=
-                named.execute(params![job.id, ch, r.id, r.name, r.role, address, state, code, due, now_ms])? as u64;
+            planned += named.execute(params![
+                job.id, ch, r.id, r.name, r.role, address, state, code, due, now_ms
+            ])? as u64;
         }
         Ok(planned)
     }
@@ -293,8 +320,28 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, String, Option<String>, u32)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+fn claimed_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    u32,
+)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 impl SqliteLedger {
@@ -309,7 +356,11 @@ impl SqliteLedger {
     ) -> Result<Vec<Claimed>, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let bump = if count_attempt { "attempts + 1" } else { "attempts" };
+        let bump = if count_attempt {
+            "attempts + 1"
+        } else {
+            "attempts"
+        };
         let sql = format!(
             "UPDATE deliveries SET state = 'sending', lease_until = ?1, attempts = {bump}, updated_at = ?2
              WHERE id IN (SELECT id FROM deliveries WHERE channel = ?3 AND state = ?4 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?5)
@@ -318,10 +369,28 @@ impl SqliteLedger {
         let mut out = Vec::new();
         {
             let mut stmt = tx.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![now_ms + lease_ms, now_ms, channel.as_str(), from_state, limit as i64], claimed_row)?;
+            let rows = stmt.query_map(
+                params![
+                    now_ms + lease_ms,
+                    now_ms,
+                    channel.as_str(),
+                    from_state,
+                    limit as i64
+                ],
+                claimed_row,
+            )?;
             for r in rows {
                 let (id, job_id, _ch, recipient, name, role, address, attempt) = r?;
-                out.push(Claimed { id, job_id, channel, recipient, name, role, address, attempt });
+                out.push(Claimed {
+                    id,
+                    job_id,
+                    channel,
+                    recipient,
+                    name,
+                    role,
+                    address,
+                    attempt,
+                });
             }
         }
         tx.commit()?;
@@ -381,8 +450,13 @@ impl Ledger for SqliteLedger {
         let mut stmt = conn.prepare_cached("SELECT kind FROM groups WHERE name = ?1")?;
         let mut out = HashMap::new();
         for name in names {
-            if let Some(kind) = stmt.query_row(params![name], |r| r.get::<_, String>(0)).optional()? {
-                let kind = GroupKind::parse(&kind).ok_or_else(|| LedgerError::Corrupt(format!("group {name:?} has kind {kind:?}")))?;
+            if let Some(kind) = stmt
+                .query_row(params![name], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                let kind = GroupKind::parse(&kind).ok_or_else(|| {
+                    LedgerError::Corrupt(format!("group {name:?} has kind {kind:?}"))
+                })?;
                 out.insert(name.clone(), kind);
             }
         }
@@ -405,18 +479,37 @@ impl Ledger for SqliteLedger {
 
     fn groups(&self) -> Result<Vec<GroupInfo>, LedgerError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT name, kind, members, imported_at FROM groups ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?;
+        let mut stmt =
+            conn.prepare("SELECT name, kind, members, imported_at FROM groups ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+            ))
+        })?;
         let mut out = Vec::new();
         for r in rows {
             let (name, kind, members, imported_at) = r?;
-            let kind = GroupKind::parse(&kind).ok_or_else(|| LedgerError::Corrupt(format!("group {name:?} has kind {kind:?}")))?;
-            out.push(GroupInfo { name, kind, members, imported_at });
+            let kind = GroupKind::parse(&kind)
+                .ok_or_else(|| LedgerError::Corrupt(format!("group {name:?} has kind {kind:?}")))?;
+            out.push(GroupInfo {
+                name,
+                kind,
+                members,
+                imported_at,
+            });
         }
         Ok(out)
     }
 
-    fn members(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Vec<Member>, LedgerError> {
+    fn members(
+        &self,
+        group: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Member>, LedgerError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT id, name, phone, email, wechat_openid, wecom_userid, postcode, address, opted_out FROM members
@@ -439,19 +532,30 @@ impl Ledger for SqliteLedger {
     }
 
     fn has_job(&self, id: &str) -> Result<bool, LedgerError> {
-        Ok(self.lock().prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists(params![id])?)
+        Ok(self
+            .lock()
+            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
+            .exists(params![id])?)
     }
 
     fn accept(&self, a: &Acceptance<'_>) -> Result<Accepted, LedgerError> {
         let job = a.job;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if tx.prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists(params![job.id])? {
+        if tx
+            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
+            .exists(params![job.id])?
+        {
             return Ok(Accepted::Duplicate);
         }
         let at = ts(a.now);
         let now_ms = a.now.timestamp_millis();
-        let due = a.plan.publish_at.map(|t| t.timestamp_millis()).unwrap_or(now_ms).max(0);
+        let due = a
+            .plan
+            .publish_at
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(now_ms)
+            .max(0);
         let channels: Vec<&str> = a.plan.channels.iter().map(|c| c.as_str()).collect();
         tx.execute(
             "INSERT INTO jobs (id, kind, category, scope, title, corrects, publish_at, expires_at, accepted_at, channels, groups, body)
@@ -514,7 +618,9 @@ impl Ledger for SqliteLedger {
             params![at, job_id, list, sha],
         )?;
         let seq = tx.last_insert_rowid();
-        let audit_body = json!({"refusal": seq, "job_id": job_id, "body_sha256": sha, "refusals": refusals}).to_string();
+        let audit_body =
+            json!({"refusal": seq, "job_id": job_id, "body_sha256": sha, "refusals": refusals})
+                .to_string();
         Self::append_audit(&tx, &at, audit::JOB_REFUSED, job_id, &audit_body)?;
         tx.commit()?;
         Ok(seq)
@@ -523,35 +629,52 @@ impl Ledger for SqliteLedger {
     fn target(&self, id: &str) -> Result<Option<Target>, LedgerError> {
         let conn = self.lock();
         let row: Option<(String, String, String)> = conn
-            .query_row("SELECT scope, channels, groups FROM jobs WHERE id = ?1", params![id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT scope, channels, groups FROM jobs WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
-        let Some((scope, channels, groups)) = row else { return Ok(None) };
-        let scope: Scope =
-            serde_json::from_value(json!(scope)).map_err(|_| LedgerError::Corrupt(format!("job {id:?} has scope {scope:?}")))?;
-        let channels: Vec<ChannelKind> =
-            serde_json::from_str(&channels).map_err(|e| LedgerError::Corrupt(format!("job {id:?} channels: {e}")))?;
-        let groups: Vec<String> =
-            serde_json::from_str(&groups).map_err(|e| LedgerError::Corrupt(format!("job {id:?} groups: {e}")))?;
+        let Some((scope, channels, groups)) = row else {
+            return Ok(None);
+        };
+        let scope: Scope = serde_json::from_value(json!(scope))
+            .map_err(|_| LedgerError::Corrupt(format!("job {id:?} has scope {scope:?}")))?;
+        let channels: Vec<ChannelKind> = serde_json::from_str(&channels)
+            .map_err(|e| LedgerError::Corrupt(format!("job {id:?} channels: {e}")))?;
+        let groups: Vec<String> = serde_json::from_str(&groups)
+            .map_err(|e| LedgerError::Corrupt(format!("job {id:?} groups: {e}")))?;
         let mut stmt = conn.prepare_cached(
             "SELECT DISTINCT recipient FROM deliveries WHERE job_id = ?1 AND role NOT IN ('member', 'page')",
         )?;
-        let recipient_ids = stmt.query_map(params![id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let recipient_ids = stmt
+            .query_map(params![id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         let reached = conn
             .prepare_cached("SELECT 1 FROM deliveries WHERE job_id = ?1 AND state IN ('delivered', 'unknown') LIMIT 1")?
             .exists(params![id])?;
-        Ok(Some(Target { id: id.to_string(), scope, channels, groups, recipient_ids, reached }))
+        Ok(Some(Target {
+            id: id.to_string(),
+            scope,
+            channels,
+            groups,
+            recipient_ids,
+            reached,
+        }))
     }
 
     fn job(&self, id: &str) -> Result<Option<Job>, LedgerError> {
-        let body: Option<Vec<u8>> =
-            self.lock().query_row("SELECT body FROM jobs WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+        let body: Option<Vec<u8>> = self
+            .lock()
+            .query_row("SELECT body FROM jobs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
         match body {
             None => Ok(None),
-            Some(b) => crate::job::parse(&b)
-                .map(|p| Some(p.job))
-                .map_err(|e| LedgerError::Corrupt(format!("stored job {id:?} no longer parses: {e}"))),
+            Some(b) => crate::job::parse(&b).map(|p| Some(p.job)).map_err(|e| {
+                LedgerError::Corrupt(format!("stored job {id:?} no longer parses: {e}"))
+            }),
         }
     }
 
@@ -578,7 +701,13 @@ impl Ledger for SqliteLedger {
         Ok(ids.len() as u64)
     }
 
-    fn claim(&self, channel: ChannelKind, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>, LedgerError> {
+    fn claim(
+        &self,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, LedgerError> {
         self.claim_where("pending", channel, now_ms, lease_ms, limit, true)
     }
 
@@ -608,7 +737,10 @@ impl Ledger for SqliteLedger {
             )?;
             for r in records {
                 let job: Option<String> = stmt
-                    .query_row(params![r.state.as_str(), r.code, r.detail, r.retry_at, now_ms, r.id], |row| row.get(0))
+                    .query_row(
+                        params![r.state.as_str(), r.code, r.detail, r.retry_at, now_ms, r.id],
+                        |row| row.get(0),
+                    )
                     .optional()?;
                 // A record for a delivery no longer in flight (cancelled meanwhile) changes nothing.
                 if let Some(job) = job {
@@ -621,7 +753,11 @@ impl Ledger for SqliteLedger {
         }
         if !entries.is_empty() {
             let body = json!({"jobs": jobs, "deliveries": entries}).to_string();
-            let job_id = if jobs.len() == 1 { Some(jobs[0].as_str()) } else { None };
+            let job_id = if jobs.len() == 1 {
+                Some(jobs[0].as_str())
+            } else {
+                None
+            };
             Self::append_audit(&tx, &ts(now), audit::DELIVERIES_RECORDED, job_id, &body)?;
         }
         tx.commit()?;
@@ -648,18 +784,22 @@ impl Ledger for SqliteLedger {
         let conn = self.lock();
         let mut out = BTreeMap::new();
         let mut add = |st: String, n: u64| -> Result<(), LedgerError> {
-            let s = State::parse(&st).ok_or_else(|| LedgerError::Corrupt(format!("delivery state {st:?}")))?;
+            let s = State::parse(&st)
+                .ok_or_else(|| LedgerError::Corrupt(format!("delivery state {st:?}")))?;
             *out.entry(s).or_insert(0) += n;
             Ok(())
         };
         if jobs.is_empty() {
-            let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM deliveries GROUP BY state")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT state, count(*) FROM deliveries GROUP BY state")?;
             for r in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
                 let (st, n) = r?;
                 add(st, n)?;
             }
         } else {
-            let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY state")?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY state",
+            )?;
             for job in jobs {
                 for r in stmt.query_map(params![job], |r| Ok((r.get(0)?, r.get(1)?)))? {
                     let (st, n) = r?;
@@ -673,15 +813,25 @@ impl Ledger for SqliteLedger {
     fn jobs(&self, limit: usize) -> Result<Vec<JobSummary>, LedgerError> {
         let conn = self.lock();
         let rows: Vec<JobRow> = conn
-            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY accepted_at DESC, id LIMIT ?1"))?
+            .prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY accepted_at DESC, id LIMIT ?1"
+            ))?
             .query_map(params![limit as i64], job_row)?
             .collect::<Result<_, _>>()?;
-        rows.into_iter().map(|r| self.summary_from_row(&conn, r)).collect()
+        rows.into_iter()
+            .map(|r| self.summary_from_row(&conn, r))
+            .collect()
     }
 
     fn job_summary(&self, id: &str) -> Result<Option<JobSummary>, LedgerError> {
         let conn = self.lock();
-        let row = conn.query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), params![id], job_row).optional()?;
+        let row = conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                params![id],
+                job_row,
+            )
+            .optional()?;
         row.map(|r| self.summary_from_row(&conn, r)).transpose()
     }
 
@@ -709,23 +859,36 @@ impl Ledger for SqliteLedger {
 
     fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, LedgerError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT seq, at, job_id, refusals FROM refusals ORDER BY seq DESC LIMIT ?1")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at, job_id, refusals FROM refusals ORDER BY seq DESC LIMIT ?1",
+        )?;
         let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for r in rows {
             let (seq, at, job_id, list) = r?;
-            let refusals: Vec<Refusal> =
-                serde_json::from_str(&list).map_err(|e| LedgerError::Corrupt(format!("refusal {seq}: {e}")))?;
-            out.push(RefusalRow { seq, at, job_id, refusals });
+            let refusals: Vec<Refusal> = serde_json::from_str(&list)
+                .map_err(|e| LedgerError::Corrupt(format!("refusal {seq}: {e}")))?;
+            out.push(RefusalRow {
+                seq,
+                at,
+                job_id,
+                refusals,
+            });
         }
         Ok(out)
     }
 
     fn verify_audit(&self) -> Result<ChainStatus, LedgerError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT seq, at, kind, job_id, body, prev, hash FROM audit ORDER BY seq")?;
+        let mut stmt =
+            conn.prepare("SELECT seq, at, kind, job_id, body, prev, hash FROM audit ORDER BY seq")?;
         let mut rows = stmt.query([])?;
         let mut expected_seq = 1i64;
         let mut prev_hash = GENESIS.to_string();
@@ -745,10 +908,16 @@ impl Ledger for SqliteLedger {
                 });
             }
             if prev != prev_hash {
-                return Ok(ChainStatus::Broken { seq, reason: "its link to the previous entry does not match".into() });
+                return Ok(ChainStatus::Broken {
+                    seq,
+                    reason: "its link to the previous entry does not match".into(),
+                });
             }
             if audit::entry_hash(seq, &at, &kind, job_id.as_deref(), &body, &prev) != hash {
-                return Ok(ChainStatus::Broken { seq, reason: "its contents do not match its hash (changed after writing)".into() });
+                return Ok(ChainStatus::Broken {
+                    seq,
+                    reason: "its contents do not match its hash (changed after writing)".into(),
+                });
             }
             prev_hash = hash;
             expected_seq += 1;
