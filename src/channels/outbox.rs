@@ -18,6 +18,8 @@ use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
 use crate::render::Rendered;
 
+const LINE_PREFIX: &str = "{\"delivery_id\":";
+
 pub struct Outbox {
     channel: ChannelKind,
     dir: PathBuf,
@@ -56,9 +58,7 @@ impl Outbox {
     }
 
     fn line(batch: &Batch, item: &Item) -> String {
-        // delivery_id first: `resolve` looks for the line by its prefix.
         let v = json!({
-            "delivery_id": item.delivery_id,
             "job_id": batch.job.id,
             "channel": batch.channel,
             "recipient": item.recipient,
@@ -69,9 +69,9 @@ impl Outbox {
             "at": batch.now.to_rfc3339(),
             "content": &*item.content,
         });
-        let mut s = v.to_string();
-        s.push('\n');
-        s
+        // delivery_id first (serde_json sorts the rest): `resolve` finds a line by this prefix.
+        let rest = v.to_string();
+        format!("{LINE_PREFIX}{},{}\n", item.delivery_id, &rest[1..])
     }
 
     fn write_lines(&self, batch: &Batch) -> std::io::Result<()> {
@@ -116,7 +116,7 @@ impl Outbox {
         let f = std::fs::File::open(&self.path)?;
         for line in std::io::BufReader::new(f).lines() {
             let line = line?;
-            let Some(rest) = line.strip_prefix("{\"delivery_id\":") else {
+            let Some(rest) = line.strip_prefix(LINE_PREFIX) else {
                 continue;
             };
             let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
