@@ -472,18 +472,18 @@ impl Job {
                     format!("recipient {:?} is listed twice", r.id),
                 ));
             }
-            if let Some(phone) = &r.phone {
-                if let Err(e) = crate::phone::normalize(phone) {
-                    return Err(JobError::field(format!("{p}.phone"), e.to_string()));
-                }
+            if let Some(phone) = &r.phone
+                && let Err(e) = crate::phone::normalize(phone)
+            {
+                return Err(JobError::field(format!("{p}.phone"), e.to_string()));
             }
-            if let Some(email) = &r.email {
-                if !plausible_email(email) {
-                    return Err(JobError::field(
-                        format!("{p}.email"),
-                        "is not an e-mail address",
-                    ));
-                }
+            if let Some(email) = &r.email
+                && !plausible_email(email)
+            {
+                return Err(JobError::field(
+                    format!("{p}.email"),
+                    "is not an e-mail address",
+                ));
             }
             if let Some(addr) = &r.address {
                 if !(addr.postcode.len() == 6 && addr.postcode.bytes().all(|b| b.is_ascii_digit()))
@@ -585,7 +585,7 @@ mod tests {
             serde_json::json!([{"id": "r1", "name": "王五", "role": "member", "fax": "1"}]);
         let e = parse_value(&v).unwrap_err();
         assert!(
-            matches!(&e, JobError::Field { path, message } if path == "audience.recipients[0]" && message.contains("fax")),
+            matches!(&e, JobError::Field { path, message } if path == "audience.recipients[0].fax" && message.contains("unknown field")),
             "{e}"
         );
         let mut v = sample();

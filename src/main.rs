@@ -380,10 +380,11 @@ fn planned_deliveries(app: &App, v: &Verdict) -> anyhow::Result<(Vec<Value>, u64
         for d in app.ledger.deliveries(target, usize::MAX >> 1)? {
             let reached =
                 d.state == State::Delivered.as_str() || d.state == State::Unknown.as_str();
-            if reached && plan.channels.iter().any(|c| c.as_str() == d.channel) {
-                if let Some(c) = ChannelKind::parse(&d.channel) {
-                    push(c, &d.recipient, &mut list);
-                }
+            if reached
+                && plan.channels.iter().any(|c| c.as_str() == d.channel)
+                && let Some(c) = ChannelKind::parse(&d.channel)
+            {
+                push(c, &d.recipient, &mut list);
             }
         }
         return Ok((list, total));

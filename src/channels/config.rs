@@ -119,10 +119,10 @@ impl ChannelConfig {
     /// Pure checks; every problem at once.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Some(n) = self.batch_size {
-            if n == 0 || n > 1000 {
-                problems.push(format!("batch_size {n} must be 1–1000"));
-            }
+        if let Some(n) = self.batch_size
+            && (n == 0 || n > 1000)
+        {
+            problems.push(format!("batch_size {n} must be 1–1000"));
         }
         if self.calls_per_second == Some(0) {
             problems.push("calls_per_second must be at least 1 (leave it out for no limit)".into());

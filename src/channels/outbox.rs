@@ -120,10 +120,10 @@ impl Outbox {
                 continue;
             };
             let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-            if let Ok(id) = digits.parse::<i64>() {
-                if wanted.contains(&id) {
-                    found.insert(id);
-                }
+            if let Ok(id) = digits.parse::<i64>()
+                && wanted.contains(&id)
+            {
+                found.insert(id);
             }
         }
         Ok(found)

@@ -575,15 +575,15 @@ impl Ledger for SqliteLedger {
                 a.body,
             ],
         )?;
-        if job.kind == Kind::Retraction {
-            if let Some(target) = &job.corrects {
-                // Deliveries of the original not yet sent are cancelled (issue: retractions).
-                tx.execute(
+        if job.kind == Kind::Retraction
+            && let Some(target) = &job.corrects
+        {
+            // Deliveries of the original not yet sent are cancelled (issue: retractions).
+            tx.execute(
                     "UPDATE deliveries SET state = 'cancelled', code = 'retracted', detail = ?1, updated_at = ?2
                      WHERE job_id = ?3 AND state = 'pending'",
                     params![format!("retracted by {}", job.id), now_ms, target],
                 )?;
-            }
         }
         let mut planned = BTreeMap::new();
         for &channel in &a.plan.channels {

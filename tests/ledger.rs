@@ -1,0 +1,578 @@
+//! The ledger's contract, as one suite every implementation must pass (SQLite now; PostgreSQL
+//! joins with the operations issue by calling the same `suite_*` functions).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset};
+use disclose::job::{ChannelKind, Job};
+use disclose::ledger::{
+    Acceptance, Accepted, ChainStatus, Ledger, Member, Record, SqliteLedger, State,
+};
+use disclose::policy::{GroupKind, Plan, Refusal};
+
+fn t(s: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+fn now() -> DateTime<FixedOffset> {
+    t("2026-12-01T09:00:00+08:00")
+}
+
+struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> TempDb {
+        let dir =
+            std::env::temp_dir().join(format!("disclose-ledger-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir)
+    }
+    fn path(&self) -> std::path::PathBuf {
+        self.0.join("ledger.db")
+    }
+    fn open(&self) -> SqliteLedger {
+        SqliteLedger::open(&self.path()).unwrap()
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn member(id: &str, phone: Option<&str>, opted_out: bool) -> Member {
+    Member {
+        id: id.into(),
+        name: format!("name-{id}"),
+        phone: phone.map(str::to_string),
+        email: Some(format!("{id}@example.cn")),
+        opted_out,
+        ..Member::default()
+    }
+}
+
+fn import(l: &dyn Ledger, group: &str, kind: GroupKind, members: Vec<Member>) -> u64 {
+    l.replace_group(group, kind, &mut members.into_iter().map(Ok), now())
+        .unwrap()
+}
+
+fn job(id: &str, extra: serde_json::Value) -> Job {
+    let mut v = serde_json::json!({
+        "id": id, "kind": "release", "category": "6.1", "scope": "public", "classification": "none",
+        "title": "标题", "template": "general", "data": {"body": "正文"},
+        "approval": {"approver": "李四", "reference": "组干审〔2026〕1号", "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "k"}
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    disclose::job::parse(v.to_string().as_bytes()).unwrap().job
+}
+
+fn plan(
+    channels: &[ChannelKind],
+    groups: &[&str],
+    publish_at: Option<DateTime<FixedOffset>>,
+) -> Plan {
+    Plan {
+        channels: channels.to_vec(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        recipients: vec![],
+        publish_at,
+        expires_at: None,
+    }
+}
+
+fn accept(l: &dyn Ledger, job: &Job, plan: &Plan) -> Accepted {
+    l.accept(&Acceptance {
+        job,
+        body: b"{}",
+        plan,
+        now: now(),
+    })
+    .unwrap()
+}
+
+fn deliver_all(l: &dyn Ledger, channel: ChannelKind, at: DateTime<FixedOffset>) -> usize {
+    let claimed = l
+        .claim(channel, at.timestamp_millis(), 60_000, 10_000)
+        .unwrap();
+    let records: Vec<Record> = claimed
+        .iter()
+        .map(|c| Record {
+            id: c.id,
+            state: State::Delivered,
+            code: None,
+            detail: None,
+            retry_at: None,
+        })
+        .collect();
+    l.record(&records, at).unwrap();
+    claimed.len()
+}
+
+fn suite_plans_each_group_member_once_and_skips_opt_outs(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        vec![
+            member("a", Some("+8613800000001"), false),
+            member("b", Some("+8613800000002"), true),
+            member("c", None, false),
+        ],
+    );
+    // "a" is in both groups: one delivery per (job, channel, recipient).
+    import(
+        l,
+        "press",
+        GroupKind::Public,
+        vec![
+            member("a", Some("+8613800000001"), false),
+            member("d", Some("+8613800000004"), false),
+        ],
+    );
+    let j = job("j1", serde_json::json!({}));
+    let p = plan(
+        &[ChannelKind::Website, ChannelKind::Sms],
+        &["subscribers", "press"],
+        None,
+    );
+    let Accepted::New { planned } = accept(l, &j, &p) else {
+        panic!("not new")
+    };
+    assert_eq!(
+        planned,
+        BTreeMap::from([(ChannelKind::Website, 1), (ChannelKind::Sms, 4)])
+    );
+    let counts = l.counts(&["j1".into()]).unwrap();
+    assert_eq!(counts.get(&State::Pending), Some(&3)); // page, a, d
+    assert_eq!(counts.get(&State::Skipped), Some(&2)); // b opted out, c has no phone
+    let rows = l.deliveries("j1", 100).unwrap();
+    let b = rows.iter().find(|r| r.recipient == "b").unwrap();
+    assert_eq!(
+        (b.state.as_str(), b.code.as_deref()),
+        ("skipped", Some("opted_out"))
+    );
+    let c = rows.iter().find(|r| r.recipient == "c").unwrap();
+    assert_eq!(c.code.as_deref(), Some("no_address"));
+    // The same id again plans nothing.
+    assert_eq!(accept(l, &j, &p), Accepted::Duplicate);
+    assert_eq!(l.counts(&["j1".into()]).unwrap().values().sum::<u64>(), 5);
+}
+
+fn suite_claims_are_exclusive_and_leases_expire_to_unknown(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        (0..10)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
+            .collect(),
+    );
+    accept(
+        l,
+        &job("j2", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+    let ms = now().timestamp_millis();
+    let first = l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap();
+    let second = l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap();
+    assert_eq!((first.len(), second.len()), (6, 4));
+    assert!(first.iter().all(|c| !second.iter().any(|d| d.id == c.id)));
+    assert!(first.iter().all(|c| c.attempt == 1 && c.address.is_some()));
+    assert!(l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap().is_empty());
+    // Nobody recorded the first batch (the process died): after the lease they are unknown,
+    // never pending again, so they are not resent blindly.
+    assert_eq!(l.expire_leases(ms + 500).unwrap(), 0);
+    assert_eq!(l.expire_leases(ms + 1_001).unwrap(), 10);
+    assert!(
+        l.claim(ChannelKind::Sms, ms + 2_000, 1_000, 100)
+            .unwrap()
+            .is_empty()
+    );
+    let unknown = l
+        .claim_unknown(ChannelKind::Sms, ms + 2_000, 1_000, 100)
+        .unwrap();
+    assert_eq!(unknown.len(), 10);
+    assert!(
+        unknown.iter().all(|c| c.attempt == 1),
+        "a status query is not an attempt"
+    );
+}
+
+fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        vec![member("a", Some("+8613800000001"), false)],
+    );
+    accept(
+        l,
+        &job("j3", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+    let ms = now().timestamp_millis();
+    let c = l.claim(ChannelKind::Sms, ms, 60_000, 10).unwrap();
+    l.record(
+        &[Record {
+            id: c[0].id,
+            state: State::Pending,
+            code: Some("E503".into()),
+            detail: None,
+            retry_at: Some(ms + 5_000),
+        }],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(l.next_retry(ChannelKind::Sms).unwrap(), Some(ms + 5_000));
+    assert!(
+        l.claim(ChannelKind::Sms, ms + 4_999, 60_000, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let again = l.claim(ChannelKind::Sms, ms + 5_000, 60_000, 10).unwrap();
+    assert_eq!(again[0].attempt, 2);
+    l.record(
+        &[Record {
+            id: again[0].id,
+            state: State::Delivered,
+            code: None,
+            detail: None,
+            retry_at: None,
+        }],
+        now(),
+    )
+    .unwrap();
+    // A late record for a delivery no longer in flight changes nothing.
+    l.record(
+        &[Record {
+            id: again[0].id,
+            state: State::Failed,
+            code: Some("late".into()),
+            detail: None,
+            retry_at: None,
+        }],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(l.deliveries("j3", 10).unwrap()[0].state, "delivered");
+    assert_eq!(l.next_retry(ChannelKind::Sms).unwrap(), None);
+}
+
+fn suite_publish_at_defers_every_delivery(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        vec![member("a", Some("+8613800000001"), false)],
+    );
+    let at = t("2026-12-03T09:00:00+08:00");
+    accept(
+        l,
+        &job("j4", serde_json::json!({})),
+        &plan(
+            &[ChannelKind::Website, ChannelKind::Sms],
+            &["subscribers"],
+            Some(at),
+        ),
+    );
+    assert_eq!(deliver_all(l, ChannelKind::Sms, now()), 0);
+    assert_eq!(deliver_all(l, ChannelKind::Website, now()), 0);
+    assert_eq!(l.job_summary("j4").unwrap().unwrap().status, "scheduled");
+    assert_eq!(deliver_all(l, ChannelKind::Sms, at), 1);
+    assert_eq!(deliver_all(l, ChannelKind::Website, at), 1);
+    assert_eq!(l.job_summary("j4").unwrap().unwrap().status, "completed");
+}
+
+fn suite_corrections_reach_exactly_the_original_recipients(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        (0..5)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), i == 4))
+            .collect(),
+    );
+    accept(
+        l,
+        &job("orig", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+    // m0..m2 reached, m3 failed for good, m4 opted out.
+    let c = l
+        .claim(ChannelKind::Sms, now().timestamp_millis(), 60_000, 100)
+        .unwrap();
+    let records: Vec<Record> = c
+        .iter()
+        .map(|c| Record {
+            id: c.id,
+            state: if c.recipient == "m3" {
+                State::Failed
+            } else {
+                State::Delivered
+            },
+            code: None,
+            detail: None,
+            retry_at: None,
+        })
+        .collect();
+    l.record(&records, now()).unwrap();
+    // Someone joins the group after the original went out: the correction must not reach them.
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        (0..7)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
+            .collect(),
+    );
+    let target = l.target("orig").unwrap().unwrap();
+    assert!(target.reached);
+    let corr = job(
+        "corr",
+        serde_json::json!({"kind": "correction", "corrects": "orig"}),
+    );
+    accept(l, &corr, &plan(&[ChannelKind::Sms], &["subscribers"], None));
+    let mut got: Vec<String> = l
+        .deliveries("corr", 100)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.recipient)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["m0", "m1", "m2"]);
+}
+
+fn suite_retractions_cancel_what_has_not_gone_out(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        (0..3)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
+            .collect(),
+    );
+    accept(
+        l,
+        &job("orig2", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+    let c = l
+        .claim(ChannelKind::Sms, now().timestamp_millis(), 60_000, 1)
+        .unwrap();
+    l.record(
+        &[Record {
+            id: c[0].id,
+            state: State::Delivered,
+            code: None,
+            detail: None,
+            retry_at: None,
+        }],
+        now(),
+    )
+    .unwrap();
+    let retr = job(
+        "retr",
+        serde_json::json!({"kind": "retraction", "corrects": "orig2"}),
+    );
+    accept(l, &retr, &plan(&[ChannelKind::Sms], &[], None));
+    let counts = l.counts(&["orig2".into()]).unwrap();
+    assert_eq!(
+        (counts.get(&State::Delivered), counts.get(&State::Cancelled)),
+        (Some(&1), Some(&2))
+    );
+    // The retraction notice goes only to the one who got the original.
+    assert_eq!(l.deliveries("retr", 10).unwrap().len(), 1);
+}
+
+fn suite_refusals_are_recorded_but_do_not_take_the_id(l: &dyn Ledger) {
+    let r = vec![Refusal::new(
+        disclose::policy::Code::Unapproved,
+        "bad signature",
+    )];
+    l.refuse(Some("j5"), b"forged", &r, now()).unwrap();
+    assert!(!l.has_job("j5").unwrap());
+    let listed = l.refusals(10).unwrap();
+    assert_eq!(listed[0].job_id.as_deref(), Some("j5"));
+    assert_eq!(listed[0].refusals, r);
+    let Accepted::New { .. } = accept(
+        l,
+        &job("j5", serde_json::json!({})),
+        &plan(&[ChannelKind::Website], &[], None),
+    ) else {
+        panic!("the real job must still be accepted")
+    };
+}
+
+fn suite_directory_import_replaces_atomically(l: &dyn Ledger) {
+    import(
+        l,
+        "g",
+        GroupKind::Committee,
+        vec![member("a", None, false), member("b", None, false)],
+    );
+    let mut failing = vec![
+        Ok(member("c", None, false)),
+        Err("line 3: broken".to_string()),
+    ]
+    .into_iter();
+    let e = l
+        .replace_group("g", GroupKind::Committee, &mut failing, now())
+        .unwrap_err();
+    assert!(e.to_string().contains("line 3"), "{e}");
+    let ids: Vec<String> = l
+        .members("g", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["a", "b"],
+        "a failed import leaves the group as it was"
+    );
+    import(l, "g", GroupKind::Committee, vec![member("c", None, false)]);
+    assert_eq!(l.groups().unwrap()[0].members, 1);
+    assert_eq!(
+        l.group_kinds(&["g".into(), "nope".into()]).unwrap().len(),
+        1
+    );
+    import(
+        l,
+        "roster",
+        GroupKind::Leadership,
+        vec![member("l1", None, false)],
+    );
+    assert_eq!(
+        l.on_roster(&["l1".into(), "c".into()])
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["l1"]
+    );
+}
+
+fn run_all(name: &str, suite: fn(&dyn Ledger)) {
+    let db = TempDb::new(name);
+    let l = db.open();
+    suite(&l);
+    assert_eq!(
+        l.verify_audit().unwrap(),
+        ChainStatus::Intact {
+            entries: audit_len(&db)
+        }
+    );
+}
+
+fn audit_len(db: &TempDb) -> u64 {
+    rusqlite::Connection::open(db.path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn sqlite_plans_each_group_member_once_and_skips_opt_outs() {
+    run_all(
+        "plans",
+        suite_plans_each_group_member_once_and_skips_opt_outs,
+    );
+}
+
+#[test]
+fn sqlite_claims_are_exclusive_and_leases_expire_to_unknown() {
+    run_all(
+        "claims",
+        suite_claims_are_exclusive_and_leases_expire_to_unknown,
+    );
+}
+
+#[test]
+fn sqlite_retries_wait_until_due_and_finals_stick() {
+    run_all("retries", suite_retries_wait_until_due_and_finals_stick);
+}
+
+#[test]
+fn sqlite_publish_at_defers_every_delivery() {
+    run_all("schedule", suite_publish_at_defers_every_delivery);
+}
+
+#[test]
+fn sqlite_corrections_reach_exactly_the_original_recipients() {
+    run_all(
+        "corrections",
+        suite_corrections_reach_exactly_the_original_recipients,
+    );
+}
+
+#[test]
+fn sqlite_retractions_cancel_what_has_not_gone_out() {
+    run_all(
+        "retractions",
+        suite_retractions_cancel_what_has_not_gone_out,
+    );
+}
+
+#[test]
+fn sqlite_refusals_are_recorded_but_do_not_take_the_id() {
+    run_all(
+        "refusals",
+        suite_refusals_are_recorded_but_do_not_take_the_id,
+    );
+}
+
+#[test]
+fn sqlite_directory_import_replaces_atomically() {
+    run_all("directory", suite_directory_import_replaces_atomically);
+}
+
+/// Tampering with any entry, or removing one, is found and the first broken entry named.
+#[test]
+fn sqlite_audit_chain_detects_tampering() {
+    let db = TempDb::new("tamper");
+    let l = db.open();
+    suite_plans_each_group_member_once_and_skips_opt_outs(&l);
+    let n = audit_len(&db);
+    assert!(n >= 3);
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    conn.execute(
+        "UPDATE audit SET body = replace(body, 'j1', 'jX') WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    match l.verify_audit().unwrap() {
+        ChainStatus::Broken { seq, reason } => assert_eq!(seq, 3, "{reason}"),
+        other => panic!("tampering not found: {other:?}"),
+    }
+    // Recomputing the tampered entry's hash does not help: the next entry's link breaks.
+    let (at, kind, job, body, prev): (String, String, Option<String>, String, String) = conn
+        .query_row(
+            "SELECT at, kind, job_id, body, prev FROM audit WHERE seq = 3",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    let forged = disclose::ledger::audit::entry_hash(3, &at, &kind, job.as_deref(), &body, &prev);
+    conn.execute("UPDATE audit SET hash = ?1 WHERE seq = 3", [forged])
+        .unwrap();
+    if n > 3 {
+        assert!(matches!(
+            l.verify_audit().unwrap(),
+            ChainStatus::Broken { seq: 4, .. }
+        ));
+    }
+    let db2 = TempDb::new("tamper-delete");
+    let l2 = db2.open();
+    suite_plans_each_group_member_once_and_skips_opt_outs(&l2);
+    rusqlite::Connection::open(db2.path())
+        .unwrap()
+        .execute("DELETE FROM audit WHERE seq = 2", [])
+        .unwrap();
+    assert!(matches!(
+        l2.verify_audit().unwrap(),
+        ChainStatus::Broken { seq: 2, .. }
+    ));
+}
