@@ -320,9 +320,8 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-fn claimed_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(
+/// id, job_id, channel, recipient, name, role, address, attempts
+type ClaimedColumns = (
     i64,
     String,
     String,
@@ -331,7 +330,9 @@ fn claimed_row(
     String,
     Option<String>,
     u32,
-)> {
+);
+
+fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedColumns> {
     Ok((
         r.get(0)?,
         r.get(1)?,
