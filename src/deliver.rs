@@ -227,15 +227,28 @@ impl Engine {
             detail: Some(detail),
             retry_at: None,
         };
-        let Some(job) = self.job(job_id).await? else {
-            records.extend(claimed.iter().map(|c| {
-                fail(
-                    c,
-                    "job_missing",
-                    format!("job {job_id} is not in the ledger"),
-                )
-            }));
-            return Ok(());
+        let job = match self.job(job_id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                let detail = format!("job {job_id} is not in the ledger");
+                records.extend(
+                    claimed
+                        .iter()
+                        .map(|c| fail(c, "job_missing", detail.clone())),
+                );
+                return Ok(());
+            }
+            // One unreadable job must not stop the deliveries of every other job.
+            Err(EngineError::Ledger(LedgerError::Corrupt(detail))) => {
+                tracing::error!(job = job_id, %detail, "stored job cannot be read; its deliveries fail");
+                records.extend(
+                    claimed
+                        .iter()
+                        .map(|c| fail(c, "job_unreadable", detail.clone())),
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
         };
         let mut items = Vec::with_capacity(claimed.len());
         let mut sendable = Vec::with_capacity(claimed.len());

@@ -1,0 +1,252 @@
+//! The delivery engine against a scripted channel: what the engine does with each kind of
+//! outcome — retry with backoff, honour Retry-After, give up after the limit, keep permanent
+//! failures final, and resolve unknowns by the status query instead of resending.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use disclose::channels::{
+    Batch, BoxFuture, Channel, ChannelConfig, Outcome, RetryPolicy, Transport,
+};
+use disclose::deliver::Engine;
+use disclose::job::ChannelKind;
+use disclose::ledger::{Acceptance, Ledger, Member, SqliteLedger, State};
+use disclose::policy::{GroupKind, Plan};
+use disclose::render::Templates;
+
+/// Answers for each recipient, one per attempt; the last answer repeats.
+struct Scripted {
+    script: HashMap<String, Vec<Outcome>>,
+    calls: Mutex<HashMap<String, usize>>,
+    resolved: Mutex<Vec<String>>,
+    batches: AtomicUsize,
+}
+
+impl Channel for Scripted {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Sms
+    }
+    fn transport(&self) -> &str {
+        "scripted"
+    }
+    fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let mut calls = self.calls.lock().unwrap();
+            batch
+                .items
+                .iter()
+                .map(|item| {
+                    let n = calls.entry(item.recipient.clone()).or_insert(0);
+                    let script = &self.script[&item.recipient];
+                    let outcome = script[(*n).min(script.len() - 1)].clone();
+                    *n += 1;
+                    outcome
+                })
+                .collect()
+        })
+    }
+    fn resolve<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut resolved = self.resolved.lock().unwrap();
+            batch
+                .items
+                .iter()
+                .map(|i| {
+                    resolved.push(i.recipient.clone());
+                    Outcome::Delivered {
+                        reference: Some("from-status-query".into()),
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+fn transient() -> Outcome {
+    Outcome::Failed {
+        code: "InternalError".into(),
+        permanent: false,
+        detail: "503".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
+    let dir = std::env::temp_dir().join(format!("disclose-engine-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&dir.join("ledger.db")).unwrap());
+    let now = disclose::clock::now();
+    let people = ["ok", "flaky", "throttled", "hopeless", "invalid", "lost"];
+    let members: Vec<Member> = people
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Member {
+            id: id.to_string(),
+            name: id.to_string(),
+            phone: Some(format!("+861390000000{i}")),
+            ..Member::default()
+        })
+        .collect();
+    ledger
+        .replace_group(
+            "subscribers",
+            GroupKind::Public,
+            &mut members.into_iter().map(Ok),
+            now,
+        )
+        .unwrap();
+    let job = serde_json::json!({
+        "id": "engine-1", "kind": "release", "category": "6.1", "scope": "public", "classification": "none",
+        "title": "标题", "template": "general", "data": {"body": "正文"},
+        "approval": {"approver": "李四", "reference": "组干审〔2026〕1号", "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "k"}
+    });
+    let body = job.to_string();
+    let job = disclose::job::parse(body.as_bytes()).unwrap().job;
+    let plan = Plan {
+        channels: vec![ChannelKind::Sms],
+        groups: vec!["subscribers".into()],
+        recipients: vec![],
+        publish_at: None,
+        expires_at: None,
+    };
+    ledger
+        .accept(&Acceptance {
+            job: &job,
+            body: body.as_bytes(),
+            plan: &plan,
+            now,
+        })
+        .unwrap();
+
+    let delivered = || Outcome::Delivered { reference: None };
+    let script: HashMap<String, Vec<Outcome>> = [
+        ("ok", vec![delivered()]),
+        ("flaky", vec![transient(), transient(), delivered()]),
+        (
+            "throttled",
+            vec![
+                Outcome::RetryAfter {
+                    after: Duration::from_millis(300),
+                    code: "LimitExceeded".into(),
+                },
+                delivered(),
+            ],
+        ),
+        ("hopeless", vec![transient()]),
+        (
+            "invalid",
+            vec![Outcome::Failed {
+                code: "InvalidParameterValue.IncorrectPhoneNumber".into(),
+                permanent: true,
+                detail: String::new(),
+            }],
+        ),
+        (
+            "lost",
+            vec![Outcome::Unknown {
+                detail: "timed out after handing over".into(),
+            }],
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let channel = Arc::new(Scripted {
+        script,
+        calls: Default::default(),
+        resolved: Default::default(),
+        batches: AtomicUsize::new(0),
+    });
+    let config = ChannelConfig {
+        channel: ChannelKind::Sms,
+        transport: Transport::Outbox { dir: None },
+        batch_size: Some(200),
+        calls_per_second: None,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base_ms: 20,
+            max_ms: 100,
+        },
+    };
+    let templates = Arc::new(
+        Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap(),
+    );
+    let engine = Arc::new(Engine::new(
+        ledger.clone(),
+        templates.clone(),
+        vec![(config.clone(), channel.clone())],
+        Duration::from_secs(60),
+    ));
+    let started = std::time::Instant::now();
+    engine.drain().await.unwrap();
+
+    let rows: HashMap<String, (String, u32, Option<String>)> = ledger
+        .deliveries("engine-1", 100)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.recipient, (d.state, d.attempts, d.code)))
+        .collect();
+    let calls = channel.calls.lock().unwrap().clone();
+    assert_eq!(rows["ok"], ("delivered".into(), 1, None));
+    assert_eq!(
+        (rows["flaky"].0.as_str(), rows["flaky"].1),
+        ("delivered", 3)
+    );
+    assert_eq!(
+        (rows["throttled"].0.as_str(), rows["throttled"].1),
+        ("delivered", 2)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "Retry-After was not honoured"
+    );
+    assert_eq!(rows["hopeless"].0, "failed");
+    assert_eq!(calls["hopeless"], 3, "gave up after max_attempts, no more");
+    assert_eq!(
+        rows["invalid"],
+        (
+            "failed".into(),
+            1,
+            Some("InvalidParameterValue.IncorrectPhoneNumber".into())
+        )
+    );
+    assert_eq!(calls["invalid"], 1, "a permanent failure is not retried");
+    assert_eq!(
+        rows["lost"].0, "unknown",
+        "an unknown is an outcome, not a failure to retry"
+    );
+    assert_eq!(calls["lost"], 1, "never resent blindly");
+
+    // A later pass asks the status query about the unknown one instead of sending again.
+    let conn = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
+    conn.execute(
+        "UPDATE deliveries SET due_at = 0 WHERE state = 'unknown'",
+        [],
+    )
+    .unwrap();
+    let engine = Arc::new(Engine::new(
+        ledger.clone(),
+        templates,
+        vec![(config, channel.clone())],
+        Duration::from_secs(60),
+    ));
+    engine.drain().await.unwrap();
+    assert_eq!(*channel.resolved.lock().unwrap(), ["lost"]);
+    assert_eq!(channel.calls.lock().unwrap()["lost"], 1);
+    let lost = ledger
+        .deliveries("engine-1", 100)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.recipient == "lost")
+        .unwrap();
+    assert_eq!(
+        (lost.state.as_str(), lost.code.as_deref()),
+        ("delivered", Some("from-status-query"))
+    );
+    assert_eq!(ledger.counts(&[]).unwrap().get(&State::Pending), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
