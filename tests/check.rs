@@ -1112,3 +1112,19 @@ fn a_dispatched_job_is_a_duplicate_when_checked_again() {
     assert_eq!(v["deliveries"], json!([]), "nothing is planned again");
     assert_eq!(code, 0, "a duplicate is not a refusal");
 }
+
+#[test]
+fn a_correction_of_a_delivered_job_goes_to_those_it_reached() {
+    // The counterpart of `unknown_target`: once the original is delivered, its correction is
+    // accepted and planned for exactly the original's recipients (Art 17).
+    let w = World::new("known-target");
+    let original = w.signed(&letters());
+    let out = w.disclose(&["dispatch".as_ref(), original.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut job = letters();
+    job["id"] = json!("zzb-2026-0156");
+    job["kind"] = json!("correction");
+    job["corrects"] = json!("zzb-2026-0155");
+    let v = w.accepted(w.signed(&job));
+    assert_eq!(deliveries(&v), vec!["letter c-0001", "letter r-0001"]);
+}
