@@ -13,6 +13,37 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Times in a job must say their offset: "09:00" means nothing without knowing where.
+mod datetime {
+    use chrono::{DateTime, FixedOffset};
+    use serde::{Deserialize, Deserializer};
+
+    fn parse<E: serde::de::Error>(s: &str) -> Result<DateTime<FixedOffset>, E> {
+        DateTime::parse_from_rfc3339(s).map_err(|e| {
+            let hint = if chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok() {
+                "it has no UTC offset".to_string()
+            } else {
+                e.to_string()
+            };
+            E::custom(format!(
+                "{s:?} is not an RFC 3339 date-time with a UTC offset ({hint}); write e.g. \"2026-12-01T09:00:00+08:00\""
+            ))
+        })
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| parse(&s))
+            .transpose()
+    }
+}
+
 /// SPEC §3: a job is at most 1 MiB of UTF-8 JSON.
 pub const MAX_JOB_BYTES: usize = 1 << 20;
 
@@ -250,6 +281,7 @@ impl<'de> Deserialize<'de> for Category {
 pub struct Declassification {
     pub authority: String,
     pub reference: String,
+    #[serde(deserialize_with = "datetime::required")]
     pub approved_at: DateTime<FixedOffset>,
 }
 
@@ -292,9 +324,17 @@ pub struct NamedRecipient {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "datetime::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub publish_at: Option<DateTime<FixedOffset>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "datetime::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<DateTime<FixedOffset>>,
 }
 
@@ -311,6 +351,7 @@ pub struct Complaint {
 pub struct Approval {
     pub approver: String,
     pub reference: String,
+    #[serde(deserialize_with = "datetime::required")]
     pub approved_at: DateTime<FixedOffset>,
     pub key_id: String,
     /// Base64 (standard alphabet) Ed25519 signature; see [`crate::approval`].

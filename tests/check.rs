@@ -619,7 +619,6 @@ fn malformed_date_without_zone() {
 }
 
 #[test]
-#[ignore = "bug: src/job.rs passes chrono's \"premature end of input\" through; the sentence should say the UTC offset is missing"]
 fn malformed_date_without_zone_says_what_is_missing() {
     let w = World::new("date-zone-message");
     let mut job = release();
