@@ -58,6 +58,9 @@ async fn blocking<T: Send + 'static>(
 /// How long a status query waits before asking again about a delivery that is still unknown.
 const UNKNOWN_RECHECK: Duration = Duration::from_secs(300);
 const JOB_CACHE: usize = 256;
+/// Channel calls' worth of deliveries claimed (and recorded) per ledger transaction.
+const CALLS_PER_CLAIM: usize = 5;
+const MAX_CLAIM: usize = 1_000;
 
 impl Engine {
     pub fn new(
@@ -172,11 +175,12 @@ impl Engine {
             return Ok(0);
         };
         let now = clock::now();
-        let (ledger, lease, limit) = (
-            self.ledger.clone(),
-            self.lease.as_millis() as i64,
-            lane.batch_size,
-        );
+        // Claim several calls' worth at once and record them in one transaction: the ledger's
+        // cost is per transaction far more than per row.
+        let limit = (lane.batch_size * CALLS_PER_CLAIM)
+            .min(MAX_CLAIM)
+            .max(lane.batch_size);
+        let (ledger, lease) = (self.ledger.clone(), self.lease.as_millis() as i64);
         let now_ms = now.timestamp_millis();
         let claimed = blocking(move || {
             if unknown {
@@ -273,27 +277,36 @@ impl Engine {
         if items.is_empty() {
             return Ok(());
         }
-        if let Some(limiter) = &lane.limiter {
-            limiter.until_ready().await;
+        // One call to the channel per `batch_size` (e.g. 200 numbers per SMS API call).
+        let mut items = items.into_iter();
+        let mut sendable = sendable.into_iter();
+        loop {
+            let chunk: Vec<Item> = items.by_ref().take(lane.batch_size).collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let claimed: Vec<Claimed> = sendable.by_ref().take(chunk.len()).collect();
+            if let Some(limiter) = &lane.limiter {
+                limiter.until_ready().await;
+            }
+            let batch = Batch {
+                job: job.clone(),
+                channel,
+                items: chunk,
+                now,
+            };
+            let outcomes = if unknown {
+                lane.channel.resolve(&batch).await
+            } else {
+                lane.channel.deliver(&batch).await
+            };
+            for (i, c) in claimed.iter().enumerate() {
+                let outcome = outcomes.get(i).cloned().unwrap_or(Outcome::Unknown {
+                    detail: "the channel returned fewer outcomes than deliveries".into(),
+                });
+                records.push(decide(c, outcome, &lane.retry, now, fastrand::f64()));
+            }
         }
-        let batch = Batch {
-            job,
-            channel,
-            items,
-            now,
-        };
-        let outcomes = if unknown {
-            lane.channel.resolve(&batch).await
-        } else {
-            lane.channel.deliver(&batch).await
-        };
-        for (i, c) in sendable.iter().enumerate() {
-            let outcome = outcomes.get(i).cloned().unwrap_or(Outcome::Unknown {
-                detail: "the channel returned fewer outcomes than deliveries".into(),
-            });
-            records.push(decide(c, outcome, &lane.retry, now, fastrand::f64()));
-        }
-        Ok(())
     }
 
     /// Housekeeping of every channel (publicity periods closing, …).
