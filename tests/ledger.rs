@@ -455,6 +455,70 @@ fn suite_directory_import_replaces_atomically(l: &dyn Ledger) {
     );
 }
 
+fn suite_events_are_written_with_the_changes_they_report(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        vec![
+            member("a", Some("+8613800000001"), false),
+            member("b", Some("+8613800000002"), false),
+        ],
+    );
+    accept(
+        l,
+        &job("ev1", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+    l.refuse(
+        Some("ev2"),
+        b"x",
+        &[Refusal::new(disclose::policy::Code::Malformed, "bad")],
+        now(),
+    )
+    .unwrap();
+    let c = l
+        .claim(ChannelKind::Sms, now().timestamp_millis(), 60_000, 10)
+        .unwrap();
+    let outcome = |c: &disclose::ledger::Claimed| Record {
+        id: c.id,
+        state: if c.recipient == "a" {
+            State::Delivered
+        } else {
+            State::Failed
+        },
+        code: (c.recipient == "b").then(|| "E1".to_string()),
+        detail: None,
+        retry_at: None,
+    };
+    l.record(&c.iter().map(outcome).collect::<Vec<_>>(), now())
+        .unwrap();
+    let events = l.pending_events(100).unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "job.accepted",
+            "job.refused",
+            "delivery.delivered",
+            "delivery.failed",
+            "job.completed"
+        ]
+    );
+    let done: serde_json::Value = serde_json::from_str(&events[4].payload).unwrap();
+    assert_eq!(done["job_id"], "ev1");
+    assert_eq!(
+        done["outcomes"]["sms"],
+        serde_json::json!({"delivered": 1, "failed": 1})
+    );
+    let failed: serde_json::Value = serde_json::from_str(&events[3].payload).unwrap();
+    assert_eq!(failed["deliveries"][0]["recipient"], "b");
+    assert_eq!(failed["deliveries"][0]["code"], "E1");
+    l.mark_published(&[events[0].seq, events[1].seq], now())
+        .unwrap();
+    assert_eq!(l.pending_events(100).unwrap().len(), 3);
+}
+
 fn run_all(name: &str, suite: fn(&dyn Ledger)) {
     let db = TempDb::new(name);
     let l = db.open();
@@ -527,6 +591,14 @@ fn sqlite_refusals_are_recorded_but_do_not_take_the_id() {
 #[test]
 fn sqlite_directory_import_replaces_atomically() {
     run_all("directory", suite_directory_import_replaces_atomically);
+}
+
+#[test]
+fn sqlite_events_are_written_with_the_changes_they_report() {
+    run_all(
+        "events",
+        suite_events_are_written_with_the_changes_they_report,
+    );
 }
 
 /// Tampering with any entry, or removing one, is found and the first broken entry named.

@@ -196,6 +196,16 @@ pub struct RefusalRow {
     pub refusals: Vec<Refusal>,
 }
 
+/// An event for upstream systems: `job.accepted`, `job.refused`, `delivery.delivered`,
+/// `delivery.failed`, `delivery.unknown`, `job.completed`. `payload` is the JSON to publish.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub seq: i64,
+    pub name: String,
+    pub job_id: Option<String>,
+    pub payload: String,
+}
+
 /// The first broken link of the audit chain, or how many entries verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainStatus {
@@ -271,6 +281,11 @@ pub trait Ledger: Send + Sync {
     fn next_retry(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError>;
     /// Count of deliveries of the given jobs per state (all jobs when `jobs` is empty).
     fn counts(&self, jobs: &[String]) -> Result<BTreeMap<State, u64>, LedgerError>;
+
+    /// Events not yet published, oldest first (the transactional outbox).
+    fn pending_events(&self, limit: usize) -> Result<Vec<Event>, LedgerError>;
+    /// Mark events as published (after the broker confirmed them).
+    fn mark_published(&self, seqs: &[i64], now: DateTime<FixedOffset>) -> Result<(), LedgerError>;
 
     fn jobs(&self, limit: usize) -> Result<Vec<JobSummary>, LedgerError>;
     fn job_summary(&self, id: &str) -> Result<Option<JobSummary>, LedgerError>;

@@ -85,6 +85,16 @@ DROP INDEX IF EXISTS deliveries_due;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (channel, due_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_unknown ON deliveries (channel, due_at) WHERE state = 'unknown';
 CREATE INDEX IF NOT EXISTS deliveries_sending ON deliveries (lease_until) WHERE state = 'sending';
+-- The transactional outbox of events for upstream systems (SPEC §7): written with the state
+-- change they report, published from here, so a crash never loses one.
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    job_id TEXT,
+    payload TEXT NOT NULL,
+    published_at TEXT
+);
+CREATE INDEX IF NOT EXISTS events_unpublished ON events (seq) WHERE published_at IS NULL;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -193,6 +203,93 @@ impl SqliteLedger {
         let hash = audit::entry_hash(seq, at, kind, job_id, body, &prev);
         tx.prepare_cached("INSERT INTO audit (seq, at, kind, job_id, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
             .execute(params![seq, at, kind, job_id, body, prev, hash])?;
+        Ok(())
+    }
+
+    /// Queue an event for publishing, in the transaction of the change it reports.
+    fn emit(
+        tx: &Transaction<'_>,
+        at: &str,
+        name: &str,
+        job_id: Option<&str>,
+        mut body: serde_json::Value,
+    ) -> Result<(), LedgerError> {
+        tx.prepare_cached("INSERT INTO events (name, job_id, payload) VALUES (?1, ?2, '')")?
+            .execute(params![name, job_id])?;
+        let seq = tx.last_insert_rowid();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("event".into(), json!(name));
+            obj.insert("seq".into(), json!(seq));
+            obj.insert("at".into(), json!(at));
+            if let Some(j) = job_id {
+                obj.insert("job_id".into(), json!(j));
+            }
+        }
+        tx.prepare_cached("UPDATE events SET payload = ?1 WHERE seq = ?2")?
+            .execute(params![body.to_string(), seq])?;
+        Ok(())
+    }
+
+    /// `delivery.<state>` events for recorded outcomes, one per job, channel and state, and
+    /// `job.completed` for each job that has nothing left open.
+    fn emit_outcomes(
+        tx: &Transaction<'_>,
+        at: &str,
+        changed: &[(i64, String, String, String, State, Option<String>)],
+    ) -> Result<(), LedgerError> {
+        let mut groups: BTreeMap<(&str, &str, State), Vec<serde_json::Value>> = BTreeMap::new();
+        for (id, job, channel, recipient, state, code) in changed {
+            if matches!(state, State::Delivered | State::Failed | State::Unknown) {
+                groups
+                    .entry((job.as_str(), channel.as_str(), *state))
+                    .or_default()
+                    .push(json!({"delivery": id, "recipient": recipient, "code": code}));
+            }
+        }
+        for ((job, channel, state), deliveries) in groups {
+            let name = format!("delivery.{}", state.as_str());
+            Self::emit(
+                tx,
+                at,
+                &name,
+                Some(job),
+                json!({"channel": channel, "deliveries": deliveries}),
+            )?;
+        }
+        let mut jobs: Vec<&str> = changed.iter().map(|c| c.1.as_str()).collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        for job in jobs {
+            let open = tx
+                .prepare_cached(
+                    "SELECT 1 FROM deliveries WHERE job_id = ?1 AND state IN ('pending', 'sending', 'unknown') LIMIT 1",
+                )?
+                .exists(params![job])?;
+            if !open {
+                let mut counts = serde_json::Map::new();
+                let mut stmt = tx.prepare_cached(
+                    "SELECT channel, state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY channel, state",
+                )?;
+                for row in stmt.query_map(params![job], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })? {
+                    let (ch, st, n) = row?;
+                    let entry = counts.entry(ch).or_insert_with(|| json!({}));
+                    entry[st] = json!(n);
+                }
+                Self::emit(
+                    tx,
+                    at,
+                    "job.completed",
+                    Some(job),
+                    json!({"outcomes": counts}),
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -602,6 +699,12 @@ impl Ledger for SqliteLedger {
         })
         .to_string();
         Self::append_audit(&tx, &at, audit::JOB_ACCEPTED, Some(&job.id), &body)?;
+        let event = json!({
+            "kind": job.kind, "category": job.category, "scope": job.scope, "title": job.title,
+            "publish_at": a.plan.publish_at.map(ts),
+            "planned": planned.iter().map(|(c, n)| (c.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+        });
+        Self::emit(&tx, &at, "job.accepted", Some(&job.id), event)?;
         tx.commit()?;
         Ok(Accepted::New { planned })
     }
@@ -627,6 +730,13 @@ impl Ledger for SqliteLedger {
             json!({"refusal": seq, "job_id": job_id, "body_sha256": sha, "refusals": refusals})
                 .to_string();
         Self::append_audit(&tx, &at, audit::JOB_REFUSED, job_id, &audit_body)?;
+        Self::emit(
+            &tx,
+            &at,
+            "job.refused",
+            job_id,
+            json!({"refusals": refusals}),
+        )?;
         tx.commit()?;
         Ok(seq)
     }
@@ -690,17 +800,35 @@ impl Ledger for SqliteLedger {
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE deliveries SET state = 'unknown', code = 'lease_expired', lease_until = NULL, updated_at = ?1
-                 WHERE state = 'sending' AND lease_until < ?1 RETURNING id",
+                 WHERE state = 'sending' AND lease_until < ?1 RETURNING id, job_id, channel, recipient",
             )?;
-            for id in stmt.query_map(params![now_ms], |r| r.get::<_, i64>(0))? {
-                ids.push(id?);
+            let rows = stmt.query_map(params![now_ms], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, job, channel, recipient) = row?;
+                ids.push((
+                    id,
+                    job,
+                    channel,
+                    recipient,
+                    State::Unknown,
+                    Some("lease_expired".to_string()),
+                ));
             }
         }
         if !ids.is_empty() {
-            ids.sort_unstable();
+            ids.sort_unstable_by_key(|c| c.0);
             let at = ts(chrono::Utc::now().fixed_offset());
-            let body = json!({"unknown": ids, "code": "lease_expired"}).to_string();
+            let list: Vec<i64> = ids.iter().map(|c| c.0).collect();
+            let body = json!({"unknown": list, "code": "lease_expired"}).to_string();
             Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, None, &body)?;
+            Self::emit_outcomes(&tx, &at, &ids)?;
         }
         tx.commit()?;
         Ok(ids.len() as u64)
@@ -734,6 +862,7 @@ impl Ledger for SqliteLedger {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now_ms = now.timestamp_millis();
         let mut entries = Vec::with_capacity(records.len());
+        let mut changed = Vec::with_capacity(records.len());
         let mut jobs: Vec<String> = Vec::new();
         // One statement per kind of outcome (a batch is usually all `delivered`), not one per row.
         let mut groups: Vec<(&Record, Vec<i64>)> = Vec::new();
@@ -752,21 +881,30 @@ impl Ledger for SqliteLedger {
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE deliveries SET state = ?1, code = ?2, detail = ?3, due_at = COALESCE(?4, due_at), lease_until = NULL, updated_at = ?5
-                 WHERE id IN (SELECT value FROM json_each(?6)) AND state IN ('sending', 'unknown') RETURNING id, job_id",
+                 WHERE id IN (SELECT value FROM json_each(?6)) AND state IN ('sending', 'unknown')
+                 RETURNING id, job_id, channel, recipient",
             )?;
             for (r, ids) in &groups {
                 let ids = serde_json::to_string(ids).unwrap_or_default();
                 let rows = stmt.query_map(
                     params![r.state.as_str(), r.code, r.detail, r.retry_at, now_ms, ids],
-                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                        ))
+                    },
                 )?;
                 // A record for a delivery no longer in flight (cancelled meanwhile) changes nothing.
                 for row in rows {
-                    let (id, job) = row?;
+                    let (id, job, channel, recipient) = row?;
                     if !jobs.contains(&job) {
-                        jobs.push(job);
+                        jobs.push(job.clone());
                     }
                     entries.push((id, json!([id, r.state.as_str(), r.code])));
+                    changed.push((id, job, channel, recipient, r.state, r.code.clone()));
                 }
             }
         }
@@ -779,9 +917,39 @@ impl Ledger for SqliteLedger {
             } else {
                 None
             };
-            Self::append_audit(&tx, &ts(now), audit::DELIVERIES_RECORDED, job_id, &body)?;
+            let at = ts(now);
+            Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, job_id, &body)?;
+            Self::emit_outcomes(&tx, &at, &changed)?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    fn pending_events(&self, limit: usize) -> Result<Vec<Event>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, name, job_id, payload FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(Event {
+                seq: r.get(0)?,
+                name: r.get(1)?,
+                job_id: r.get(2)?,
+                payload: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn mark_published(&self, seqs: &[i64], now: DateTime<FixedOffset>) -> Result<(), LedgerError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.lock()
+            .prepare_cached(
+                "UPDATE events SET published_at = ?1 WHERE seq IN (SELECT value FROM json_each(?2)) AND published_at IS NULL",
+            )?
+            .execute(params![ts(now), serde_json::to_string(seqs).unwrap_or_default()])?;
         Ok(())
     }
 
