@@ -21,7 +21,7 @@ use crate::render::Templates;
 pub struct App {
     pub config: Config,
     pub ledger: Arc<dyn Ledger>,
-    pub intake: Intake,
+    pub intake: Arc<Intake>,
     pub engine: Arc<Engine>,
 }
 
@@ -85,14 +85,14 @@ impl App {
             built,
             Duration::from_secs(config.engine.lease_secs.max(1)),
         ));
-        let intake = Intake {
+        let intake = Arc::new(Intake {
             ledger: ledger.clone(),
             keys,
             policy,
             templates,
             calendar: WorkCalendar::embedded().with_overrides(&config.calendar),
             configured: engine.configured(),
-        };
+        });
         Ok(App {
             config,
             ledger,

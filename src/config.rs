@@ -58,6 +58,20 @@ pub struct QueueSection {
     /// Unset: the spool directory is the queue.
     pub amqp_url: Option<String>,
     pub spool_dir: PathBuf,
+    /// Where the approval system publishes jobs.
+    pub jobs_exchange: String,
+    /// A durable quorum queue.
+    pub jobs_queue: String,
+    /// Refused jobs and jobs past the delivery limit end here.
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    /// A topic exchange; routing key = event name.
+    pub events_exchange: String,
+    /// Unacknowledged job messages a consumer may hold.
+    pub prefetch: u16,
+    /// Deliveries of one message before the broker dead-letters it (set explicitly: RabbitMQ
+    /// 3.x has no default, 4.x defaults to 20).
+    pub delivery_limit: u32,
 }
 
 impl Default for QueueSection {
@@ -65,7 +79,28 @@ impl Default for QueueSection {
         QueueSection {
             amqp_url: None,
             spool_dir: "var/spool".into(),
+            jobs_exchange: "disclose.jobs".into(),
+            jobs_queue: "disclose.jobs".into(),
+            dead_letter_exchange: "disclose.dlx".into(),
+            dead_letter_queue: "disclose.jobs.dead".into(),
+            events_exchange: "disclose.events".into(),
+            prefetch: 64,
+            delivery_limit: 5,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeSection {
+    /// After SIGTERM/SIGINT: how long in-flight work may take before the process exits anyway
+    /// (what is cut off stays in the ledger and resumes at the next start).
+    pub grace_secs: u64,
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        ServeSection { grace_secs: 30 }
     }
 }
 
@@ -110,6 +145,7 @@ pub struct Config {
     pub queue: QueueSection,
     pub paths: PathsSection,
     pub engine: EngineSection,
+    pub serve: ServeSection,
     /// Holidays and adjusted working days for years the built-in calendar does not know.
     pub calendar: CalendarOverrides,
 }
@@ -120,6 +156,14 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ("approval", "keys_dir", false),
     ("queue", "amqp_url", false),
     ("queue", "spool_dir", false),
+    ("queue", "jobs_exchange", false),
+    ("queue", "jobs_queue", false),
+    ("queue", "dead_letter_exchange", false),
+    ("queue", "dead_letter_queue", false),
+    ("queue", "events_exchange", false),
+    ("queue", "prefetch", true),
+    ("queue", "delivery_limit", true),
+    ("serve", "grace_secs", true),
     ("paths", "channels_dir", false),
     ("paths", "templates_dir", false),
     ("paths", "output_dir", false),

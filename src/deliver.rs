@@ -19,6 +19,8 @@ use crate::clock;
 use crate::job::{ChannelKind, Job};
 use crate::ledger::{Claimed, Ledger, LedgerError, Record, State};
 use crate::render::{RecipientView, Rendered, Templates};
+use crate::shutdown::Shutdown;
+use tokio::sync::Notify;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -31,6 +33,7 @@ pub enum EngineError {
 struct Lane {
     channel: Arc<dyn Channel>,
     batch_size: usize,
+    concurrency: usize,
     retry: RetryPolicy,
     limiter: Option<DefaultDirectRateLimiter>,
 }
@@ -80,6 +83,7 @@ impl Engine {
                     Lane {
                         channel,
                         batch_size: cfg.batch_size(),
+                        concurrency: cfg.concurrency.unwrap_or(1).max(1),
                         retry: cfg.retry,
                         limiter,
                     },
@@ -363,6 +367,97 @@ impl Engine {
                     tokio::time::sleep(Duration::from_millis(wait.min(60_000))).await;
                 }
                 None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// How long an idle worker sleeps before looking again (a job accepted wakes it sooner).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often the service looks for claims whose lease ran out, and runs channel housekeeping.
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+impl Engine {
+    /// The service's delivery workers: every lane runs until `shutdown`, each with its own
+    /// workers (so a slow or failing channel never holds up another), waking when a job is
+    /// accepted (`wake`) or a delivery falls due. A worker finishes the batch in hand before it
+    /// stops; what a hard stop cuts off is `sending` in the ledger and becomes `unknown` when its
+    /// lease runs out, to be resolved by the status query at the next start.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown, wake: Arc<Notify>) {
+        let mut set = tokio::task::JoinSet::new();
+        for (&channel, lane) in &self.lanes {
+            for _ in 0..lane.concurrency {
+                let (engine, shutdown, wake) = (self.clone(), shutdown.clone(), wake.clone());
+                set.spawn(async move { engine.work(channel, shutdown, wake).await });
+            }
+        }
+        let engine = self.clone();
+        let mut stop = shutdown.clone();
+        set.spawn(async move {
+            loop {
+                let ledger = engine.ledger.clone();
+                let now_ms = clock::now().timestamp_millis();
+                match blocking(move || ledger.expire_leases(now_ms)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(
+                        deliveries = n,
+                        "leases ran out; those deliveries are unknown and go to the status query"
+                    ),
+                    Err(error) => tracing::warn!(%error, "could not look for expired leases"),
+                }
+                engine.tick();
+                tokio::select! {
+                    _ = tokio::time::sleep(HOUSEKEEPING) => {}
+                    _ = stop.wait() => return,
+                }
+            }
+        });
+        while set.join_next().await.is_some() {}
+    }
+
+    async fn work(&self, channel: ChannelKind, mut shutdown: Shutdown, wake: Arc<Notify>) {
+        let mut failing = false;
+        loop {
+            if shutdown.is_set() {
+                return;
+            }
+            let done = async {
+                Ok::<usize, EngineError>(
+                    self.step(channel, true).await? + self.step(channel, false).await?,
+                )
+            };
+            let wait = match done.await {
+                Ok(n) if n > 0 => {
+                    failing = false;
+                    continue;
+                }
+                Ok(_) => {
+                    if failing {
+                        tracing::info!(channel = %channel, "delivery worker: ledger reachable again");
+                        failing = false;
+                    }
+                    let ledger = self.ledger.clone();
+                    match blocking(move || ledger.next_due(channel)).await {
+                        Ok(Some(due)) => Duration::from_millis(
+                            (due - clock::now().timestamp_millis()).max(0) as u64,
+                        )
+                        .min(IDLE_POLL),
+                        _ => IDLE_POLL,
+                    }
+                }
+                Err(error) => {
+                    // Logged once per outage, not once per retry.
+                    if !failing {
+                        tracing::error!(channel = %channel, %error, "delivery worker: ledger unavailable; retrying every second");
+                        failing = true;
+                    }
+                    IDLE_POLL
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => {}
+                _ = shutdown.wait() => return,
             }
         }
     }

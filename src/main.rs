@@ -52,6 +52,13 @@ enum Command {
         #[arg(required = true)]
         jobs: Vec<PathBuf>,
     },
+    /// The service: intake (RabbitMQ, or the spool directory), delivery workers, scheduler, events.
+    Serve,
+    /// Publish jobs to the configured queue (RabbitMQ, or the spool directory), after checking each is a well-formed job.
+    Submit {
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+    },
     /// Jobs and their per-channel outcomes from the ledger.
     Status {
         id: Option<String>,
@@ -174,6 +181,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             dispatch(&app, &jobs)
         }
+        Command::Serve => {
+            let app = App::start(load()?)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(disclose::serve::serve(app))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit { jobs } => submit(&load()?, &jobs),
         Command::Status { id, json } => status(&App::start(load()?)?, id.as_deref(), json),
         Command::Audit {
             command: AuditCommand::Verify,
@@ -267,6 +283,57 @@ fn import_manifest(ledger: &dyn Ledger, dir: &Path) -> anyhow::Result<()> {
         import(ledger, &g.name, Some(&g.kind), &dir.join(&g.file))?;
     }
     Ok(())
+}
+
+/// Check that each file is a well-formed job (shape only: the service decides the rest), then
+/// hand the well-formed ones to the queue. Malformed files are named and not submitted.
+fn submit(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut ready = Vec::new();
+    let mut bad = 0;
+    for path in app::job_files(paths)? {
+        let checked = app::read_job(&path).and_then(|b| {
+            disclose::job::parse(&b)
+                .map(|p| (p.job.id, b))
+                .map_err(|e| e.to_string())
+        });
+        match checked {
+            Ok((id, bytes)) => ready.push((id, bytes)),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{}: not submitted: {e}", path.display());
+            }
+        }
+    }
+    let n = ready.len();
+    match &config.queue.amqp_url {
+        Some(_) => {
+            let ids: Vec<String> = ready.iter().map(|(id, _)| id.clone()).collect();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(disclose::intake::amqp::publish(&config.queue, ready))?;
+            for id in ids {
+                println!(
+                    "{id}: published to exchange {:?} (persistent, confirmed)",
+                    config.queue.jobs_exchange
+                );
+            }
+        }
+        None => {
+            for (id, bytes) in ready {
+                let path = disclose::intake::spool::submit(&config.queue.spool_dir, &id, &bytes)
+                    .with_context(|| {
+                        format!("spooling {id} into {}", config.queue.spool_dir.display())
+                    })?;
+                println!("{id}: spooled as {}", path.display());
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!("{n} submitted, {bad} not submitted");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Cap on deliveries listed per job by `check` (the plan itself has no cap).

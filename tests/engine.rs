@@ -166,6 +166,7 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
         transport: Transport::Outbox { dir: None },
         batch_size: Some(200),
         calls_per_second: None,
+        concurrency: None,
         retry: RetryPolicy {
             max_attempts: 3,
             base_ms: 20,

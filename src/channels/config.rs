@@ -103,6 +103,9 @@ pub struct ChannelConfig {
     /// Calls to the transport per second (governor); none: unlimited.
     #[serde(default)]
     pub calls_per_second: Option<u32>,
+    /// Workers delivering on this channel at once in `serve` (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryPolicy,
 }
@@ -123,6 +126,9 @@ impl ChannelConfig {
             && (n == 0 || n > 1000)
         {
             problems.push(format!("batch_size {n} must be 1–1000"));
+        }
+        if let Some(n) = self.concurrency.filter(|n| *n == 0 || *n > 64) {
+            problems.push(format!("concurrency {n} must be 1–64"));
         }
         if self.calls_per_second == Some(0) {
             problems.push("calls_per_second must be at least 1 (leave it out for no limit)".into());
@@ -199,6 +205,7 @@ pub fn defaults() -> BTreeMap<ChannelKind, ChannelConfig> {
                     transport,
                     batch_size: None,
                     calls_per_second: None,
+                    concurrency: None,
                     retry: RetryPolicy::default(),
                 },
             )

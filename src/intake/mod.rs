@@ -14,6 +14,9 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
+pub mod amqp;
+pub mod spool;
+
 use crate::approval::KeyStore;
 use crate::calendar::WorkCalendar;
 use crate::job::{self, ChannelKind, Job, Kind};
