@@ -462,14 +462,10 @@ fn planned_deliveries(app: &App, v: &Verdict) -> anyhow::Result<(Vec<Value>, u64
             continue;
         }
         for r in &plan.recipients {
-            let has = match channel {
-                ChannelKind::Sms => r.phone.is_some(),
-                ChannelKind::Email => r.email.is_some(),
-                ChannelKind::Wechat => r.wechat_openid.is_some(),
-                ChannelKind::Wecom => r.wecom_userid.is_some(),
-                _ => true,
-            };
-            if has {
+            if reachable(
+                channel,
+                [&r.phone, &r.email, &r.wechat_openid, &r.wecom_userid],
+            ) {
                 push(channel, &r.id, &mut list);
             }
         }
@@ -480,14 +476,8 @@ fn planned_deliveries(app: &App, v: &Verdict) -> anyhow::Result<(Vec<Value>, u64
                 let Some(last) = page.last() else { break };
                 after = Some(last.id.clone());
                 for m in &page {
-                    let has = match channel {
-                        ChannelKind::Sms => m.phone.is_some(),
-                        ChannelKind::Email => m.email.is_some(),
-                        ChannelKind::Wechat => m.wechat_openid.is_some(),
-                        ChannelKind::Wecom => m.wecom_userid.is_some(),
-                        _ => true,
-                    };
-                    if has && !m.opted_out {
+                    let addresses = [&m.phone, &m.email, &m.wechat_openid, &m.wecom_userid];
+                    if reachable(channel, addresses) && !m.opted_out {
                         push(channel, &m.id, &mut list);
                     }
                 }
@@ -495,6 +485,18 @@ fn planned_deliveries(app: &App, v: &Verdict) -> anyhow::Result<(Vec<Value>, u64
         }
     }
     Ok((list, total))
+}
+
+/// Whether someone with these addresses (phone, e-mail, openid, WeCom userid) can be reached on
+/// `channel`. Letters always can: without a postal address they go by hand.
+fn reachable(channel: ChannelKind, [phone, email, openid, userid]: [&Option<String>; 4]) -> bool {
+    match channel {
+        ChannelKind::Sms => phone.is_some(),
+        ChannelKind::Email => email.is_some(),
+        ChannelKind::Wechat => openid.is_some(),
+        ChannelKind::Wecom => userid.is_some(),
+        _ => true,
+    }
 }
 
 /// What each channel would show, rendered for the first named recipient where it is personal.
