@@ -591,6 +591,10 @@ h1{font-size:24px;text-align:center;line-height:1.5;margin:12px 0}\
 .correction{border-left:4px solid #a40000;background:#fdf2f2;padding:8px 14px;margin:0 0 18px}\
 .withdrawn{border:1px solid #777;background:#f6f6f6;padding:16px 20px;margin:24px 0}\
 .body p{text-indent:2em;margin:.6em 0}\
+.body p.signature,.body p.date{text-align:right;text-indent:0;margin:.2em 2em 0 0}\
+.body table{border-collapse:collapse;margin:.8em auto;min-width:70%}\
+.body th,.body td{border:1px solid #999;padding:.35em .8em;text-align:center}\
+.body th{background:#f4efe6;font-weight:600}\
 ul.list{list-style:none;padding:0;margin:0}\
 ul.list li{display:flex;gap:1em;align-items:baseline;border-bottom:1px dashed #ddd;padding:8px 0}\
 ul.list li a{flex:1;color:#222;text-decoration:none}\
