@@ -519,6 +519,49 @@ fn suite_events_are_written_with_the_changes_they_report(l: &dyn Ledger) {
     assert_eq!(l.pending_events(100).unwrap().len(), 3);
 }
 
+fn suite_group_commit_records_many_decisions_at_once(l: &dyn Ledger) {
+    use disclose::ledger::{Committed, Decision};
+    let (a, b) = (
+        job("g1", serde_json::json!({})),
+        job("g2", serde_json::json!({})),
+    );
+    let p = plan(&[ChannelKind::Website], &[], None);
+    let refusals = vec![Refusal::new(disclose::policy::Code::Malformed, "not JSON")];
+    let acc = |j| {
+        Decision::Accept(Acceptance {
+            job: j,
+            body: b"{}",
+            plan: &p,
+            now: now(),
+        })
+    };
+    let out = l
+        .commit(&[
+            acc(&a),
+            Decision::Refuse {
+                job_id: None,
+                body: b"x",
+                refusals: &refusals,
+                now: now(),
+            },
+            acc(&b),
+            acc(&a),
+        ])
+        .unwrap();
+    assert!(matches!(out[0], Committed::Accepted(Accepted::New { .. })));
+    assert!(matches!(out[1], Committed::Refused(_)));
+    assert!(matches!(out[2], Committed::Accepted(Accepted::New { .. })));
+    // The same id twice in one batch: the second is a duplicate, planned nothing.
+    assert_eq!(out[3], Committed::Accepted(Accepted::Duplicate));
+    assert_eq!(
+        l.counts(&["g1".into(), "g2".into()])
+            .unwrap()
+            .get(&State::Pending),
+        Some(&2)
+    );
+    assert_eq!(l.refusals(10).unwrap().len(), 1);
+}
+
 fn run_all(name: &str, suite: fn(&dyn Ledger)) {
     let db = TempDb::new(name);
     let l = db.open();
@@ -599,6 +642,11 @@ fn sqlite_events_are_written_with_the_changes_they_report() {
         "events",
         suite_events_are_written_with_the_changes_they_report,
     );
+}
+
+#[test]
+fn sqlite_group_commit_records_many_decisions_at_once() {
+    run_all("group", suite_group_commit_records_many_decisions_at_once);
 }
 
 /// Tampering with any entry, or removing one, is found and the first broken entry named.

@@ -20,7 +20,7 @@ pub mod spool;
 use crate::approval::KeyStore;
 use crate::calendar::WorkCalendar;
 use crate::job::{self, ChannelKind, Job, Kind};
-use crate::ledger::{Acceptance, Accepted, Ledger, LedgerError};
+use crate::ledger::{Acceptance, Accepted, Committed, Decision, Ledger, LedgerError};
 use crate::policy::{self, Code, Context, Plan, PolicyConfig, Refusal};
 use crate::render::Templates;
 
@@ -158,36 +158,80 @@ impl Intake {
     /// in one transaction, or refused with its reasons. Only when this returns `Ok` may the
     /// message that brought the job be acknowledged.
     pub fn admit(&self, bytes: &[u8], now: DateTime<FixedOffset>) -> Result<Verdict, LedgerError> {
-        let mut v = self.evaluate(bytes, now)?;
-        match v.decision {
-            DecisionKind::Duplicate => {}
-            DecisionKind::Refused => {
-                self.ledger
-                    .refuse(v.id.as_deref(), bytes, &v.refusals, now)?;
-                tracing::warn!(job = v.id.as_deref().unwrap_or("?"), codes = %codes(&v.refusals), "job refused");
-            }
-            DecisionKind::Accepted => {
-                let (Some(job), Some(plan)) = (&v.job, &v.plan) else {
-                    return Err(LedgerError::Corrupt(
-                        "an accepted verdict without its plan".into(),
-                    ));
-                };
-                match self.ledger.accept(&Acceptance {
-                    job,
-                    body: bytes,
-                    plan,
-                    now,
-                })? {
-                    Accepted::New { planned } => {
-                        tracing::info!(job = %job.id, deliveries = planned.values().sum::<u64>(), "job accepted");
-                        v.planned = planned;
+        let mut v = self.admit_many(&[bytes], now)?;
+        v.pop()
+            .ok_or_else(|| LedgerError::Corrupt("no verdict for the job".into()))
+    }
+
+    /// [`Intake::admit`] for many jobs at once with one ledger commit (group commit), for when a
+    /// broker hands over many messages together. All are recorded or none is; verdicts in order.
+    pub fn admit_many(
+        &self,
+        bodies: &[&[u8]],
+        now: DateTime<FixedOffset>,
+    ) -> Result<Vec<Verdict>, LedgerError> {
+        let mut verdicts = bodies
+            .iter()
+            .map(|b| self.evaluate(b, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let committed = {
+            let mut decisions = Vec::with_capacity(verdicts.len());
+            for (v, body) in verdicts.iter().zip(bodies) {
+                match v.decision {
+                    DecisionKind::Duplicate => {}
+                    DecisionKind::Refused => decisions.push(Decision::Refuse {
+                        job_id: v.id.as_deref(),
+                        body,
+                        refusals: &v.refusals,
+                        now,
+                    }),
+                    DecisionKind::Accepted => {
+                        let (Some(job), Some(plan)) = (&v.job, &v.plan) else {
+                            return Err(LedgerError::Corrupt(
+                                "an accepted verdict without its plan".into(),
+                            ));
+                        };
+                        decisions.push(Decision::Accept(Acceptance {
+                            job,
+                            body,
+                            plan,
+                            now,
+                        }));
                     }
-                    // Another intake recorded the same id between our check and our commit.
-                    Accepted::Duplicate => v.decision = DecisionKind::Duplicate,
                 }
             }
+            self.ledger.commit(&decisions)?
+        };
+        let mut committed = committed.into_iter();
+        for v in &mut verdicts {
+            match v.decision {
+                DecisionKind::Duplicate => {}
+                DecisionKind::Refused => {
+                    committed.next();
+                    tracing::warn!(job = v.id.as_deref().unwrap_or("?"), codes = %codes(&v.refusals), "job refused");
+                }
+                DecisionKind::Accepted => match committed.next() {
+                    Some(Committed::Accepted(Accepted::New { planned })) => {
+                        tracing::info!(
+                            job = v.id.as_deref().unwrap_or("?"),
+                            deliveries = planned.values().sum::<u64>(),
+                            "job accepted"
+                        );
+                        v.planned = planned;
+                    }
+                    // The same id earlier in this batch, or recorded by another intake meanwhile.
+                    Some(Committed::Accepted(Accepted::Duplicate)) => {
+                        v.decision = DecisionKind::Duplicate
+                    }
+                    _ => {
+                        return Err(LedgerError::Corrupt(
+                            "the ledger's answers do not match the decisions".into(),
+                        ));
+                    }
+                },
+            }
         }
-        Ok(v)
+        Ok(verdicts)
     }
 }
 

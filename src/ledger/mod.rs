@@ -126,6 +126,26 @@ pub struct Acceptance<'a> {
     pub now: DateTime<FixedOffset>,
 }
 
+/// One decision to record with [`Ledger::commit`].
+#[derive(Debug, Clone)]
+pub enum Decision<'a> {
+    Accept(Acceptance<'a>),
+    Refuse {
+        job_id: Option<&'a str>,
+        body: &'a [u8],
+        refusals: &'a [Refusal],
+        now: DateTime<FixedOffset>,
+    },
+}
+
+/// What [`Ledger::commit`] recorded for each decision, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    Accepted(Accepted),
+    /// The sequence number of the refusal record.
+    Refused(i64),
+}
+
 /// The result of [`Ledger::accept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -238,8 +258,19 @@ pub trait Ledger: Send + Sync {
 
     /// Whether a job id is already recorded.
     fn has_job(&self, id: &str) -> Result<bool, LedgerError>;
-    /// Record the decision and every planned delivery in one transaction, with its audit entry.
-    fn accept(&self, a: &Acceptance<'_>) -> Result<Accepted, LedgerError>;
+    /// Record decisions in one transaction (group commit: many jobs arriving at once cost one
+    /// commit): each accepted job with every planned delivery and its audit entry and event, or
+    /// each refusal with its reasons. All or nothing.
+    fn commit(&self, decisions: &[Decision<'_>]) -> Result<Vec<Committed>, LedgerError>;
+    /// Record one accepted job and every planned delivery in one transaction.
+    fn accept(&self, a: &Acceptance<'_>) -> Result<Accepted, LedgerError> {
+        match self.commit(&[Decision::Accept(a.clone())])?.pop() {
+            Some(Committed::Accepted(a)) => Ok(a),
+            _ => Err(LedgerError::Corrupt(
+                "commit answered an acceptance with something else".into(),
+            )),
+        }
+    }
     /// Record a refusal with its audit entry. Refused attempts do not occupy the job id: a forged
     /// job must not be able to block the real one.
     fn refuse(
@@ -248,7 +279,22 @@ pub trait Ledger: Send + Sync {
         body: &[u8],
         refusals: &[Refusal],
         now: DateTime<FixedOffset>,
-    ) -> Result<i64, LedgerError>;
+    ) -> Result<i64, LedgerError> {
+        match self
+            .commit(&[Decision::Refuse {
+                job_id,
+                body,
+                refusals,
+                now,
+            }])?
+            .pop()
+        {
+            Some(Committed::Refused(seq)) => Ok(seq),
+            _ => Err(LedgerError::Corrupt(
+                "commit answered a refusal with something else".into(),
+            )),
+        }
+    }
     /// What a correction or retraction refers to (None: never accepted).
     fn target(&self, id: &str) -> Result<Option<Target>, LedgerError>;
     /// The job as accepted.

@@ -451,6 +451,101 @@ fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedColumns> {
 }
 
 impl SqliteLedger {
+    fn accept_in(tx: &Transaction<'_>, a: &Acceptance<'_>) -> Result<Accepted, LedgerError> {
+        let job = a.job;
+        if tx
+            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
+            .exists(params![job.id])?
+        {
+            return Ok(Accepted::Duplicate);
+        }
+        let at = ts(a.now);
+        let now_ms = a.now.timestamp_millis();
+        let due = a
+            .plan
+            .publish_at
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(now_ms)
+            .max(0);
+        let channels: Vec<&str> = a.plan.channels.iter().map(|c| c.as_str()).collect();
+        tx.execute(
+            "INSERT INTO jobs (id, kind, category, scope, title, corrects, publish_at, expires_at, accepted_at, channels, groups, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                job.id,
+                serde_json::to_value(job.kind).ok().and_then(|v| v.as_str().map(str::to_string)),
+                job.category.to_string(),
+                job.scope.as_str(),
+                job.title,
+                job.corrects,
+                a.plan.publish_at.map(ts),
+                a.plan.expires_at.map(ts),
+                at,
+                serde_json::to_string(&channels).unwrap_or_default(),
+                serde_json::to_string(&a.plan.groups).unwrap_or_default(),
+                a.body,
+            ],
+        )?;
+        if job.kind == Kind::Retraction
+            && let Some(target) = &job.corrects
+        {
+            // Deliveries of the original not yet sent are cancelled (issue: retractions).
+            tx.execute(
+                    "UPDATE deliveries SET state = 'cancelled', code = 'retracted', detail = ?1, updated_at = ?2
+                     WHERE job_id = ?3 AND state = 'pending'",
+                    params![format!("retracted by {}", job.id), now_ms, target],
+                )?;
+        }
+        let mut planned = BTreeMap::new();
+        for &channel in &a.plan.channels {
+            planned.insert(channel, Self::plan_channel(tx, a, channel, due, now_ms)?);
+        }
+        let body = json!({
+            "id": job.id, "kind": job.kind, "category": job.category, "scope": job.scope,
+            "title": job.title, "corrects": job.corrects, "body_sha256": audit::sha256_hex(a.body),
+            "approval": {"approver": job.approval.approver, "reference": job.approval.reference, "key_id": job.approval.key_id},
+            "groups": a.plan.groups, "planned": planned.iter().map(|(c, n)| (c.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+        })
+        .to_string();
+        Self::append_audit(tx, &at, audit::JOB_ACCEPTED, Some(&job.id), &body)?;
+        let event = json!({
+            "kind": job.kind, "category": job.category, "scope": job.scope, "title": job.title,
+            "publish_at": a.plan.publish_at.map(ts),
+            "planned": planned.iter().map(|(c, n)| (c.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+        });
+        Self::emit(tx, &at, "job.accepted", Some(&job.id), event)?;
+        Ok(Accepted::New { planned })
+    }
+
+    fn refuse_in(
+        tx: &Transaction<'_>,
+        job_id: Option<&str>,
+        body: &[u8],
+        refusals: &[Refusal],
+        now: DateTime<FixedOffset>,
+    ) -> Result<i64, LedgerError> {
+        let at = ts(now);
+        let sha = audit::sha256_hex(body);
+        let list = serde_json::to_string(refusals).unwrap_or_default();
+        tx.execute(
+            "INSERT INTO refusals (at, job_id, refusals, body_sha256) VALUES (?1, ?2, ?3, ?4)",
+            params![at, job_id, list, sha],
+        )?;
+        let seq = tx.last_insert_rowid();
+        let audit_body =
+            json!({"refusal": seq, "job_id": job_id, "body_sha256": sha, "refusals": refusals})
+                .to_string();
+        Self::append_audit(tx, &at, audit::JOB_REFUSED, job_id, &audit_body)?;
+        Self::emit(
+            tx,
+            &at,
+            "job.refused",
+            job_id,
+            json!({"refusals": refusals}),
+        )?;
+        Ok(seq)
+    }
+
     fn claim_where(
         &self,
         from_state: &str,
@@ -640,105 +735,23 @@ impl Ledger for SqliteLedger {
             .exists(params![id])?)
     }
 
-    fn accept(&self, a: &Acceptance<'_>) -> Result<Accepted, LedgerError> {
-        let job = a.job;
+    fn commit(&self, decisions: &[Decision<'_>]) -> Result<Vec<Committed>, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if tx
-            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
-            .exists(params![job.id])?
-        {
-            return Ok(Accepted::Duplicate);
+        let mut out = Vec::with_capacity(decisions.len());
+        for d in decisions {
+            out.push(match d {
+                Decision::Accept(a) => Committed::Accepted(Self::accept_in(&tx, a)?),
+                Decision::Refuse {
+                    job_id,
+                    body,
+                    refusals,
+                    now,
+                } => Committed::Refused(Self::refuse_in(&tx, *job_id, body, refusals, *now)?),
+            });
         }
-        let at = ts(a.now);
-        let now_ms = a.now.timestamp_millis();
-        let due = a
-            .plan
-            .publish_at
-            .map(|t| t.timestamp_millis())
-            .unwrap_or(now_ms)
-            .max(0);
-        let channels: Vec<&str> = a.plan.channels.iter().map(|c| c.as_str()).collect();
-        tx.execute(
-            "INSERT INTO jobs (id, kind, category, scope, title, corrects, publish_at, expires_at, accepted_at, channels, groups, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                job.id,
-                serde_json::to_value(job.kind).ok().and_then(|v| v.as_str().map(str::to_string)),
-                job.category.to_string(),
-                job.scope.as_str(),
-                job.title,
-                job.corrects,
-                a.plan.publish_at.map(ts),
-                a.plan.expires_at.map(ts),
-                at,
-                serde_json::to_string(&channels).unwrap_or_default(),
-                serde_json::to_string(&a.plan.groups).unwrap_or_default(),
-                a.body,
-            ],
-        )?;
-        if job.kind == Kind::Retraction
-            && let Some(target) = &job.corrects
-        {
-            // Deliveries of the original not yet sent are cancelled (issue: retractions).
-            tx.execute(
-                    "UPDATE deliveries SET state = 'cancelled', code = 'retracted', detail = ?1, updated_at = ?2
-                     WHERE job_id = ?3 AND state = 'pending'",
-                    params![format!("retracted by {}", job.id), now_ms, target],
-                )?;
-        }
-        let mut planned = BTreeMap::new();
-        for &channel in &a.plan.channels {
-            planned.insert(channel, Self::plan_channel(&tx, a, channel, due, now_ms)?);
-        }
-        let body = json!({
-            "id": job.id, "kind": job.kind, "category": job.category, "scope": job.scope,
-            "title": job.title, "corrects": job.corrects, "body_sha256": audit::sha256_hex(a.body),
-            "approval": {"approver": job.approval.approver, "reference": job.approval.reference, "key_id": job.approval.key_id},
-            "groups": a.plan.groups, "planned": planned.iter().map(|(c, n)| (c.as_str(), *n)).collect::<BTreeMap<_, _>>(),
-        })
-        .to_string();
-        Self::append_audit(&tx, &at, audit::JOB_ACCEPTED, Some(&job.id), &body)?;
-        let event = json!({
-            "kind": job.kind, "category": job.category, "scope": job.scope, "title": job.title,
-            "publish_at": a.plan.publish_at.map(ts),
-            "planned": planned.iter().map(|(c, n)| (c.as_str(), *n)).collect::<BTreeMap<_, _>>(),
-        });
-        Self::emit(&tx, &at, "job.accepted", Some(&job.id), event)?;
         tx.commit()?;
-        Ok(Accepted::New { planned })
-    }
-
-    fn refuse(
-        &self,
-        job_id: Option<&str>,
-        body: &[u8],
-        refusals: &[Refusal],
-        now: DateTime<FixedOffset>,
-    ) -> Result<i64, LedgerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let at = ts(now);
-        let sha = audit::sha256_hex(body);
-        let list = serde_json::to_string(refusals).unwrap_or_default();
-        tx.execute(
-            "INSERT INTO refusals (at, job_id, refusals, body_sha256) VALUES (?1, ?2, ?3, ?4)",
-            params![at, job_id, list, sha],
-        )?;
-        let seq = tx.last_insert_rowid();
-        let audit_body =
-            json!({"refusal": seq, "job_id": job_id, "body_sha256": sha, "refusals": refusals})
-                .to_string();
-        Self::append_audit(&tx, &at, audit::JOB_REFUSED, job_id, &audit_body)?;
-        Self::emit(
-            &tx,
-            &at,
-            "job.refused",
-            job_id,
-            json!({"refusals": refusals}),
-        )?;
-        tx.commit()?;
-        Ok(seq)
+        Ok(out)
     }
 
     fn target(&self, id: &str) -> Result<Option<Target>, LedgerError> {
