@@ -337,9 +337,11 @@ impl Engine {
         }
         self.tick();
         let mut set = tokio::task::JoinSet::new();
-        for &channel in self.lanes.keys() {
-            let engine = self.clone();
-            set.spawn(async move { engine.drain_lane(channel).await });
+        for (&channel, lane) in &self.lanes {
+            for _ in 0..lane.concurrency {
+                let engine = self.clone();
+                set.spawn(async move { engine.drain_lane(channel).await });
+            }
         }
         let mut first_error = None;
         while let Some(res) = set.join_next().await {
