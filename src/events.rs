@@ -22,7 +22,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ExchangeKind};
 
 use crate::config::QueueSection;
-use crate::intake::amqp::{AmqpChannel, Ended, checked_url, connect, is_fatal, reconnecting};
+use crate::intake::amqp::{AmqpChannel, Ended, Up, checked_url, connect, is_fatal, reconnecting};
 use crate::ledger::{Event, Ledger, LedgerError};
 use crate::shutdown::Shutdown;
 
@@ -57,7 +57,7 @@ async fn session(
     cfg: &QueueSection,
     url: &str,
     mut shutdown: Shutdown,
-    up: Arc<AtomicBool>,
+    up: Arc<Up>,
     ledger_down: Arc<AtomicBool>,
 ) -> Ended {
     let conn = match connect(url, "events").await {
@@ -74,7 +74,7 @@ async fn publish_loop(
     cfg: &QueueSection,
     conn: &Connection,
     shutdown: &mut Shutdown,
-    up: &AtomicBool,
+    up: &Up,
     ledger_down: &AtomicBool,
 ) -> Ended {
     let setup = async {
@@ -102,7 +102,7 @@ async fn publish_loop(
         }
         Err(e) => return Ended::Lost(e),
     };
-    up.store(true, Ordering::SeqCst);
+    up.connected();
     loop {
         let stopping = shutdown.is_set();
         let events = match pending(ledger).await {

@@ -113,6 +113,22 @@ struct State {
     ledger_down: AtomicBool,
 }
 
+/// Told by a session when it is connected and working, so the reconnection is logged when it
+/// happens rather than when the session ends.
+pub(crate) struct Up {
+    what: &'static str,
+    after_loss: bool,
+    up: AtomicBool,
+}
+
+impl Up {
+    pub(crate) fn connected(&self) {
+        if !self.up.swap(true, Ordering::SeqCst) && self.after_loss {
+            tracing::info!(task = self.what, "reconnected to RabbitMQ");
+        }
+    }
+}
+
 /// Run `session` again and again until it ends with shutdown or a fatal error, with backoff
 /// 0.5 s → 10 s between attempts. A loss is logged once, and so is the recovery.
 pub(crate) async fn reconnecting<F, Fut>(
@@ -121,7 +137,7 @@ pub(crate) async fn reconnecting<F, Fut>(
     mut session: F,
 ) -> anyhow::Result<()>
 where
-    F: FnMut(Arc<AtomicBool>) -> Fut,
+    F: FnMut(Arc<Up>) -> Fut,
     Fut: std::future::Future<Output = Ended>,
 {
     const FIRST: Duration = Duration::from_millis(500);
@@ -129,16 +145,15 @@ where
     let mut backoff = FIRST;
     let mut lost = false;
     loop {
-        // Set by the session once it is connected and consuming (or publishing) again.
-        let up = Arc::new(AtomicBool::new(false));
+        let up = Arc::new(Up {
+            what,
+            after_loss: lost,
+            up: AtomicBool::new(false),
+        });
         let ended = session(up.clone()).await;
-        let was_up = up.load(Ordering::SeqCst);
-        if was_up {
+        if up.up.load(Ordering::SeqCst) {
             backoff = FIRST;
-            if lost {
-                tracing::info!(task = what, "reconnected to RabbitMQ");
-                lost = false;
-            }
+            lost = false;
         }
         match ended {
             Ended::Shutdown => return Ok(()),
@@ -260,7 +275,7 @@ async fn session(
     cfg: &QueueSection,
     url: &str,
     mut shutdown: Shutdown,
-    up: Arc<AtomicBool>,
+    up: Arc<Up>,
 ) -> Ended {
     let conn = match connect(url, "intake").await {
         Ok(c) => c,
@@ -277,7 +292,7 @@ async fn consume(
     cfg: &QueueSection,
     conn: &Connection,
     shutdown: &mut Shutdown,
-    up: &AtomicBool,
+    up: &Up,
 ) -> Ended {
     let setup = async {
         let publisher = conn.create_channel().await?;
@@ -313,7 +328,7 @@ async fn consume(
         }
         Err(e) => return Ended::Lost(e),
     };
-    up.store(true, Ordering::SeqCst);
+    up.connected();
     tracing::info!(queue = %cfg.jobs_queue, prefetch = cfg.prefetch, "consuming jobs from RabbitMQ");
     let publisher = Arc::new(publisher);
     let mut in_hand: JoinSet<lapin::Result<()>> = JoinSet::new();
