@@ -122,7 +122,10 @@ async fn main() -> anyhow::Result<()> {
         .env("DISCLOSE_QUEUE_AMQP_URL", URL)
         .env("DISCLOSE_QUEUE_JOBS_EXCHANGE", &cfg.jobs_exchange)
         .env("DISCLOSE_QUEUE_JOBS_QUEUE", &cfg.jobs_queue)
-        .env("DISCLOSE_QUEUE_DEAD_LETTER_EXCHANGE", &cfg.dead_letter_exchange)
+        .env(
+            "DISCLOSE_QUEUE_DEAD_LETTER_EXCHANGE",
+            &cfg.dead_letter_exchange,
+        )
         .env("DISCLOSE_QUEUE_DEAD_LETTER_QUEUE", &cfg.dead_letter_queue)
         .env("DISCLOSE_QUEUE_EVENTS_EXCHANGE", &cfg.events_exchange)
         .env("DISCLOSE_QUEUE_PREFETCH", PREFETCH.to_string())
@@ -165,7 +168,9 @@ async fn main() -> anyhow::Result<()> {
 
     // Clean up the broker side.
     for q in [&raw_cfg.jobs_queue, &cfg.jobs_queue, &cfg.dead_letter_queue] {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
     for e in [
         &raw_cfg.jobs_exchange,
@@ -184,6 +189,9 @@ async fn main() -> anyhow::Result<()> {
     println!("jobs: {n} × {size} bytes, prefetch {PREFETCH}");
     println!("publish + confirm (quorum):      {publish_rate:>8.0} msg/s");
     println!("(b) raw consume + ack (quorum):  {raw_rate:>8.0} msg/s");
-    println!("(a) disclose intake (committed): {intake_rate:>8.0} jobs/s  ({:.0}% of raw)", 100.0 * intake_rate / raw_rate);
+    println!(
+        "(a) disclose intake (committed): {intake_rate:>8.0} jobs/s  ({:.0}% of raw)",
+        100.0 * intake_rate / raw_rate
+    );
     Ok(())
 }

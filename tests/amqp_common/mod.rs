@@ -125,7 +125,8 @@ impl Setup {
         )
         .unwrap();
         let mut raw: Value = serde_json::from_str(&text).unwrap();
-        let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+        let now =
+            chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
         raw["id"] = id.into();
         raw["channels"] = serde_json::json!(["website"]);
         raw["audience"] = serde_json::json!({"groups": [], "recipients": []});
@@ -175,9 +176,13 @@ impl Setup {
         )
         .await
         .unwrap();
-        ch.queue_declare(q.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
-            .await
-            .unwrap();
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
         ch.queue_bind(
             q.as_str().into(),
             self.events_exchange.as_str().into(),
@@ -235,7 +240,9 @@ impl Drop for Setup {
                     return;
                 };
                 for q in queues {
-                    let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                    let _ = ch
+                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                        .await;
                 }
                 for e in exchanges {
                     let _ = ch
@@ -309,7 +316,10 @@ pub async fn connect() -> Connection {
 pub async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -318,7 +328,10 @@ pub async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 pub async fn wait_empty(queue: &str, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while ready(queue).await > 0 {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {queue} to empty");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {queue} to empty"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
