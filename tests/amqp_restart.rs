@@ -8,12 +8,11 @@
 mod amqp_common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use amqp_common::{Setup, drain, rabbitmqctl, ready, wait_empty, wait_until};
+use amqp_common::{Setup, drain_until, rabbitmqctl, ready, wait_empty, wait_until};
 
-static ALONE: Mutex<()> = Mutex::new(());
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts the broker application again whatever happens to the test.
 struct BrokerUp;
@@ -37,7 +36,9 @@ fn jobs(s: &Setup, prefix: &str, n: usize) -> Vec<(String, Vec<u8>)> {
 /// Every job once in the ledger, one delivery each, the queue empty, and at least one
 /// `job.accepted` event per job whose duplicates share a message id.
 async fn everything_once(s: &Setup, tap: &str, total: usize) {
+    let t = std::time::Instant::now();
     wait_until("every job in the ledger", 240, || s.jobs() >= total as i64).await;
+    eprintln!("all jobs in after {:?}", t.elapsed());
     wait_empty(&s.jobs_queue, 60).await;
     assert_eq!(s.jobs(), total as i64);
     assert_eq!(s.count("SELECT count(*) FROM deliveries"), total as i64);
@@ -47,7 +48,17 @@ async fn everything_once(s: &Setup, tap: &str, total: usize) {
             == 0
     })
     .await;
-    let got = drain(tap, Duration::from_secs(2)).await;
+    eprintln!("all events published after {:?}", t.elapsed());
+    // Delivery events keep coming while the pages go out; the job.accepted ones are enough here.
+    let got = drain_until(tap, Duration::from_secs(5), |got| {
+        got.iter()
+            .filter(|m| m.routing_key == "job.accepted")
+            .filter_map(|m| m.message_id.as_deref())
+            .collect::<HashSet<_>>()
+            .len()
+            >= total
+    })
+    .await;
     let mut ids_by_message: BTreeMap<String, String> = BTreeMap::new();
     let mut jobs_accepted = HashSet::new();
     for m in got.iter().filter(|m| m.routing_key == "job.accepted") {
@@ -79,14 +90,20 @@ async fn everything_once(s: &Setup, tap: &str, total: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn all_connections_closed_by_the_broker_during_intake_recovers_by_itself() {
-    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = ALONE.lock().await;
     let s = Setup::new("closeall");
+    let t0 = std::time::Instant::now();
     let tap = s.bind_events().await;
     let total = 1500;
-    s.publish(jobs(&s, "c", total)).await;
+    let bodies = jobs(&s, "c", total);
+    eprintln!("signed after {:?}", t0.elapsed());
+    s.publish(bodies).await;
+    eprintln!("published after {:?}", t0.elapsed());
     let mut serve = s.serve();
     wait_until("intake to be under way", 60, || s.jobs() >= 100).await;
+    eprintln!("under way after {:?}", t0.elapsed());
     assert!(rabbitmqctl(&["close_all_connections", "test"]));
+    eprintln!("closed after {:?}", t0.elapsed());
     let at_close = s.jobs();
     assert!(
         at_close < total as i64,
@@ -97,12 +114,16 @@ async fn all_connections_closed_by_the_broker_during_intake_recovers_by_itself()
     let log = serve.log();
     assert!(log.contains("lost connection to RabbitMQ"), "{log}");
     assert!(log.contains("reconnected to RabbitMQ"), "{log}");
+    eprintln!("checked after {:?}", t0.elapsed());
     assert_eq!(serve.stop().code(), Some(0));
+    eprintln!("stopped after {:?}", t0.elapsed());
+    drop(s);
+    eprintln!("cleaned up after {:?}", t0.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_restart_during_intake_loses_nothing_and_records_nothing_twice() {
-    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = ALONE.lock().await;
     let s = Setup::new("restart");
     let tap = s.bind_events().await;
     let total = 1500;

@@ -318,9 +318,7 @@ async fn consume(
 ) -> Ended {
     let setup = async {
         let publisher = conn.create_channel().await?;
-        if let Err(e) = declare_topology(&publisher, cfg).await {
-            return Err(e);
-        }
+        declare_topology(&publisher, cfg).await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

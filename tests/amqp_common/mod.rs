@@ -364,8 +364,17 @@ pub struct Got {
     pub headers: BTreeMap<String, String>,
 }
 
-/// Read (and ack) every message of `queue` until it has been quiet for `quiet`.
+/// Read (auto-acked) every message of `queue` until it has been quiet for `quiet`.
 pub async fn drain(queue: &str, quiet: Duration) -> Vec<Got> {
+    drain_until(queue, quiet, |_| false).await
+}
+
+/// Read (auto-acked) messages of `queue` until `enough` says so or it has been quiet for `quiet`.
+pub async fn drain_until(
+    queue: &str,
+    quiet: Duration,
+    enough: impl Fn(&[Got]) -> bool,
+) -> Vec<Got> {
     let conn = connect().await;
     let ch = conn.create_channel().await.unwrap();
     ch.basic_qos(500, BasicQosOptions::default()).await.unwrap();
@@ -373,7 +382,10 @@ pub async fn drain(queue: &str, quiet: Duration) -> Vec<Got> {
         .basic_consume(
             queue.into(),
             "".into(),
-            BasicConsumeOptions::default(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -398,7 +410,9 @@ pub async fn drain(queue: &str, quiet: Duration) -> Vec<Got> {
             message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
             headers,
         });
-        d.ack(BasicAckOptions::default()).await.unwrap();
+        if enough(&out) {
+            break;
+        }
     }
     let _ = conn.close(200, "OK".into()).await;
     out
