@@ -1,16 +1,204 @@
-//! Events out. (being written)
+//! Events out: the ledger's transactional outbox (SPEC §7) drained to the topic exchange
+//! `[queue] events_exchange`, routing key = the event name (`job.accepted`, `job.refused`,
+//! `delivery.delivered`, `delivery.failed`, `delivery.unknown`, `job.completed`), body = the
+//! event's JSON payload.
+//!
+//! Every event is written in the same ledger transaction as the change it reports, then
+//! published from here in order, persistent, with publisher confirms; only confirmed events are
+//! marked published. Delivery is therefore **at least once**: an event published but not yet
+//! marked when the process dies (or the connection drops before the confirm) is published again
+//! at the next pass. Each message carries `message_id = disclose-event-<seq>`, stable across
+//! re-publication, so consumers deduplicate by message id.
+//!
+//! While the broker is away the events wait in the ledger; the publisher reconnects with the
+//! same backoff as the intake. At shutdown it drains what is pending if the broker is up.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Connection, ExchangeKind};
 
 use crate::config::QueueSection;
-use crate::ledger::Ledger;
+use crate::intake::amqp::{AmqpChannel, Ended, Up, checked_url, connect, is_fatal, reconnecting};
+use crate::ledger::{Event, Ledger, LedgerError};
 use crate::shutdown::Shutdown;
+
+/// Events read from the outbox per pass.
+const BATCH: usize = 500;
+/// How long the publisher waits when the outbox is empty.
+const IDLE: Duration = Duration::from_millis(200);
 
 /// Publish the ledger's outbox of events to the events exchange until shutdown.
 pub async fn run(
-    _ledger: Arc<dyn Ledger>,
-    _cfg: QueueSection,
-    _shutdown: Shutdown,
+    ledger: Arc<dyn Ledger>,
+    cfg: QueueSection,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("the events publisher is not written yet")
+    let url = checked_url(&cfg)?;
+    let ledger_down = Arc::new(AtomicBool::new(false));
+    reconnecting("events", shutdown.clone(), |up| {
+        session(
+            ledger.clone(),
+            &cfg,
+            &url,
+            shutdown.clone(),
+            up,
+            ledger_down.clone(),
+        )
+    })
+    .await
+}
+
+async fn session(
+    ledger: Arc<dyn Ledger>,
+    cfg: &QueueSection,
+    url: &str,
+    mut shutdown: Shutdown,
+    up: Arc<Up>,
+    ledger_down: Arc<AtomicBool>,
+) -> Ended {
+    let conn = match connect(url, "events").await {
+        Ok(c) => c,
+        Err(e) => return Ended::Lost(e),
+    };
+    let ended = publish_loop(&ledger, cfg, &conn, &mut shutdown, &up, &ledger_down).await;
+    let _ = conn.close(200, "OK".into()).await;
+    ended
+}
+
+async fn publish_loop(
+    ledger: &Arc<dyn Ledger>,
+    cfg: &QueueSection,
+    conn: &Connection,
+    shutdown: &mut Shutdown,
+    up: &Up,
+    ledger_down: &AtomicBool,
+) -> Ended {
+    let setup = async {
+        let ch = conn.create_channel().await?;
+        ch.exchange_declare(
+            cfg.events_exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok::<_, lapin::Error>(ch)
+    };
+    let ch = match setup.await {
+        Ok(ch) => ch,
+        Err(e) if is_fatal(&e) => {
+            return Ended::Fatal(anyhow::anyhow!(
+                "RabbitMQ refused the events exchange {:?}: {e}",
+                cfg.events_exchange
+            ));
+        }
+        Err(e) => return Ended::Lost(e),
+    };
+    up.connected();
+    loop {
+        let stopping = shutdown.is_set();
+        let events = match pending(ledger).await {
+            Ok(events) => {
+                if ledger_down.swap(false, Ordering::SeqCst) {
+                    tracing::info!("the events outbox is readable again");
+                }
+                events
+            }
+            Err(e) => {
+                if !ledger_down.swap(true, Ordering::SeqCst) {
+                    tracing::error!(error = %e, "cannot read the events outbox; retrying");
+                }
+                if stopping {
+                    break;
+                }
+                Vec::new()
+            }
+        };
+        if events.is_empty() {
+            if stopping {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(IDLE) => {}
+                _ = shutdown.wait() => {}
+            }
+            continue;
+        }
+        let published = match publish_batch(&ch, &cfg.events_exchange, &events).await {
+            Ok(seqs) => seqs,
+            Err(e) => return Ended::Lost(e),
+        };
+        let full = published.len() == events.len();
+        if !published.is_empty() {
+            let ledger = ledger.clone();
+            let marked = tokio::task::spawn_blocking(move || {
+                ledger.mark_published(&published, crate::clock::now())
+            })
+            .await;
+            if !matches!(marked, Ok(Ok(()))) {
+                // Published but not marked: they go out again next pass (at-least-once).
+                tracing::warn!("could not mark published events; they will be published again");
+                tokio::time::sleep(IDLE).await;
+            }
+        }
+        if !full {
+            tracing::warn!("the broker did not confirm some events; publishing them again");
+            tokio::time::sleep(IDLE).await;
+        }
+    }
+    let _ = ch.close(200, "OK".into()).await;
+    Ended::Shutdown
+}
+
+async fn pending(ledger: &Arc<dyn Ledger>) -> Result<Vec<Event>, LedgerError> {
+    let ledger = ledger.clone();
+    match tokio::task::spawn_blocking(move || ledger.pending_events(BATCH)).await {
+        Ok(r) => r,
+        Err(e) => Err(LedgerError::Aborted(format!("outbox task failed: {e}"))),
+    }
+}
+
+/// Publish in order with pipelined confirms; the sequence numbers the broker confirmed, up to
+/// the first it did not (so the outbox stays in order).
+async fn publish_batch(
+    ch: &AmqpChannel,
+    exchange: &str,
+    events: &[Event],
+) -> lapin::Result<Vec<i64>> {
+    let mut confirms = Vec::with_capacity(events.len());
+    for event in events {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(ShortString::from(format!("disclose-event-{}", event.seq)))
+            .with_type(ShortString::from(event.name.as_str()));
+        let confirm = ch
+            .basic_publish(
+                exchange.into(),
+                event.name.as_str().into(),
+                BasicPublishOptions::default(),
+                event.payload.as_bytes(),
+                props,
+            )
+            .await?;
+        confirms.push((event.seq, confirm));
+    }
+    let mut acked = Vec::with_capacity(confirms.len());
+    let mut in_order = true;
+    for (seq, confirm) in confirms {
+        let ok = confirm.await?.is_ack();
+        in_order &= ok;
+        if in_order {
+            acked.push(seq);
+        }
+    }
+    Ok(acked)
 }

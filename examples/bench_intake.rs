@@ -1,0 +1,197 @@
+//! Intake throughput against the broker of this machine, run by hand:
+//!
+//! ```text
+//! cargo build --release --bin disclose --example bench_intake
+//! /work/target/release/examples/bench_intake [JOBS]      # default 50000
+//! ```
+//!
+//! Publishes JOBS small signed website jobs and measures, in the same run,
+//! (b) the raw rate of the broker: a bare lapin consumer (same prefetch) acking the same bodies
+//!     from a quorum queue declared like the jobs queue, and
+//! (a) the dispatcher's intake rate: `disclose serve` (the release binary beside this example)
+//!     consuming them, counted as jobs committed in its SQLite ledger over time.
+//! The delivery workers run too (one website page per job), as they would in production.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::Value;
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const PREFETCH: u16 = 64;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(50_000);
+    let name = format!("bench-{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("disclose-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (secret, _) = disclose::approval::generate_key("bench", &dir.join("keys"))?;
+    let (key_id, key) = disclose::approval::load_signing_key(&secret)?;
+
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let template: Value = serde_json::from_str(&std::fs::read_to_string(
+        repo.join("examples/jobs/src/01-pre-appointment-release.json"),
+    )?)?;
+    let now = disclose::clock::now();
+    let t = Instant::now();
+    let bodies: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let id = format!("b-{i:06}");
+            let mut raw = template.clone();
+            raw["id"] = id.clone().into();
+            raw["channels"] = serde_json::json!(["website"]);
+            raw["audience"] = serde_json::json!({"groups": [], "recipients": []});
+            raw["schedule"] = serde_json::json!({
+                "publish_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+                "expires_at": (now + chrono::Duration::days(7)).to_rfc3339(),
+            });
+            raw["approval"]["approved_at"] = (now - chrono::Duration::hours(2)).to_rfc3339().into();
+            disclose::approval::sign(&mut raw, &key_id, &key).unwrap();
+            (id, serde_json::to_vec(&raw).unwrap())
+        })
+        .collect();
+    let size = bodies[0].1.len();
+    eprintln!(
+        "signed {n} jobs of {size} bytes in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let cfg = disclose::config::QueueSection {
+        amqp_url: Some(URL.into()),
+        jobs_exchange: format!("{name}.jobs"),
+        jobs_queue: format!("{name}.jobs"),
+        dead_letter_exchange: format!("{name}.dlx"),
+        dead_letter_queue: format!("{name}.dead"),
+        events_exchange: format!("{name}.events"),
+        prefetch: PREFETCH,
+        ..Default::default()
+    };
+
+    // (b) The broker alone: the same bodies through a quorum queue like ours, consume + ack.
+    let raw_cfg = disclose::config::QueueSection {
+        jobs_exchange: format!("{name}.raw"),
+        jobs_queue: format!("{name}.raw"),
+        ..cfg.clone()
+    };
+    let t = Instant::now();
+    disclose::intake::amqp::publish(&raw_cfg, bodies.clone()).await?;
+    let publish_rate = n as f64 / t.elapsed().as_secs_f64();
+    let conn = Connection::connect(URL, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+    let mut consumer = ch
+        .basic_consume(
+            raw_cfg.jobs_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let t = Instant::now();
+    for _ in 0..n {
+        let d = consumer.next().await.expect("consumer ended")?;
+        d.ack(BasicAckOptions::default()).await?;
+    }
+    let raw_rate = n as f64 / t.elapsed().as_secs_f64();
+
+    // (a) The dispatcher: publish, then let `disclose serve` take them.
+    disclose::intake::amqp::publish(&cfg, bodies).await?;
+    let bin = std::env::current_exe()?
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("disclose"))
+        .expect("target dir");
+    let ledger = dir.join("ledger.db");
+    let mut serve = Command::new(&bin)
+        .current_dir(&repo)
+        .arg("serve")
+        .env("DISCLOSE_LEDGER_URL", &ledger)
+        .env("DISCLOSE_PATHS_OUTPUT_DIR", dir.join("out"))
+        .env("DISCLOSE_APPROVAL_KEYS_DIR", dir.join("keys"))
+        .env("DISCLOSE_QUEUE_AMQP_URL", URL)
+        .env("DISCLOSE_QUEUE_JOBS_EXCHANGE", &cfg.jobs_exchange)
+        .env("DISCLOSE_QUEUE_JOBS_QUEUE", &cfg.jobs_queue)
+        .env(
+            "DISCLOSE_QUEUE_DEAD_LETTER_EXCHANGE",
+            &cfg.dead_letter_exchange,
+        )
+        .env("DISCLOSE_QUEUE_DEAD_LETTER_QUEUE", &cfg.dead_letter_queue)
+        .env("DISCLOSE_QUEUE_EVENTS_EXCHANGE", &cfg.events_exchange)
+        .env("DISCLOSE_QUEUE_PREFETCH", PREFETCH.to_string())
+        .env("DISCLOSE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let count = || -> i64 {
+        rusqlite::Connection::open_with_flags(&ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|db| db.query_row("SELECT count(*) FROM jobs", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    let mut first: Option<Instant> = None;
+    let deadline = started + Duration::from_secs(1800);
+    let mut last_report = Instant::now();
+    loop {
+        let c = count();
+        if c > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if c as usize >= n {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!("  {c} jobs after {:.0} s", started.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("not all jobs in after 30 min ({c})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = first.unwrap_or(started);
+    let intake_rate = n as f64 / first.elapsed().as_secs_f64();
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
+
+    // Clean up the broker side.
+    for q in [&raw_cfg.jobs_queue, &cfg.jobs_queue, &cfg.dead_letter_queue] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for e in [
+        &raw_cfg.jobs_exchange,
+        &cfg.jobs_exchange,
+        &cfg.dead_letter_exchange,
+        &cfg.events_exchange,
+    ] {
+        let _ = ch
+            .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "OK".into()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = BasicProperties::default();
+
+    println!("jobs: {n} × {size} bytes, prefetch {PREFETCH}");
+    println!("publish + confirm (quorum):      {publish_rate:>8.0} msg/s");
+    println!("(b) raw consume + ack (quorum):  {raw_rate:>8.0} msg/s");
+    println!(
+        "(a) disclose intake (committed): {intake_rate:>8.0} jobs/s  ({:.0}% of raw)",
+        100.0 * intake_rate / raw_rate
+    );
+    Ok(())
+}
