@@ -65,6 +65,8 @@ pub type AmqpChannel = lapin::Channel;
 /// How long a message whose decision could not be recorded is held before it is handed back:
 /// without the pause a short ledger outage would burn through the delivery limit in milliseconds.
 const INTERNAL_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// At most this many messages already in hand are decided in one ledger transaction.
+const GROUP_COMMIT_MAX: usize = 64;
 
 /// Why a session with the broker ended.
 pub(crate) enum Ended {
@@ -362,7 +364,24 @@ async fn consume(
             },
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
-                    in_hand.spawn(handle(state.clone(), publisher.clone(), cfg.dead_letter_exchange.clone(), delivery));
+                    // Group commit: take what else the broker has already sent, decide it all
+                    // with one ledger transaction.
+                    let mut batch = vec![delivery];
+                    let mut lost = None;
+                    while batch.len() < GROUP_COMMIT_MAX {
+                        match futures_lite::future::poll_once(consumer.next()).await {
+                            Some(Some(Ok(d))) => batch.push(d),
+                            Some(Some(Err(e))) => {
+                                lost = Some(e);
+                                break;
+                            }
+                            Some(None) | None => break,
+                        }
+                    }
+                    in_hand.spawn(handle(state.clone(), publisher.clone(), cfg.dead_letter_exchange.clone(), batch));
+                    if let Some(e) = lost {
+                        break Ended::Lost(e);
+                    }
                 }
                 Some(Err(e)) => break Ended::Lost(e),
                 None => break Ended::Lost(lapin::Error::from(std::io::Error::other(
@@ -388,27 +407,23 @@ async fn consume(
     ended
 }
 
-/// Decide one message and answer the broker. An `Err` means the AMQP channel is gone.
+/// Decide a batch of messages with one ledger commit, then answer the broker for each. An `Err`
+/// means the AMQP channel is gone (unanswered messages return to the queue by themselves).
 async fn handle(
     state: Arc<State>,
     publisher: Arc<AmqpChannel>,
     dead_letter_exchange: String,
-    delivery: lapin::message::Delivery,
+    batch: Vec<lapin::message::Delivery>,
 ) -> lapin::Result<()> {
-    let lapin::message::Delivery {
-        data,
-        acker,
-        properties,
-        ..
-    } = delivery;
+    let bodies: Vec<Vec<u8>> = batch.iter().map(|d| d.data.clone()).collect();
     let intake = state.intake.clone();
-    let (data, verdict) = tokio::task::spawn_blocking(move || {
-        let verdict = intake.admit(&data, crate::clock::now());
-        (data, verdict)
+    let verdicts = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        intake.admit_many(&refs, crate::clock::now())
     })
     .await
     .map_err(|e| lapin::Error::from(std::io::Error::other(format!("admit task: {e}"))))?;
-    let verdict = match verdict {
+    let verdicts = match verdicts {
         Ok(v) => {
             if state.ledger_down.swap(false, Ordering::SeqCst) {
                 tracing::info!("the ledger records decisions again");
@@ -421,15 +436,38 @@ async fn handle(
                     messages are handed back to the broker (dead-lettered past the delivery limit)");
             }
             tokio::time::sleep(INTERNAL_ERROR_PAUSE).await;
-            acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    multiple: false,
-                })
-                .await?;
+            for delivery in batch {
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await?;
+            }
             return Ok(());
         }
     };
+    for (delivery, verdict) in batch.into_iter().zip(verdicts) {
+        answer(&state, &publisher, &dead_letter_exchange, delivery, verdict).await?;
+    }
+    Ok(())
+}
+
+/// Answer the broker for one decided message: ack, or dead-letter with the refusal and ack.
+async fn answer(
+    state: &State,
+    publisher: &AmqpChannel,
+    dead_letter_exchange: &str,
+    delivery: lapin::message::Delivery,
+    verdict: super::Verdict,
+) -> lapin::Result<()> {
+    let lapin::message::Delivery {
+        data,
+        acker,
+        properties,
+        ..
+    } = delivery;
     match verdict.decision {
         DecisionKind::Accepted | DecisionKind::Duplicate => {
             acker.ack(BasicAckOptions::default()).await?;
@@ -452,7 +490,7 @@ async fn handle(
             let props = properties.with_headers(headers).with_delivery_mode(2);
             let confirm = publisher
                 .basic_publish(
-                    dead_letter_exchange.as_str().into(),
+                    dead_letter_exchange.into(),
                     "refused".into(),
                     BasicPublishOptions::default(),
                     &data,
