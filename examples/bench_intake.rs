@@ -10,7 +10,8 @@
 //!     from a quorum queue declared like the jobs queue, and
 //! (a) the dispatcher's intake rate: `disclose serve` (the release binary beside this example)
 //!     consuming them, counted as jobs committed in its SQLite ledger over time.
-//! The delivery workers run too (one website page per job), as they would in production.
+//! Each job's one website delivery is scheduled a month ahead, so the delivery workers idle and
+//! the figure is the intake's alone (decision, approval check and ledger commit per job).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -52,9 +53,14 @@ async fn main() -> anyhow::Result<()> {
             raw["id"] = id.clone().into();
             raw["channels"] = serde_json::json!(["website"]);
             raw["audience"] = serde_json::json!({"groups": [], "recipients": []});
+            // Scheduled for later: the measure is intake (decision and planned deliveries
+            // committed), not delivery competing with it for the two cores. 6.1 has no
+            // publicity period, so no calendar year limits when this can be run.
+            raw["category"] = "6.1".into();
+            raw["template"] = "general".into();
+            raw["data"] = serde_json::json!({"body": "干部工作信息公开基准测试。"});
             raw["schedule"] = serde_json::json!({
-                "publish_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
-                "expires_at": (now + chrono::Duration::days(7)).to_rfc3339(),
+                "publish_at": (now + chrono::Duration::days(30)).to_rfc3339(),
             });
             raw["approval"]["approved_at"] = (now - chrono::Duration::hours(2)).to_rfc3339().into();
             disclose::approval::sign(&mut raw, &key_id, &key).unwrap();

@@ -471,7 +471,7 @@ async fn answer(
     match verdict.decision {
         DecisionKind::Accepted | DecisionKind::Duplicate => {
             acker.ack(BasicAckOptions::default()).await?;
-            if verdict.decision == DecisionKind::Accepted {
+            if verdict.due_now(crate::clock::now()) {
                 state.wake_pending.store(true, Ordering::SeqCst);
             }
         }

@@ -45,6 +45,16 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Accepted with deliveries due now: the delivery workers should be woken. A job scheduled
+    /// for later wakes nobody; the workers find it when it falls due.
+    pub fn due_now(&self, now: DateTime<FixedOffset>) -> bool {
+        self.decision == DecisionKind::Accepted
+            && self
+                .plan
+                .as_ref()
+                .is_some_and(|p| p.publish_at.is_none_or(|t| t <= now))
+    }
+
     fn refused(id: Option<String>, refusals: Vec<Refusal>, job: Option<Job>) -> Verdict {
         Verdict {
             id,
