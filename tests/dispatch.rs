@@ -228,25 +228,14 @@ fn bad_input_is_refused_and_recorded_without_stopping_the_batch() {
 fn a_dispatch_killed_mid_fanout_resumes_without_sending_twice() {
     let s = Scratch::new("kill");
     let n = 20_000;
-    let mut csv = String::from("id,name,phone\n");
-    for i in 0..n {
-        csv.push_str(&format!("m{i:05},订阅者{i},+86139{i:08}\n"));
-    }
-    write(&s.path("dir/subscribers.csv"), &csv);
+    write(&s.path("dir/subscribers.csv"), &common::subscribers_csv(n));
     write(
         &s.path("dir/groups.toml"),
         "[[group]]\nname = \"subscribers\"\nkind = \"public\"\nfile = \"subscribers.csv\"\n",
     );
     // Small batches so that the kill lands mid-way; a one-second lease so that the restart soon
     // treats the deliveries the killed process held as unknown.
-    for ch in [
-        "website", "wechat", "email", "sms", "intranet", "wecom", "letter",
-    ] {
-        let text =
-            std::fs::read_to_string(repo().join("channels").join(format!("{ch}.toml"))).unwrap();
-        let text = text.replace("batch_size = 200", "batch_size = 10");
-        write(&s.path(&format!("channels/{ch}.toml")), &text);
-    }
+    common::small_batch_channels(&s);
     write(
         &s.path("disclose.toml"),
         &format!(

@@ -325,19 +325,8 @@ fn spooled_jobs_are_taken_in_name_order_and_bad_input_is_refused_with_reasons() 
 fn sigterm_mid_fanout_exits_cleanly_and_a_restart_finishes_exactly_once() {
     let s = Scratch::new("serve-spool-term");
     let n = 5_000;
-    let mut csv = String::from("id,name,phone\n");
-    for i in 0..n {
-        csv.push_str(&format!("m{i:05},订阅者{i},+86139{i:08}\n"));
-    }
-    write(&s.path("subscribers.csv"), &csv);
-    for ch in [
-        "website", "wechat", "email", "sms", "intranet", "wecom", "letter",
-    ] {
-        let text =
-            std::fs::read_to_string(repo().join("channels").join(format!("{ch}.toml"))).unwrap();
-        let text = text.replace("batch_size = 200", "batch_size = 10");
-        write(&s.path(&format!("channels/{ch}.toml")), &text);
-    }
+    write(&s.path("subscribers.csv"), &common::subscribers_csv(n));
+    common::small_batch_channels(&s);
     let config = s.path("disclose.toml");
     write(
         &config,

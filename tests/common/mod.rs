@@ -74,3 +74,28 @@ pub fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
+
+/// A directory CSV of `n` subscribers with distinct mainland mobile numbers.
+pub fn subscribers_csv(n: usize) -> String {
+    let mut csv = String::from("id,name,phone\n");
+    for i in 0..n {
+        csv.push_str(&format!("m{i:05},订阅者{i},+86139{i:08}\n"));
+    }
+    csv
+}
+
+/// The shipped channel files, copied into `s/channels/` with SMS batches of 10 instead of 200,
+/// so that a fan-out takes many small steps and a kill lands mid-way.
+pub fn small_batch_channels(s: &Scratch) -> PathBuf {
+    for ch in [
+        "website", "wechat", "email", "sms", "intranet", "wecom", "letter",
+    ] {
+        let text =
+            std::fs::read_to_string(repo().join("channels").join(format!("{ch}.toml"))).unwrap();
+        write(
+            &s.path(&format!("channels/{ch}.toml")),
+            &text.replace("batch_size = 200", "batch_size = 10"),
+        );
+    }
+    s.path("channels")
+}
