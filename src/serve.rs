@@ -85,10 +85,10 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
             }
         }
         let _ = workers.await;
-        if let Some(events) = events {
-            if let Ok(Err(e)) = events.await {
-                tracing::warn!(error = %format!("{e:#}"), "events publisher ended with an error");
-            }
+        if let Some(events) = events
+            && let Ok(Err(e)) = events.await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "events publisher ended with an error");
         }
     };
     if tokio::time::timeout(grace, finish).await.is_err() {

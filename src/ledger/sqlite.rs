@@ -235,7 +235,7 @@ impl SqliteLedger {
     fn emit_outcomes(
         tx: &Transaction<'_>,
         at: &str,
-        changed: &[(i64, String, String, String, State, Option<String>)],
+        changed: &[Changed],
     ) -> Result<(), LedgerError> {
         let mut groups: BTreeMap<(&str, &str, State), Vec<serde_json::Value>> = BTreeMap::new();
         for (id, job, channel, recipient, state, code) in changed {
@@ -424,6 +424,9 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         publish_at: r.get(6)?,
     })
 }
+
+/// A delivery whose state a transaction changed: id, job_id, channel, recipient, new state, code.
+type Changed = (i64, String, String, String, State, Option<String>);
 
 /// id, job_id, channel, recipient, name, role, address, attempts
 type ClaimedColumns = (
