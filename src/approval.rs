@@ -91,14 +91,7 @@ impl KeyStore {
                 path: path.clone(),
                 reason,
             };
-            let id = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .filter(|id| crate::job::valid_id(id))
-                .ok_or_else(|| {
-                    bad("the file name must be <key_id>.pub, key_id of [A-Za-z0-9._-]{1,64}".into())
-                })?
-                .to_owned();
+            let id = key_id_of(&path, "pub")?;
             let text = fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
             let bytes: [u8; 32] = decode_32(text.trim()).map_err(bad)?;
             let key = VerifyingKey::from_bytes(&bytes)
@@ -242,20 +235,27 @@ pub fn generate_key(id: &str, dir: &Path) -> Result<(PathBuf, PathBuf), Approval
     Ok((secret_path, public_path))
 }
 
+/// The key id a key file stands for: its name is `<key_id>.<ext>`.
+fn key_id_of(path: &Path, ext: &str) -> Result<String, ApprovalError> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|id| crate::job::valid_id(id))
+        .map(str::to_owned)
+        .ok_or_else(|| ApprovalError::BadKeyFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the file name must be <key_id>.{ext}, key_id of [A-Za-z0-9._-]{{1,64}}"
+            ),
+        })
+}
+
 /// Read a secret key written by [`generate_key`]; the key id is the file stem.
 pub fn load_signing_key(path: &Path) -> Result<(String, SigningKey), ApprovalError> {
     let bad = |reason: String| ApprovalError::BadKeyFile {
         path: path.to_path_buf(),
         reason,
     };
-    let id = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .filter(|id| crate::job::valid_id(id))
-        .ok_or_else(|| {
-            bad("the file name must be <key_id>.key, key_id of [A-Za-z0-9._-]{1,64}".into())
-        })?
-        .to_owned();
+    let id = key_id_of(path, "key")?;
     let text = fs::read_to_string(path).map_err(|source| ApprovalError::Io {
         path: path.to_path_buf(),
         source,
