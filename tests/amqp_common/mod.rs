@@ -212,6 +212,16 @@ impl Setup {
     pub fn jobs(&self) -> i64 {
         self.count("SELECT count(*) FROM jobs")
     }
+
+    /// Take the ledger's write lock (readers go on): intake cannot commit until the returned
+    /// connection is dropped, so a test can break the broker while jobs are surely in flight
+    /// instead of racing the intake.
+    pub fn hold_ledger(&self) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(self.ledger()).unwrap();
+        db.busy_timeout(Duration::from_secs(30)).unwrap();
+        db.execute_batch("BEGIN IMMEDIATE").unwrap();
+        db
+    }
 }
 
 impl Drop for Setup {
