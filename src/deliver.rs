@@ -18,6 +18,7 @@ use crate::channels::{Batch, Channel, ChannelConfig, Item, Outcome, RetryPolicy}
 use crate::clock;
 use crate::job::{ChannelKind, Job};
 use crate::ledger::{Claimed, Ledger, LedgerError, Record, State};
+use crate::pace::{QuietHours, RecipientLimiter};
 use crate::render::{RecipientView, Rendered, Templates};
 use crate::shutdown::Shutdown;
 use tokio::sync::Notify;
@@ -36,6 +37,15 @@ struct Lane {
     concurrency: usize,
     retry: RetryPolicy,
     limiter: Option<DefaultDirectRateLimiter>,
+    quiet: Option<QuietHours>,
+    recipients: Option<RecipientLimiter>,
+}
+
+impl Lane {
+    /// While in the channel's quiet hours: when they end.
+    fn quiet_until(&self, now: DateTime<FixedOffset>) -> Option<DateTime<FixedOffset>> {
+        self.quiet.filter(|q| q.contains(now)).map(|q| q.ends(now))
+    }
 }
 
 pub struct Engine {
@@ -86,6 +96,8 @@ impl Engine {
                         concurrency: cfg.concurrency.unwrap_or(1).max(1),
                         retry: cfg.retry,
                         limiter,
+                        quiet: cfg.quiet_hours,
+                        recipients: RecipientLimiter::new(&cfg.recipient_limits),
                     },
                 )
             })
@@ -179,6 +191,12 @@ impl Engine {
             return Ok(0);
         };
         let now = clock::now();
+        // Quiet hours: nothing is claimed, so nothing is sent and nothing is used up; what is due
+        // waits in the ledger for the window's end. Status queries wait too (a dedup resend is
+        // still a message on the recipient's phone).
+        if lane.quiet_until(now).is_some() {
+            return Ok(0);
+        }
         // Claim several calls' worth at once and record them in one transaction: the ledger's
         // cost is per transaction far more than per row.
         let limit = (lane.batch_size * CALLS_PER_CLAIM)
@@ -234,6 +252,7 @@ impl Engine {
             code: Some(code.into()),
             detail: Some(detail),
             retry_at: None,
+            deferred: false,
         };
         let job = match self.job(job_id).await {
             Ok(Some(job)) => job,
@@ -277,6 +296,41 @@ impl Engine {
                 // Art 3 (accuracy): a notice that no longer renders is not sent at all.
                 Err(e) => records.push(fail(&c, "template_error", e)),
             }
+        }
+        // A recipient's limit: what is over it waits for the window that allows it, without
+        // using up an attempt. Status queries send nothing new and are not counted.
+        if let (Some(limiter), false) = (&lane.recipients, unknown) {
+            let addresses: Vec<&str> = items
+                .iter()
+                .map(|i| i.address.as_deref().unwrap_or(""))
+                .collect();
+            let waits = limiter.take(&addresses, now.timestamp_millis());
+            let mut kept = Vec::with_capacity(items.len());
+            let mut kept_claims = Vec::with_capacity(items.len());
+            for ((item, c), wait) in items.into_iter().zip(sendable).zip(waits) {
+                match wait {
+                    Some(wait) if item.address.is_some() => {
+                        tracing::info!(delivery = c.id, channel = %channel, wait_s = wait.as_secs(), "recipient over the channel's limit; deferred");
+                        records.push(Record {
+                            id: c.id,
+                            state: State::Pending,
+                            code: Some("recipient_limit".into()),
+                            detail: Some(format!(
+                                "this recipient reached the channel's limit; deferred {} s",
+                                wait.as_secs()
+                            )),
+                            retry_at: Some(now.timestamp_millis() + wait.as_millis() as i64),
+                            deferred: true,
+                        });
+                    }
+                    _ => {
+                        kept.push(item);
+                        kept_claims.push(c);
+                    }
+                }
+            }
+            items = kept;
+            sendable = kept_claims;
         }
         if items.is_empty() {
             return Ok(());
@@ -362,6 +416,12 @@ impl Engine {
             if self.step(channel, false).await? > 0 {
                 continue;
             }
+            if let Some(end) = self.lanes.get(&channel).and_then(|l| l.quiet_until(clock::now())) {
+                // A one-shot run does not wait for the morning: what is due stays pending and
+                // goes out at the next run or in `serve` once the window ends.
+                tracing::info!(channel = %channel, until = %end.format("%Y-%m-%d %H:%M"), "quiet hours: deliveries deferred to the end of the window");
+                return Ok(());
+            }
             let ledger = self.ledger.clone();
             match blocking(move || ledger.next_retry(channel)).await? {
                 Some(due) => {
@@ -428,7 +488,12 @@ impl Engine {
                     self.step(channel, true).await? + self.step(channel, false).await?,
                 )
             };
+            let quiet = self
+                .lanes
+                .get(&channel)
+                .and_then(|l| l.quiet_until(clock::now()));
             let wait = match done.await {
+                Ok(_) if quiet.is_some() => IDLE_POLL,
                 Ok(n) if n > 0 => {
                     failing = false;
                     continue;
@@ -480,6 +545,7 @@ pub fn decide(
         code,
         detail,
         retry_at,
+        deferred: false,
     };
     let again = |code: String, detail: String, at_least: Duration| {
         if c.attempt >= retry.max_attempts {

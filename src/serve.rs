@@ -27,6 +27,9 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let wake = Arc::new(Notify::new());
     let queue = app.config.queue.clone();
+    if let Some(at) = crate::clock::set_to() {
+        tracing::warn!(%at, "the clock was set by {}: this is a drill, not the real time", crate::clock::CLOCK_ENV);
+    }
 
     let workers = tokio::spawn(app.engine.clone().run(shutdown.clone(), wake.clone()));
     let mut intake = match &queue.amqp_url {

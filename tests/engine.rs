@@ -172,6 +172,8 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
             base_ms: 20,
             max_ms: 100,
         },
+        quiet_hours: None,
+        recipient_limits: Default::default(),
     };
     let templates = Arc::new(
         Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap(),

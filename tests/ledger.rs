@@ -106,6 +106,7 @@ fn deliver_all(l: &dyn Ledger, channel: ChannelKind, at: DateTime<FixedOffset>) 
             code: None,
             detail: None,
             retry_at: None,
+            deferred: false,
         })
         .collect();
     l.record(&records, at).unwrap();
@@ -223,6 +224,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
             code: Some("E503".into()),
             detail: None,
             retry_at: Some(ms + 5_000),
+            deferred: false,
         }],
         now(),
     )
@@ -242,6 +244,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
             code: None,
             detail: None,
             retry_at: None,
+            deferred: false,
         }],
         now(),
     )
@@ -254,6 +257,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
             code: Some("late".into()),
             detail: None,
             retry_at: None,
+            deferred: false,
         }],
         now(),
     )
@@ -317,6 +321,7 @@ fn suite_corrections_reach_exactly_the_original_recipients(l: &dyn Ledger) {
             code: None,
             detail: None,
             retry_at: None,
+            deferred: false,
         })
         .collect();
     l.record(&records, now()).unwrap();
@@ -370,6 +375,7 @@ fn suite_retractions_cancel_what_has_not_gone_out(l: &dyn Ledger) {
             code: None,
             detail: None,
             retry_at: None,
+            deferred: false,
         }],
         now(),
     )
@@ -490,6 +496,7 @@ fn suite_events_are_written_with_the_changes_they_report(l: &dyn Ledger) {
         code: (c.recipient == "b").then(|| "E1".to_string()),
         detail: None,
         retry_at: None,
+        deferred: false,
     };
     l.record(&c.iter().map(outcome).collect::<Vec<_>>(), now())
         .unwrap();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Channel;
+use crate::pace::{QuietHours, RecipientLimits};
 use crate::job::ChannelKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,14 @@ pub struct ChannelConfig {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// A daily window (UTC+8) in which this channel sends nothing; deliveries due in it wait for
+    /// its end, e.g. `quiet_hours = { from = "21:00", to = "08:00" }` for SMS.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// At most so many messages to one address per natural minute, hour and day (UTC+8), e.g.
+    /// `recipient_limits = { per_minute = 1, per_hour = 5, per_day = 10 }`.
+    #[serde(default)]
+    pub recipient_limits: RecipientLimits,
 }
 
 impl ChannelConfig {
@@ -133,6 +142,7 @@ impl ChannelConfig {
         if self.calls_per_second == Some(0) {
             problems.push("calls_per_second must be at least 1 (leave it out for no limit)".into());
         }
+        problems.extend(self.recipient_limits.validate());
         if self.retry.max_attempts == 0 {
             problems.push("retry.max_attempts must be at least 1".into());
         }
@@ -207,6 +217,8 @@ pub fn defaults() -> BTreeMap<ChannelKind, ChannelConfig> {
                     calls_per_second: None,
                     concurrency: None,
                     retry: RetryPolicy::default(),
+                    quiet_hours: None,
+                    recipient_limits: RecipientLimits::default(),
                 },
             )
         })

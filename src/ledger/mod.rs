@@ -179,6 +179,9 @@ pub struct Record {
     pub detail: Option<String>,
     /// For `Pending`: when to try again (milliseconds since the epoch).
     pub retry_at: Option<i64>,
+    /// Pending again without having been handed to the channel (a recipient's limit): the
+    /// claim's attempt is given back, so waiting never uses up the retries.
+    pub deferred: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

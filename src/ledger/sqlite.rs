@@ -373,7 +373,7 @@ impl SqliteLedger {
             outcomes.entry(ch).or_default().insert(st, n);
         }
         if open > 0 {
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = crate::clock::now().timestamp_millis();
             scheduled = conn.query_row(
                 "SELECT count(*) FROM deliveries WHERE job_id = ?1 AND state = 'pending' AND attempts = 0 AND due_at > ?2",
                 params![row.id, now],
@@ -840,7 +840,7 @@ impl Ledger for SqliteLedger {
         }
         if !ids.is_empty() {
             ids.sort_unstable_by_key(|c| c.0);
-            let at = ts(chrono::Utc::now().fixed_offset());
+            let at = ts(crate::clock::now());
             let list: Vec<i64> = ids.iter().map(|c| c.0).collect();
             let body = json!({"unknown": list, "code": "lease_expired"}).to_string();
             Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, None, &body)?;
@@ -888,6 +888,7 @@ impl Ledger for SqliteLedger {
                     && g.0.code == r.code
                     && g.0.detail == r.detail
                     && g.0.retry_at == r.retry_at
+                    && g.0.deferred == r.deferred
             };
             match groups.iter_mut().find(same) {
                 Some(g) => g.1.push(r.id),
@@ -896,14 +897,15 @@ impl Ledger for SqliteLedger {
         }
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE deliveries SET state = ?1, code = ?2, detail = ?3, due_at = COALESCE(?4, due_at), lease_until = NULL, updated_at = ?5
+                "UPDATE deliveries SET state = ?1, code = ?2, detail = ?3, due_at = COALESCE(?4, due_at), lease_until = NULL, updated_at = ?5,
+                        attempts = max(attempts - ?7, 0)
                  WHERE id IN (SELECT value FROM json_each(?6)) AND state IN ('sending', 'unknown')
                  RETURNING id, job_id, channel, recipient",
             )?;
             for (r, ids) in &groups {
                 let ids = serde_json::to_string(ids).unwrap_or_default();
                 let rows = stmt.query_map(
-                    params![r.state.as_str(), r.code, r.detail, r.retry_at, now_ms, ids],
+                    params![r.state.as_str(), r.code, r.detail, r.retry_at, now_ms, ids, i64::from(r.deferred)],
                     |row| {
                         Ok((
                             row.get::<_, i64>(0)?,

@@ -38,6 +38,10 @@ impl Scratch {
             .env("DISCLOSE_LEDGER_URL", self.path("ledger.db"))
             .env("DISCLOSE_PATHS_OUTPUT_DIR", self.path("out"))
             .env_remove("DISCLOSE_LOG");
+        // A test with its own configuration file names its own channels.
+        if !args.contains(&"--config") {
+            c.env("DISCLOSE_PATHS_CHANNELS_DIR", daytime_channels(self));
+        }
         c
     }
 
@@ -87,15 +91,31 @@ pub fn subscribers_csv(n: usize) -> String {
 /// The shipped channel files, copied into `s/channels/` with SMS batches of 10 instead of 200,
 /// so that a fan-out takes many small steps and a kill lands mid-way.
 pub fn small_batch_channels(s: &Scratch) -> PathBuf {
-    for ch in [
-        "website", "wechat", "email", "sms", "intranet", "wecom", "letter",
-    ] {
-        let text =
-            std::fs::read_to_string(repo().join("channels").join(format!("{ch}.toml"))).unwrap();
-        write(
-            &s.path(&format!("channels/{ch}.toml")),
-            &text.replace("batch_size = 200", "batch_size = 10"),
-        );
+    copy_channels(s, "channels", |t| t.replace("batch_size = 200", "batch_size = 10"))
+}
+
+/// The shipped channel files without quiet hours and per-recipient limits, so that what a test
+/// sends does not depend on the hour it runs at or on how many jobs went to one number before.
+/// Tests of those two rules configure them themselves.
+pub fn daytime_channels(s: &Scratch) -> PathBuf {
+    let dir = s.path("daytime-channels");
+    if !dir.join("policy.toml").exists() {
+        copy_channels(s, "daytime-channels", |t| t.to_string());
     }
-    s.path("channels")
+    dir
+}
+
+fn copy_channels(s: &Scratch, to: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    for entry in std::fs::read_dir(repo().join("channels")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("quiet_hours") && !l.starts_with("recipient_limits"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write(&s.path(&format!("{to}/{name}")), &edit(&text));
+    }
+    s.path(to)
 }
