@@ -117,6 +117,15 @@ impl Engine {
         self.lanes.iter().map(|(k, l)| (*k, l.channel.as_ref()))
     }
 
+    /// When the quiet hours of `channel` that hold `now` end, if they do.
+    pub fn quiet_until(
+        &self,
+        channel: ChannelKind,
+        now: DateTime<FixedOffset>,
+    ) -> Option<DateTime<FixedOffset>> {
+        self.lanes.get(&channel)?.quiet_until(now)
+    }
+
     pub fn configured(&self) -> std::collections::BTreeSet<ChannelKind> {
         self.lanes.keys().copied().collect()
     }

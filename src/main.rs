@@ -665,6 +665,15 @@ fn print_summary(app: &App, verdicts: &[(PathBuf, Verdict)]) -> anyhow::Result<(
                         line.push_str(&format!(" {:>w$}", cell(*s)));
                     }
                     println!("{line}");
+                    if cell(State::Pending) > 0
+                        && let Some(end) = app.engine.quiet_until(*channel, clock::now())
+                    {
+                        println!(
+                            "    {}: quiet hours; the pending deliveries go out after {}",
+                            channel.as_str(),
+                            end.format("%Y-%m-%d %H:%M")
+                        );
+                    }
                 }
                 if let Some(s) = summary.filter(|s| s.status == "scheduled") {
                     println!(

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, repo, stdout, write};
+use common::{Scratch, example, repo, sign, stdout, write};
 use serde_json::Value;
 
 fn dispatch_examples(s: &Scratch) -> std::process::Output {
@@ -16,28 +16,6 @@ fn dispatch_examples(s: &Scratch) -> std::process::Output {
         "examples/directory",
         "examples/jobs",
     ])
-}
-
-fn sign(s: &Scratch, job: &Value, name: &str) -> String {
-    let unsigned = s.path(&format!("{name}.unsigned.json"));
-    write(&unsigned, &job.to_string());
-    let out = s.disclose(&[
-        "sign",
-        "--key",
-        "examples/keys/example-2026.key",
-        unsigned.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let signed = s.path(&format!("{name}.json"));
-    write(&signed, &stdout(&out));
-    signed.to_str().unwrap().to_string()
-}
-
-fn example(name: &str) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(repo().join("examples/jobs/src").join(name)).unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]

@@ -174,6 +174,7 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
         },
         quiet_hours: None,
         recipient_limits: Default::default(),
+        failover: None,
     };
     let templates = Arc::new(
         Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap(),

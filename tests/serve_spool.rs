@@ -143,30 +143,6 @@ fn lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn example(name: &str) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(repo().join("examples/jobs/src").join(name)).unwrap(),
-    )
-    .unwrap()
-}
-
-fn sign_cli(s: &Scratch, job: &Value, name: &str) -> String {
-    let unsigned = s.path(&format!("{name}.unsigned.json"));
-    write(&unsigned, &job.to_string());
-    let signed = run(
-        s,
-        &[
-            "sign",
-            "--key",
-            "examples/keys/example-2026.key",
-            unsigned.to_str().unwrap(),
-        ],
-    );
-    let path = s.path(&format!("{name}.json"));
-    write(&path, &signed);
-    path.to_str().unwrap().to_string()
-}
-
 fn ledger(s: &Scratch) -> rusqlite::Connection {
     rusqlite::Connection::open(s.path("ledger.db")).unwrap()
 }
@@ -351,11 +327,11 @@ fn sigterm_mid_fanout_exits_cleanly_and_a_restart_finishes_exactly_once() {
             csv_path.to_str().unwrap(),
         ],
     );
-    let mut job = example("01-pre-appointment-release.json");
+    let mut job = common::example("01-pre-appointment-release.json");
     job["id"] = "mass-term".into();
     job["channels"] = serde_json::json!(["sms"]);
     job["audience"]["groups"] = serde_json::json!(["subscribers"]);
-    let path = sign_cli(&s, &job, "mass");
+    let path = common::sign(&s, &job, "mass");
     let outbox = s.path("out/outbox/sms.jsonl");
 
     let mut svc = Service::start(&s, Some(&config), "serve-1.log");
@@ -415,7 +391,7 @@ fn sigkill_mid_intake_loses_nothing_and_decides_nothing_twice() {
     let (key_id, key) =
         disclose::approval::load_signing_key(&repo().join("examples/keys/example-2026.key"))
             .unwrap();
-    let template = example("03-investigation-result-letters.json");
+    let template = common::example("03-investigation-result-letters.json");
     for i in 0..n {
         let mut job = template.clone();
         let id = format!("bulk-{i:04}");

@@ -49,6 +49,16 @@ pub enum Transport {
     },
 }
 
+impl Transport {
+    /// The `type` of the transport, as written in the channel file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Outbox { .. } => "outbox",
+            Transport::StaticSite { .. } => "static_site",
+        }
+    }
+}
+
 /// Retries of transient failures: exponential backoff with jitter, honouring Retry-After.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +127,29 @@ pub struct ChannelConfig {
     /// `recipient_limits = { per_minute = 1, per_hour = 5, per_day = 10 }`.
     #[serde(default)]
     pub recipient_limits: RecipientLimits,
+    /// A second provider that takes over when the first is down.
+    #[serde(default)]
+    pub failover: Option<FailoverConfig>,
+}
+
+/// `[failover]` of a channel file: after `after_failed_calls` calls in a row that failed for want
+/// of the provider (5xx, no connection, timeouts), `transport` carries the channel for
+/// `cool_down_secs`, then the first provider is tried again.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverConfig {
+    #[serde(default = "default_failed_calls")]
+    pub after_failed_calls: u32,
+    #[serde(default = "default_cool_down")]
+    pub cool_down_secs: u64,
+    pub transport: Transport,
+}
+
+fn default_failed_calls() -> u32 {
+    3
+}
+fn default_cool_down() -> u64 {
+    300
 }
 
 impl ChannelConfig {
@@ -143,6 +176,20 @@ impl ChannelConfig {
             problems.push("calls_per_second must be at least 1 (leave it out for no limit)".into());
         }
         problems.extend(self.recipient_limits.validate());
+        if let Some(f) = &self.failover {
+            if f.after_failed_calls == 0 {
+                problems.push("failover.after_failed_calls must be at least 1".into());
+            }
+            if f.transport.name() == self.transport.name() {
+                problems.push(format!(
+                    "failover.transport is {} again; fail over to a different provider",
+                    f.transport.name()
+                ));
+            }
+            if matches!(f.transport, Transport::StaticSite { .. }) {
+                problems.push("failover.transport cannot be a static site".into());
+            }
+        }
         if self.retry.max_attempts == 0 {
             problems.push("retry.max_attempts must be at least 1".into());
         }
@@ -162,9 +209,28 @@ impl ChannelConfig {
         problems
     }
 
-    /// Open the transport. `output` is the default parent of file outputs.
+    /// Open the transport (and its failover, if any). `output` is the default parent of file
+    /// outputs.
     pub fn build(&self, output: &Path) -> Result<Arc<dyn Channel>, String> {
-        match &self.transport {
+        let primary = self.build_transport(&self.transport, output)?;
+        let Some(f) = &self.failover else {
+            return Ok(primary);
+        };
+        let secondary = self.build_transport(&f.transport, output)?;
+        Ok(Arc::new(super::failover::Failover::new(
+            (self.transport.name().to_string(), primary),
+            (f.transport.name().to_string(), secondary),
+            f.after_failed_calls,
+            Duration::from_secs(f.cool_down_secs),
+        )))
+    }
+
+    fn build_transport(
+        &self,
+        transport: &Transport,
+        output: &Path,
+    ) -> Result<Arc<dyn Channel>, String> {
+        match transport {
             Transport::Outbox { dir } => {
                 let dir = dir.clone().unwrap_or_else(|| output.join("outbox"));
                 super::outbox::Outbox::open(self.channel, &dir)
@@ -219,6 +285,7 @@ pub fn defaults() -> BTreeMap<ChannelKind, ChannelConfig> {
                     retry: RetryPolicy::default(),
                     quiet_hours: None,
                     recipient_limits: RecipientLimits::default(),
+                    failover: None,
                 },
             )
         })

@@ -18,6 +18,7 @@ use crate::job::{ChannelKind, Job};
 use crate::render::Rendered;
 
 pub mod config;
+pub mod failover;
 pub mod http;
 pub mod outbox;
 pub mod website;

@@ -119,3 +119,27 @@ fn copy_channels(s: &Scratch, to: &str, edit: impl Fn(&str) -> String) -> PathBu
     }
     s.path(to)
 }
+
+/// An example job's source (unsigned) from `examples/jobs/src/`.
+pub fn example(name: &str) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/jobs/src").join(name)).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Sign `job` with the example key through `disclose sign`; the path of the signed file.
+pub fn sign(s: &Scratch, job: &serde_json::Value, name: &str) -> String {
+    let unsigned = s.path(&format!("{name}.unsigned.json"));
+    write(&unsigned, &job.to_string());
+    let out = s.disclose(&[
+        "sign",
+        "--key",
+        "examples/keys/example-2026.key",
+        unsigned.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let signed = s.path(&format!("{name}.json"));
+    write(&signed, &stdout(&out));
+    signed.to_str().unwrap().to_string()
+}
