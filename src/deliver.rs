@@ -344,15 +344,19 @@ impl Engine {
         if items.is_empty() {
             return Ok(());
         }
-        // One call to the channel per `batch_size` (e.g. 200 numbers per SMS API call).
+        // One call to the channel per `batch_size` (e.g. 200 numbers per SMS API call); the
+        // calls of one claim go out together (each still waits for the account's rate limit),
+        // so a provider's latency is paid once per claim, not once per call.
         let mut items = items.into_iter();
         let mut sendable = sendable.into_iter();
+        let mut calls = tokio::task::JoinSet::new();
+        let mut claims: Vec<Vec<Claimed>> = Vec::new();
         loop {
             let chunk: Vec<Item> = items.by_ref().take(lane.batch_size).collect();
             if chunk.is_empty() {
-                return Ok(());
+                break;
             }
-            let claimed: Vec<Claimed> = sendable.by_ref().take(chunk.len()).collect();
+            claims.push(sendable.by_ref().take(chunk.len()).collect());
             if let Some(limiter) = &lane.limiter {
                 limiter.until_ready().await;
             }
@@ -362,18 +366,34 @@ impl Engine {
                 items: chunk,
                 now,
             };
-            let outcomes = if unknown {
-                lane.channel.resolve(&batch).await
-            } else {
-                lane.channel.deliver(&batch).await
-            };
+            let (n, transport) = (claims.len() - 1, lane.channel.clone());
+            calls.spawn(async move {
+                let outcomes = if unknown {
+                    transport.resolve(&batch).await
+                } else {
+                    transport.deliver(&batch).await
+                };
+                (n, outcomes)
+            });
+        }
+        let mut answers: Vec<Option<Vec<Outcome>>> = vec![None; claims.len()];
+        while let Some(done) = calls.join_next().await {
+            match done {
+                Ok((n, outcomes)) => answers[n] = Some(outcomes),
+                // A channel that panicked: what it held may have been sent.
+                Err(e) => tracing::error!(channel = %channel, error = %e, "a channel call failed unexpectedly; its deliveries are unknown"),
+            }
+        }
+        for (claimed, outcomes) in claims.iter().zip(answers) {
+            let outcomes = outcomes.unwrap_or_default();
             for (i, c) in claimed.iter().enumerate() {
                 let outcome = outcomes.get(i).cloned().unwrap_or(Outcome::Unknown {
-                    detail: "the channel returned fewer outcomes than deliveries".into(),
+                    detail: "the channel returned no outcome for this delivery".into(),
                 });
                 records.push(decide(c, outcome, &lane.retry, now, fastrand::f64()));
             }
         }
+        Ok(())
     }
 
     /// Housekeeping of every channel (publicity periods closing, …).

@@ -85,6 +85,10 @@ DROP INDEX IF EXISTS deliveries_due;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (channel, due_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_unknown ON deliveries (channel, due_at) WHERE state = 'unknown';
 CREATE INDEX IF NOT EXISTS deliveries_sending ON deliveries (lease_until) WHERE state = 'sending';
+-- "Is anything of this job still open?", asked after every recorded batch to emit job.completed:
+-- without it the question walks every finished delivery of the job first, and a notice to a
+-- million subscribers took minutes instead of seconds.
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (job_id) WHERE state IN ('pending', 'sending', 'unknown');
 -- The transactional outbox of events for upstream systems (SPEC §7): written with the state
 -- change they report, published from here, so a crash never loses one.
 CREATE TABLE IF NOT EXISTS events (
