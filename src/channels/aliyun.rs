@@ -466,32 +466,23 @@ impl Channel for Aliyun {
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
             let mut out: Vec<Option<Outcome>> = vec![None; batch.items.len()];
-            let mut sendable = Vec::with_capacity(batch.items.len());
-            for (i, item) in batch.items.iter().enumerate() {
-                if item.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
-                    out[i] = Some(Outcome::Skipped {
-                        reason: "no_address".into(),
-                    });
-                } else {
-                    sendable.push(i);
-                }
-            }
-            if !sendable.is_empty() {
+            for (first, group) in sms::sendable(batch, &mut out) {
+                let rendered = &batch.items[first].content;
                 match sms::content(
                     batch,
+                    rendered,
                     "aliyun",
                     "template_code",
                     self.cfg.sign_name.as_deref(),
                 ) {
                     Err(outcome) => {
                         tracing::error!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, template = %batch.job.template, ?outcome, "the SMS cannot be sent as registered");
-                        for &i in &sendable {
+                        for &i in &group {
                             out[i] = Some(outcome.clone());
                         }
                     }
                     Ok(content) => {
-                        let per_call = self.cfg.numbers_per_call.clamp(1, MAX_NUMBERS);
-                        for chunk in sendable.chunks(per_call) {
+                        for chunk in group.chunks(self.cfg.numbers_per_call.clamp(1, MAX_NUMBERS)) {
                             let items: Vec<&Item> =
                                 chunk.iter().map(|&i| &batch.items[i]).collect();
                             let outcomes = self.send(batch, items, &content).await;

@@ -118,11 +118,13 @@ pub struct Content<'a> {
     pub params: &'a [(String, String)],
 }
 
-/// The batch's template for `provider` (`tencent`, `aliyun`). The sign name configured on the
-/// channel wins over the template's. Any problem is a permanent failure of every delivery: the
-/// notice cannot go out as registered, and sending something else would break Art 3 (accuracy).
+/// The template of `rendered` for `provider` (`tencent`, `aliyun`). The sign name configured on
+/// the channel wins over the template's. Any problem is a permanent failure of the deliveries:
+/// the notice cannot go out as registered, and sending something else would break Art 3
+/// (accuracy).
 pub fn content<'a>(
-    batch: &'a Batch,
+    batch: &Batch,
+    rendered: &'a Rendered,
     provider: &str,
     key: &str,
     sign_override: Option<&'a str>,
@@ -132,15 +134,12 @@ pub fn content<'a>(
         permanent: true,
         detail,
     };
-    let Some(item) = batch.items.first() else {
-        return Err(fail("empty_batch", "nothing to send".into()));
-    };
     let Rendered::Sms {
         sign_name,
         params,
         template_ids,
         ..
-    } = &*item.content
+    } = rendered
     else {
         return Err(fail(
             "wrong_content",
@@ -170,6 +169,30 @@ pub fn content<'a>(
         sign_name,
         params,
     })
+}
+
+/// The deliveries that have a number, grouped by content (one call carries one text). The
+/// engine hands SMS batches that share one rendering; should one ever mix them, each group is
+/// still sent with its own. The others are skipped (`no_address`), in `out`.
+pub fn sendable(batch: &Batch, out: &mut [Option<Outcome>]) -> Vec<(usize, Vec<usize>)> {
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, item) in batch.items.iter().enumerate() {
+        if item.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
+            out[i] = Some(Outcome::Skipped {
+                reason: "no_address".into(),
+            });
+            continue;
+        }
+        let same = |g: &&mut (usize, Vec<usize>)| {
+            let first = &batch.items[g.0].content;
+            std::sync::Arc::ptr_eq(first, &item.content) || **first == *item.content
+        };
+        match groups.iter_mut().find(same) {
+            Some(g) => g.1.push(i),
+            None => groups.push((i, vec![i])),
+        }
+    }
+    groups
 }
 
 /// Phone numbers compared the way providers echo them: mainland numbers by their 11 digits

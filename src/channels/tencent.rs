@@ -483,31 +483,23 @@ impl Channel for Tencent {
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
             let mut out: Vec<Option<Outcome>> = vec![None; batch.items.len()];
-            let mut sendable = Vec::with_capacity(batch.items.len());
-            for (i, item) in batch.items.iter().enumerate() {
-                if item.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
-                    out[i] = Some(Outcome::Skipped {
-                        reason: "no_address".into(),
-                    });
-                } else {
-                    sendable.push(i);
-                }
-            }
-            if !sendable.is_empty() {
+            for (first, group) in sms::sendable(batch, &mut out) {
+                let rendered = &batch.items[first].content;
                 match sms::content(
                     batch,
+                    rendered,
                     "tencent",
                     "template_id",
                     self.cfg.sign_name.as_deref(),
                 ) {
                     Err(outcome) => {
                         tracing::error!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, template = %batch.job.template, ?outcome, "the SMS cannot be sent as registered");
-                        for &i in &sendable {
+                        for &i in &group {
                             out[i] = Some(outcome.clone());
                         }
                     }
                     Ok(content) => {
-                        for chunk in sendable.chunks(MAX_NUMBERS) {
+                        for chunk in group.chunks(MAX_NUMBERS) {
                             let items: Vec<&Item> =
                                 chunk.iter().map(|&i| &batch.items[i]).collect();
                             let outcomes = self.send(batch, items, &content).await;
@@ -812,9 +804,12 @@ pub fn tc3_authorization(
     )
 }
 
+/// Header names and values in lower case, trimmed (Tencent's signature v3 documentation).
 fn canonical_request(host: &str, content_type: &str, payload: &[u8]) -> String {
     format!(
-        "POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\ncontent-type;host\n{}",
+        "POST\n/\n\ncontent-type:{}\nhost:{}\n\ncontent-type;host\n{}",
+        content_type.trim().to_ascii_lowercase(),
+        host.trim().to_ascii_lowercase(),
         sha256_hex(payload)
     )
 }
