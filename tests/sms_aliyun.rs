@@ -139,6 +139,9 @@ fn assert_clean(outcomes: &[Outcome]) {
     }
 }
 
+/// What a test expects of an outcome.
+type Expect = fn(&Outcome) -> bool;
+
 fn delivered(o: &Outcome) -> Option<&str> {
     match o {
         Outcome::Delivered { reference } => reference.as_deref(),
@@ -244,7 +247,7 @@ async fn whole_call_errors_apply_to_every_number() {
     let emu = Emulator::start().await;
     let ch = channel(config(&emu));
     let b = batch("al-whole", 3);
-    let cases: Vec<(&str, fn(&Outcome) -> bool)> = vec![
+    let cases: Vec<(&str, Expect)> = vec![
         ("isv.SMS_TEMPLATE_ILLEGAL", |o| {
             failed(o) == Some(("isv.SMS_TEMPLATE_ILLEGAL", true))
         }),

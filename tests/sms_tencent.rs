@@ -140,6 +140,9 @@ fn assert_clean(outcomes: &[Outcome]) {
     }
 }
 
+/// What a test expects of an outcome.
+type Expect = fn(&Outcome) -> bool;
+
 fn delivered(o: &Outcome) -> Option<&str> {
     match o {
         Outcome::Delivered { reference } => reference.as_deref(),
@@ -266,7 +269,7 @@ async fn whole_call_errors_apply_to_every_number() {
     let emu = Emulator::start().await;
     let ch = channel(config(&emu));
     let b = batch("tc-whole", 3);
-    let cases: Vec<(&str, fn(&Outcome) -> bool)> = vec![
+    let cases: Vec<(&str, Expect)> = vec![
         ("FailedOperation.TemplateIncorrectOrUnapproved", |o| {
             failed(o) == Some(("FailedOperation.TemplateIncorrectOrUnapproved", true))
         }),
