@@ -23,7 +23,25 @@
 //! | timeout, connection lost, a 200 whose body cannot be read | `Unknown` |
 //!
 //! Alibaba says its sends are not idempotent and that a timed-out send must be checked against
-//! the receipts before it is sent again (§1.1): that is what `resolve` does.
+//! the receipts before it is sent again (§1.1): that is what `resolve` does. `QuerySendDetails`
+//! lists a message from its submission on, with the `OutId` it was sent with, so a message of
+//! this job that is not listed was not sent; it becomes `not_sent` (and the engine sends again)
+//! only after Alibaba has gone on showing nothing for `resolve_after_secs` ([`Absence`]).
+//!
+//! ```toml
+//! # channels/sms.toml
+//! channel = "sms"
+//! batch_size = 200
+//! quiet_hours = { from = "21:00", to = "08:00" }
+//!
+//! [transport]
+//! type = "aliyun_sms"
+//! access_key_id_env = "ALIBABA_CLOUD_ACCESS_KEY_ID"       # names of variables, never the values
+//! access_key_secret_env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+//! # endpoint = "https://dysmsapi.aliyuncs.com/"   sign_name = "某县组工" (else each template's)
+//! # timeout_ms = 10000   numbers_per_call = 200   resolve_lookback_secs = 86400
+//! # resolve_after_secs = 600   status_queries_per_second = 50
+//! ```
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;

@@ -20,6 +20,33 @@
 //! the answer does not mention is `Unknown`. A number-specific error for the whole call (e.g.
 //! `InvalidParameterValue.IncorrectPhoneNumber` as `Response.Error`) says that nothing of the call
 //! went out but not which number is at fault, so the call is repeated one number per call.
+//!
+//! **The status query** ([`Channel::resolve`]) pulls the number's receipts over the look-back
+//! window and looks for this job's `SessionContext`. Tencent lists a message there only once the
+//! carrier's receipt is in, so "no record" may mean "receipt not in yet": it becomes `not_sent`
+//! (and the engine sends again) only after Tencent has gone on showing nothing for
+//! `resolve_after_secs` ([`Absence`]). A phone switched off for longer than that has no receipt
+//! yet, and would get the message twice; where a duplicate is worse than a delay, raise
+//! `resolve_after_secs` towards the pull's 7 days. Receipts carry `SessionContext` only once
+//! Tencent's SMS helper enables it for the account; until then a receipt cannot be attributed,
+//! and a delivery with any receipt in the window stays unknown rather than being resent.
+//!
+//! ```toml
+//! # channels/sms.toml
+//! channel = "sms"
+//! batch_size = 200                 # Tencent takes at most 200 numbers a call
+//! calls_per_second = 50            # SendSms allows 3000/s per account
+//! quiet_hours = { from = "21:00", to = "08:00" }
+//!
+//! [transport]
+//! type = "tencent_sms"
+//! sms_sdk_app_id = "1400006666"
+//! secret_id_env = "TENCENTCLOUD_SECRET_ID"     # names of variables, never the values
+//! secret_key_env = "TENCENTCLOUD_SECRET_KEY"
+//! # endpoint = "https://sms.tencentcloudapi.com/"   region = "ap-guangzhou"
+//! # sign_name = "某县组工"   (else each template's)   timeout_ms = 10000
+//! # resolve_lookback_secs = 86400   resolve_after_secs = 600   status_queries_per_second = 20
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
