@@ -47,6 +47,10 @@ pub enum Transport {
         site_title: String,
         base_url: String,
     },
+    /// Tencent Cloud SMS (API 2021-01-11); see [`super::tencent`].
+    TencentSms(super::tencent::TencentConfig),
+    /// Alibaba Cloud SMS (Dysmsapi 2017-05-25); see [`super::aliyun`].
+    AliyunSms(super::aliyun::AliyunConfig),
 }
 
 impl Transport {
@@ -204,6 +208,12 @@ impl ChannelConfig {
             (Transport::StaticSite { base_url, .. }, true) if !base_url.ends_with('/') => {
                 problems.push("base_url must end with '/'".into())
             }
+            (Transport::TencentSms(c), _) => {
+                problems.extend(c.validate(self.channel, self.batch_size()))
+            }
+            (Transport::AliyunSms(c), _) => {
+                problems.extend(c.validate(self.channel, self.batch_size()))
+            }
             _ => {}
         }
         problems
@@ -251,6 +261,12 @@ impl ChannelConfig {
                     base_url.clone(),
                 )
                 .map(|w| Arc::new(w) as Arc<dyn Channel>)
+            }
+            Transport::TencentSms(c) => {
+                super::tencent::Tencent::from_config(c).map(|t| Arc::new(t) as Arc<dyn Channel>)
+            }
+            Transport::AliyunSms(c) => {
+                super::aliyun::Aliyun::from_config(c).map(|a| Arc::new(a) as Arc<dyn Channel>)
             }
         }
     }

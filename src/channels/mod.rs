@@ -17,10 +17,13 @@ use chrono::{DateTime, FixedOffset};
 use crate::job::{ChannelKind, Job};
 use crate::render::Rendered;
 
+pub mod aliyun;
 pub mod config;
 pub mod failover;
 pub mod http;
 pub mod outbox;
+pub mod sms;
+pub mod tencent;
 pub mod website;
 
 pub use config::{ChannelConfig, ChannelsError, RetryPolicy, Transport};
