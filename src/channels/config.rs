@@ -47,6 +47,10 @@ pub enum Transport {
         site_title: String,
         base_url: String,
     },
+    /// WeChat official-account template messages (providers.md §3).
+    WechatTemplate(super::wechat::WechatConfig),
+    /// WeCom application messages (providers.md §4).
+    WecomApp(super::wecom::WecomConfig),
 }
 
 /// Retries of transient failures: exponential backoff with jitter, honouring Retry-After.
@@ -157,6 +161,24 @@ impl ChannelConfig {
             (Transport::StaticSite { base_url, .. }, true) if !base_url.ends_with('/') => {
                 problems.push("base_url must end with '/'".into())
             }
+            (Transport::WechatTemplate(c), _) => {
+                if self.channel != ChannelKind::Wechat {
+                    problems.push(format!(
+                        "the wechat_template transport serves wechat, not {}",
+                        self.channel
+                    ));
+                }
+                problems.extend(c.validate());
+            }
+            (Transport::WecomApp(c), _) => {
+                if self.channel != ChannelKind::Wecom {
+                    problems.push(format!(
+                        "the wecom_app transport serves wecom, not {}",
+                        self.channel
+                    ));
+                }
+                problems.extend(c.validate());
+            }
             _ => {}
         }
         problems
@@ -185,6 +207,12 @@ impl ChannelConfig {
                     base_url.clone(),
                 )
                 .map(|w| Arc::new(w) as Arc<dyn Channel>)
+            }
+            Transport::WechatTemplate(c) => {
+                super::wechat::WechatTemplate::new(c).map(|w| Arc::new(w) as Arc<dyn Channel>)
+            }
+            Transport::WecomApp(c) => {
+                super::wecom::WecomApp::new(c).map(|w| Arc::new(w) as Arc<dyn Channel>)
             }
         }
     }

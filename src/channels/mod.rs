@@ -21,6 +21,8 @@ pub mod config;
 pub mod http;
 pub mod outbox;
 pub mod website;
+pub mod wechat;
+pub mod wecom;
 
 pub use config::{ChannelConfig, ChannelsError, RetryPolicy, Transport};
 
