@@ -167,8 +167,11 @@ const FAILED_FETCH_HOLD: Duration = Duration::from_secs(2);
 
 /// One central fetcher per account: the lock is held across the fetch, so concurrent callers
 /// wait for the fetch in flight and then share its token (single flight).
+/// The cached token, and the last failed fetch with when it failed.
+type Slot = (Option<Cached>, Option<(Instant, Outcome)>);
+
 pub(crate) struct TokenCache {
-    slot: tokio::sync::Mutex<(Option<Cached>, Option<(Instant, Outcome)>)>,
+    slot: tokio::sync::Mutex<Slot>,
     generation: AtomicU64,
     fetches: AtomicU64,
     /// The monotonic clock; tests set their own to step through a token's life.
