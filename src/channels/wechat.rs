@@ -8,9 +8,21 @@
 //! `calls_per_second` paces the batches. Each carries a `client_msg_id` derived from the job and
 //! the recipient ([`client_msg_id`]), so every attempt of one delivery carries the same id.
 //!
+//! # Configuration
+//! ```toml
+//! channel = "wechat"
+//! batch_size = 100
+//! calls_per_second = 50                  # the engine's pace for the account
+//! [transport]
+//! type = "wechat_template"
+//! appid = "wx0123456789abcdef"
+//! secret_env = "WECHAT_APPSECRET"        # the variable's name; the secret stays in the environment
+//! # endpoint = "https://api.weixin.qq.com"   timeout_ms = 10000   parallel_calls = 8
+//! ```
+//!
 //! # The access token
 //! A stable token (`POST /cgi-bin/stable_token`, `force_refresh: false`) is fetched by one
-//! central fetcher per account ([`TokenCache`]): concurrent sends wait for the one fetch in
+//! central fetcher per account (`TokenCache`): concurrent sends wait for the one fetch in
 //! flight instead of each fetching (providers.md §3.1: "use one central fetcher"). It is renewed
 //! when less than five minutes are left (the platform rotates stable tokens five minutes before
 //! expiry). A send refused with 40001/40014/42001/41001 drops that token, fetches once more and
@@ -828,21 +840,21 @@ impl Inner {
         now: DateTime<FixedOffset>,
         window: Option<FirstAttempt>,
     ) -> Outcome {
-        let outside = || {
-            Outcome::Unknown {
-            detail: "outside the 10-minute client_msg_id window: a resend could deliver it twice; WeChat has no status query, so an operator must decide".into(),
+        // A quota spent is the account's: no token fetch, no call.
+        if let Some(b) = self.blocked(now) {
+            return b;
         }
-        };
         let mut token = match self.token(now).await {
             Ok(t) => t,
             Err(o) => return o,
         };
-        for round in 0..2 {
+        let mut refreshed = false;
+        loop {
             if let Some(b) = self.blocked(now) {
                 return b;
             }
             if window.is_some_and(|w| !w.inside(now, DEDUP_WINDOW, self.timeout())) {
-                return outside();
+                return outside_window();
             }
             if window.is_none() {
                 self.sent.lock().unwrap_or_else(|e| e.into_inner()).first(
@@ -871,7 +883,8 @@ impl Inner {
                     }
                     return outcome;
                 }
-                SendAnswer::TokenRejected(text) if round == 0 => {
+                SendAnswer::TokenRejected(text) if !refreshed => {
+                    refreshed = true;
                     tracing::info!(channel = "wechat", answer = %text, "access token refused; fetching a fresh one and retrying once");
                     self.tokens.invalidate(&token).await;
                     token = match self.token(now).await {
@@ -891,7 +904,12 @@ impl Inner {
                 }
             }
         }
-        unreachable!("the loop returns in its second round")
+    }
+}
+
+fn outside_window() -> Outcome {
+    Outcome::Unknown {
+        detail: "outside the 10-minute client_msg_id window: a resend could deliver it twice; WeChat has no status query, so an operator must decide".into(),
     }
 }
 
@@ -994,12 +1012,7 @@ impl Channel for WechatTemplate {
     }
 
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
-        Box::pin(async move {
-            if let Some(b) = self.inner.blocked(batch.now) {
-                return batch.items.iter().map(|_| b.clone()).collect();
-            }
-            self.run(batch, false).await
-        })
+        Box::pin(self.run(batch, false))
     }
 
     fn resolve<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {

@@ -10,6 +10,20 @@
 //! `duplicate_check_interval`. The per-member limits (30 a minute, 1,000 an hour — excess is
 //! silently dropped by WeCom, §4.3) are the engine's `recipient_limits` in the channel file.
 //!
+//! # Configuration
+//! ```toml
+//! channel = "wecom"
+//! batch_size = 100
+//! recipient_limits = { per_minute = 30, per_hour = 1000 }   # WeCom drops the excess silently
+//! [transport]
+//! type = "wecom_app"
+//! corpid = "ww0123456789abcdef"
+//! agentid = 1000002
+//! secret_env = "WECOM_APP_SECRET"        # the variable's name; the secret stays in the environment
+//! # msgtype = "markdown" | "textcard"    card_url = "http://intranet.zzb.example/gk/"
+//! # duplicate_check_interval = 1800      timeout_ms = 10000   endpoint = "https://qyapi.weixin.qq.com"
+//! ```
+//!
 //! # Outcomes (providers.md §4.2, §4.4)
 //! | answer | outcome |
 //! |---|---|
@@ -34,6 +48,9 @@
 //! A request cannot be rebuilt byte-identical from the deliveries alone (which deliveries shared
 //! a call is not in the ledger), so after a restart, or once the interval has passed, an unknown
 //! stays `Unknown` for an operator to decide, and says why.
+//!
+//! The copies are held for the interval: about one request body (the user list and the content)
+//! per call made in the last `duplicate_check_interval` seconds.
 //!
 //! A consequence of the duplicate check worth knowing: a second job with exactly the same
 //! content to exactly the same users within the interval is dropped by WeCom as a duplicate.
@@ -140,7 +157,9 @@ impl WecomConfig {
 }
 
 /// errcodes that mean the deployment, not the message, is wrong (§4.4).
-const CONFIG_CODES: &[&str] = &["40001", "40013", "40056", "48002", "60020", "301002"];
+const CONFIG_CODES: &[&str] = &[
+    "40001", "40013", "40056", "48002", "60020", "301002", "40091", "41002", "41004",
+];
 
 /// errcodes of a stale or invalid token (40001 is the *secret* in WeCom, not the token).
 const TOKEN_CODES: &[i64] = &[40014, 42001, 41001];
@@ -428,8 +447,12 @@ impl WecomApp {
         now: DateTime<FixedOffset>,
         window: Option<FirstAttempt>,
     ) -> Result<Settled, Outcome> {
+        if let Some(b) = self.blocked(now) {
+            return Err(b);
+        }
         let mut token = self.token().await?;
-        for round in 0..2 {
+        let mut refreshed = false;
+        loop {
             if let Some(b) = self.blocked(now) {
                 return Err(b);
             }
@@ -447,7 +470,8 @@ impl WecomApp {
                     }
                     return Err(outcome);
                 }
-                Answer::TokenRejected(text) if round == 0 => {
+                Answer::TokenRejected(text) if !refreshed => {
+                    refreshed = true;
                     tracing::info!(channel = "wecom", answer = %text, "access token refused; fetching a fresh one and retrying once");
                     self.tokens.invalidate(&token).await;
                     token = self.token().await?;
@@ -464,7 +488,6 @@ impl WecomApp {
                 }
             }
         }
-        unreachable!("the loop returns in its second round")
     }
 
     /// The `msgtype` part of a request for this content.
