@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{Scratch, example, repo, sign, stdout, write};
-use serde_json::Value;
 
 fn dispatch_examples(s: &Scratch) -> std::process::Output {
     s.disclose(&[

@@ -64,6 +64,7 @@ fn channel_config(t: AliyunConfig) -> ChannelConfig {
         },
         quiet_hours: None,
         recipient_limits: Default::default(),
+        failover: None,
     }
 }
 

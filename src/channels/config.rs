@@ -51,6 +51,10 @@ pub enum Transport {
     TencentSms(super::tencent::TencentConfig),
     /// Alibaba Cloud SMS (Dysmsapi 2017-05-25); see [`super::aliyun`].
     AliyunSms(super::aliyun::AliyunConfig),
+    /// WeChat official-account template messages (providers.md §3).
+    WechatTemplate(super::wechat::WechatConfig),
+    /// WeCom application messages (providers.md §4).
+    WecomApp(super::wecom::WecomConfig),
 }
 
 impl Transport {
@@ -59,6 +63,10 @@ impl Transport {
         match self {
             Transport::Outbox { .. } => "outbox",
             Transport::StaticSite { .. } => "static_site",
+            Transport::TencentSms(_) => "tencent_sms",
+            Transport::AliyunSms(_) => "aliyun_sms",
+            Transport::WechatTemplate(_) => "wechat_template",
+            Transport::WecomApp(_) => "wecom_app",
         }
     }
 }
@@ -214,6 +222,24 @@ impl ChannelConfig {
             (Transport::AliyunSms(c), _) => {
                 problems.extend(c.validate(self.channel, self.batch_size()))
             }
+            (Transport::WechatTemplate(c), _) => {
+                if self.channel != ChannelKind::Wechat {
+                    problems.push(format!(
+                        "the wechat_template transport serves wechat, not {}",
+                        self.channel
+                    ));
+                }
+                problems.extend(c.validate());
+            }
+            (Transport::WecomApp(c), _) => {
+                if self.channel != ChannelKind::Wecom {
+                    problems.push(format!(
+                        "the wecom_app transport serves wecom, not {}",
+                        self.channel
+                    ));
+                }
+                problems.extend(c.validate());
+            }
             _ => {}
         }
         problems
@@ -267,6 +293,12 @@ impl ChannelConfig {
             }
             Transport::AliyunSms(c) => {
                 super::aliyun::Aliyun::from_config(c).map(|a| Arc::new(a) as Arc<dyn Channel>)
+            }
+            Transport::WechatTemplate(c) => {
+                super::wechat::WechatTemplate::new(c).map(|w| Arc::new(w) as Arc<dyn Channel>)
+            }
+            Transport::WecomApp(c) => {
+                super::wecom::WecomApp::new(c).map(|w| Arc::new(w) as Arc<dyn Channel>)
             }
         }
     }

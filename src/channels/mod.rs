@@ -25,6 +25,8 @@ pub mod outbox;
 pub mod sms;
 pub mod tencent;
 pub mod website;
+pub mod wechat;
+pub mod wecom;
 
 pub use config::{ChannelConfig, ChannelsError, RetryPolicy, Transport};
 

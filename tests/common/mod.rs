@@ -91,7 +91,9 @@ pub fn subscribers_csv(n: usize) -> String {
 /// The shipped channel files, copied into `s/channels/` with SMS batches of 10 instead of 200,
 /// so that a fan-out takes many small steps and a kill lands mid-way.
 pub fn small_batch_channels(s: &Scratch) -> PathBuf {
-    copy_channels(s, "channels", |t| t.replace("batch_size = 200", "batch_size = 10"))
+    copy_channels(s, "channels", |t| {
+        t.replace("batch_size = 200", "batch_size = 10")
+    })
 }
 
 /// The shipped channel files without quiet hours and per-recipient limits, so that what a test
