@@ -521,15 +521,16 @@ fn previews(templates: &Templates, v: &Verdict) -> Value {
     let mut out = serde_json::Map::new();
     for &channel in &plan.channels {
         let recipient = Templates::is_personal(channel).then_some(&who);
-        let text = match templates.render(job, channel, recipient) {
-            Ok(r) => r.preview(),
-            Err(e) if job.kind == disclose::job::Kind::Retraction && channel.is_publication() => {
-                format!(
-                    "(the page of {} is withdrawn: {e})",
-                    job.corrects.as_deref().unwrap_or("?")
-                )
+        let text = if job.kind == disclose::job::Kind::Retraction && channel.is_publication() {
+            format!(
+                "(the page of {} is withdrawn and replaced by a withdrawal notice)",
+                job.corrects.as_deref().unwrap_or("?")
+            )
+        } else {
+            match templates.render(job, channel, recipient) {
+                Ok(r) => r.preview(),
+                Err(e) => format!("(cannot render: {e})"),
             }
-            Err(e) => format!("(cannot render: {e})"),
         };
         out.insert(channel.as_str().to_string(), Value::String(text));
     }
