@@ -684,3 +684,177 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `disclose cancel` before `publish_at`: nothing of the job goes out, not even after a restart
+/// past its time; the cancellation is in the audit trail with its reason, and an event says so.
+#[test]
+fn a_cancelled_schedule_never_goes_out_even_after_a_restart() {
+    let s = Scratch::new("life-cancel");
+    let job = sign(
+        &s,
+        &release(
+            "cancel-1",
+            Some("2026-12-01T09:00:00+08:00"),
+            "2026-12-08T18:00:00+08:00",
+        ),
+        "cancel-1",
+    );
+    let out = dispatch(&s, "2026-11-30T10:00:00+08:00", &[&job]);
+    assert!(out.contains("scheduled: goes out at"), "{out}");
+
+    let out = ok(
+        &s,
+        "2026-11-30T15:00:00+08:00",
+        &[
+            "cancel",
+            "cancel-1",
+            "--reason",
+            "拟任人选情况发生变化，暂缓公示",
+        ],
+    );
+    // 4 SMS, 4 WeChat, 2 press e-mails and the page were waiting; the skipped ones stay skipped.
+    assert!(
+        out.contains(
+            "cancel-1: cancelled 11 deliveries not yet sent (email 2, sms 4, website 1, wechat 4)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("handed"), "{out}");
+
+    // The next run, past publish_at: nothing goes out.
+    let out = dispatch(&s, "2026-12-01T09:30:00+08:00", &[&job]);
+    assert!(out.contains("duplicate"), "{out}");
+    assert!(sent(&s, "sms").is_empty() && sent(&s, "wechat").is_empty());
+    assert!(reached(&s, "email", "cancel-1").is_empty());
+    assert!(!s.path("out/site/website/cancel-1.html").exists());
+    let st = states(&s, "2026-12-01T09:30:00+08:00", "cancel-1");
+    assert!(
+        st.iter().all(
+            |(_, state, code)| (state == "cancelled" && code == "cancelled") || state == "skipped"
+        ),
+        "{st:?}"
+    );
+
+    // Recorded: an audit entry with the reason and the counts, the chain intact; an event.
+    let db = rusqlite::Connection::open(s.path("ledger.db")).unwrap();
+    let body: String = db
+        .query_row(
+            "SELECT body FROM audit WHERE kind = 'job.cancelled' AND job_id = 'cancel-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["reason"], "拟任人选情况发生变化，暂缓公示");
+    assert_eq!(body["cancelled"]["sms"], 4);
+    let event: String = db
+        .query_row(
+            "SELECT payload FROM events WHERE name = 'job.cancelled' AND job_id = 'cancel-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(event.contains("暂缓公示"), "{event}");
+    assert!(ok(&s, "2026-12-01T09:30:00+08:00", &["audit", "verify"]).contains("intact"));
+
+    // Cancelling again: nothing is left, and nothing more is written.
+    let out = at(
+        &s,
+        "2026-12-01T09:31:00+08:00",
+        &["cancel", "cancel-1", "--reason", "again"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nothing left to cancel"),
+        "{}",
+        stderr(&out)
+    );
+    let entries: i64 = db
+        .query_row(
+            "SELECT count(*) FROM audit WHERE kind = 'job.cancelled'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(entries, 1);
+}
+
+/// What `cancel` cannot do, it says, with exit status 1: an unknown or refused job, a job that
+/// has gone out (a retraction is the way, Art 17). Part gone out: the rest is cancelled.
+#[test]
+fn cancel_says_what_it_cannot_do() {
+    let s = Scratch::new("life-cancel-limits");
+    let clock = "2026-12-01T22:00:00+08:00";
+    let out = at(&s, clock, &["cancel", "no-such-job", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no job \"no-such-job\" in the ledger"),
+        "{}",
+        stderr(&out)
+    );
+
+    let refused = at(
+        &s,
+        clock,
+        &["dispatch", "examples/refused/anonymous-complainant.json"],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let id = "zzb-2026-0160";
+    let out = at(&s, clock, &["cancel", id, "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("was refused"), "{}", stderr(&out));
+
+    // The letters went out at once: nothing to cancel; a retraction is the way.
+    let out = at(
+        &s,
+        clock,
+        &[
+            "dispatch",
+            "examples/jobs/03-investigation-result-letters.json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = at(&s, clock, &["cancel", "zzb-2026-0155", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("nothing left to cancel")
+            && e.contains("delivered 2")
+            && e.contains("retraction")
+            && e.contains("Art 17"),
+        "{e}"
+    );
+
+    // Half out: the page went up at 22:00, the SMS waits for the morning (quiet hours).
+    let ch = quiet_channels(&s);
+    let mut job = release(
+        "half-1",
+        Some("2026-12-01T22:00:00+08:00"),
+        "2026-12-09T18:00:00+08:00",
+    );
+    job["channels"] = json!(["website", "sms"]);
+    job["audience"]["groups"] = json!(["subscribers"]);
+    let file = sign(&s, &job, "half-1");
+    dispatch_with(&s, &ch, clock, &[&file]);
+    assert!(s.path("out/site/website/half-1.html").exists());
+    let out = at(
+        &s,
+        "2026-12-01T23:00:00+08:00",
+        &["cancel", "half-1", "--reason", "发现错误"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("cancelled 4 deliveries not yet sent (sms 4)")
+            && text.contains("1 had already been handed to their channels")
+            && text.contains("retraction"),
+        "{text}"
+    );
+    dispatch_with(&s, &ch, "2026-12-02T08:30:00+08:00", &[&file]);
+    assert!(sent(&s, "sms").is_empty(), "{:?}", sent(&s, "sms"));
+
+    // A reason is required, and not blank.
+    let out = at(&s, clock, &["cancel", "half-1", "--reason", "  "]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--reason"), "{}", stderr(&out));
+}
