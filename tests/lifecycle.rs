@@ -383,7 +383,7 @@ fn a_correction_reaches_exactly_the_original_recipients_on_every_channel() {
         );
     }
 
-    let mut fixes = vec![
+    let mut fixes = [
         correction_of(
             &public,
             "fix-pub",
@@ -857,4 +857,71 @@ fn cancel_says_what_it_cannot_do() {
     let out = at(&s, clock, &["cancel", "half-1", "--reason", "  "]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--reason"), "{}", stderr(&out));
+}
+
+/// The README's walk-through ("The life of a disclosure"), run as written (its `var/` moved into
+/// a scratch directory), so that the documentation cannot drift from what the binary does.
+#[test]
+fn the_readme_walk_through_runs_as_written() {
+    let s = Scratch::new("life-readme");
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let section = readme
+        .split("## The life of a disclosure")
+        .nth(1)
+        .expect("README has the section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section has a sh block");
+    let var = s.path("var");
+    let script = format!(
+        "disclose() {{ \"{}\" \"$@\"; }}\n{}",
+        common::BIN,
+        script.replace("var/", &format!("{}/", var.display()))
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(common::repo())
+        .env_remove("DISCLOSE_LOG")
+        .env_remove("DISCLOSE_CLOCK")
+        .output()
+        .unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    // The last command is the report; `obligations` before it exits 1 (overdue), as documented.
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(
+        o.contains("zzb-2026-0150: cancelled 6 deliveries not yet sent"),
+        "{o}"
+    );
+    assert!(
+        o.contains(
+            "change 2026-11-20  OVERDUE: due 2026-12-04, not disclosed 6 days later [副县长调整]"
+        ),
+        "{o}"
+    );
+    let site = var.join("life/site/website");
+    let read =
+        |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(read(site.join("zzb-2026-0142.html")).contains("本条信息已撤回"));
+    for listing in ["index.html", "archive.html", "feed.xml"] {
+        assert!(
+            !read(site.join(listing)).contains("zzb-2026-0142.html"),
+            "{listing}"
+        );
+    }
+    let report = read(var.join("life/report.html"));
+    assert!(report.contains("data-verified=\"true\""), "{report}");
+    assert!(
+        report.contains("拟任人选另有任用，原公示撤回"),
+        "the retraction's reason"
+    );
+    assert!(
+        report.contains("职位调整，暂缓竞争上岗"),
+        "the cancellation's reason"
+    );
 }
