@@ -220,7 +220,8 @@ pub struct RefusalRow {
 }
 
 /// An event for upstream systems: `job.accepted`, `job.refused`, `delivery.delivered`,
-/// `delivery.failed`, `delivery.unknown`, `job.completed`. `payload` is the JSON to publish.
+/// `delivery.failed`, `delivery.unknown`, `job.completed`, `job.cancelled`. `payload` is the JSON
+/// to publish.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub seq: i64,
