@@ -30,6 +30,9 @@
 //! delivery are committed, and the engine works only from what the ledger holds, so a crash at
 //! any point loses nothing and sends nothing twice (SPEC §5).
 //!
+//! Afterwards (Art 17): [`obligations`] says which recurring duties were met, are due or are
+//! overdue; [`report`] is the compliance report of a period, read from the ledger.
+//!
 //! [`app`] wires configuration ([`config`]) into these parts; [`directory`] imports the
 //! recipient directory; [`phone`] normalises numbers; [`clock`] keeps China Standard Time.
 
@@ -46,10 +49,12 @@ pub mod intake;
 pub mod jcs;
 pub mod job;
 pub mod ledger;
+pub mod obligations;
 pub mod pace;
 pub mod phone;
 pub mod policy;
 pub mod render;
+pub mod report;
 pub mod serve;
 pub mod shutdown;
 pub mod site;

@@ -86,6 +86,51 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// Cancel a job's deliveries not yet handed to any channel (a schedule that must not go out); recorded with the reason in the audit trail.
+    Cancel {
+        id: String,
+        /// Why (recorded in the audit trail and shown in the compliance report).
+        #[arg(long)]
+        reason: String,
+    },
+    /// The recurring duties of disclosure (obligations.toml in the channels directory): met, due soon, open or overdue.
+    Obligations {
+        #[command(subcommand)]
+        command: Option<ObligationsCommand>,
+        /// One JSON document: every duty with its periods.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The compliance report for a period (Art 17): what was disclosed, refused, corrected, retracted, cancelled, what is overdue, and whether the audit chain verifies.
+    Report {
+        /// First day (YYYY-MM-DD, China Standard Time), included.
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD, China Standard Time), included.
+        #[arg(long)]
+        to: String,
+        /// html (a printable page), csv or json.
+        #[arg(long, default_value = "html")]
+        format: disclose::report::Format,
+        /// Write here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ObligationsCommand {
+    /// Record the change an obligation follows (e.g. a change in the leadership team, Art 6(2)); its period starts then.
+    Change {
+        /// The obligation's id in obligations.toml.
+        id: String,
+        /// The day the change took effect (YYYY-MM-DD, China Standard Time).
+        #[arg(long)]
+        on: String,
+        /// What changed (kept with the record).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +252,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Cancel { id, reason } => cancel(&load()?, &id, &reason),
+        Command::Obligations { command, json } => {
+            let config = load()?;
+            match command {
+                None => obligations(&config, json),
+                Some(ObligationsCommand::Change { id, on, note }) => {
+                    record_change(&config, &id, &on, &note)
+                }
+            }
+        }
+        Command::Report {
+            from,
+            to,
+            format,
+            out,
+        } => report(&load()?, &from, &to, format, out.as_deref()),
         Command::Directory { command } => {
             let config = load()?;
             let ledger = disclose::ledger::open(&config.ledger.url)?;
@@ -521,15 +582,16 @@ fn previews(templates: &Templates, v: &Verdict) -> Value {
     let mut out = serde_json::Map::new();
     for &channel in &plan.channels {
         let recipient = Templates::is_personal(channel).then_some(&who);
-        let text = match templates.render(job, channel, recipient) {
-            Ok(r) => r.preview(),
-            Err(e) if job.kind == disclose::job::Kind::Retraction && channel.is_publication() => {
-                format!(
-                    "(the page of {} is withdrawn: {e})",
-                    job.corrects.as_deref().unwrap_or("?")
-                )
+        let text = if job.kind == disclose::job::Kind::Retraction && channel.is_publication() {
+            format!(
+                "(the page of {} is withdrawn and replaced by a withdrawal notice)",
+                job.corrects.as_deref().unwrap_or("?")
+            )
+        } else {
+            match templates.render(job, channel, recipient) {
+                Ok(r) => r.preview(),
+                Err(e) => format!("(cannot render: {e})"),
             }
-            Err(e) => format!("(cannot render: {e})"),
         };
         out.insert(channel.as_str().to_string(), Value::String(text));
     }
@@ -756,4 +818,229 @@ fn status(app: &App, id: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `disclose cancel`: what has not been handed to a channel is cancelled; what has, only a
+/// retraction can answer (Art 17).
+fn cancel(config: &Config, id: &str, reason: &str) -> anyhow::Result<ExitCode> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        bail!(
+            "--reason must say why {id} is cancelled: it is recorded in the audit trail (Art 17)"
+        );
+    }
+    let ledger = disclose::ledger::open(&config.ledger.url)?;
+    let Some(c) = ledger.cancel(id, reason, clock::now())? else {
+        if ledger.was_refused(id)? {
+            eprintln!(
+                "disclose: job {id:?} was refused, so nothing of it was planned and there is nothing to cancel"
+            );
+        } else {
+            eprintln!("disclose: no job {id:?} in the ledger");
+        }
+        return Ok(ExitCode::FAILURE);
+    };
+    let counts = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (cancelled, handed_over) = (c.cancelled_total(), c.handed_over());
+    if cancelled == 0 {
+        if handed_over > 0 {
+            eprintln!(
+                "disclose: nothing left to cancel: every delivery of {id} has been handed to its channel ({}). \
+                 To withdraw what went out, dispatch a retraction (\"kind\": \"retraction\", \"corrects\": \"{id}\"; Art 17).",
+                counts(&c.untouched)
+            );
+        } else {
+            eprintln!(
+                "disclose: nothing left to cancel: no delivery of {id} is waiting ({})",
+                counts(&c.untouched)
+            );
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "{id}: cancelled {cancelled} deliveries not yet sent ({})",
+        counts(&c.cancelled)
+    );
+    if handed_over > 0 {
+        println!(
+            "  {handed_over} had already been handed to their channels and are untouched ({}); \
+             to withdraw those, dispatch a retraction (Art 17)",
+            counts(&c.untouched)
+        );
+    }
+    println!("  reason (in the audit trail): {reason}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn work_calendar(config: &Config) -> disclose::calendar::WorkCalendar {
+    disclose::calendar::WorkCalendar::embedded().with_overrides(&config.calendar)
+}
+
+/// `disclose obligations`: each duty's periods as of today. Exit 1 when one is overdue or its
+/// due date cannot be worked out, so that a daily run can raise the alarm.
+fn obligations(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    use disclose::obligations::{self, Due, Obligations};
+    let duties = Obligations::load(&config.paths.channels_dir)?;
+    let ledger = disclose::ledger::open(&config.ledger.url)?;
+    let today = clock::now().date_naive();
+    let states = obligations::evaluate(&duties, ledger.as_ref(), &work_calendar(config), today)?;
+    let alarm = states
+        .iter()
+        .flat_map(|s| &s.periods)
+        .any(|p| p.status.is_alarm());
+    if json {
+        println!(
+            "{}",
+            json!({"as_of": today, "source": duties.source, "obligations": states})
+        );
+    } else {
+        match &duties.source {
+            Some(path) => println!("obligations as of {today} ({})", path.display()),
+            None => println!(
+                "no obligations configured: {} does not exist",
+                config.paths.channels_dir.join(obligations::FILE).display()
+            ),
+        }
+        for s in &states {
+            let d = &s.duty;
+            println!();
+            println!(
+                "{} — {} ({}, category {}; {})",
+                d.id,
+                d.title,
+                d.article,
+                d.category,
+                d.due.describe()
+            );
+            if s.periods.is_empty() {
+                match d.due {
+                    Due::Year { first_year, .. } => println!(
+                        "  no period has begun: the work of {first_year} is owed in {}",
+                        first_year + 1
+                    ),
+                    Due::Change { .. } => println!(
+                        "  no change recorded (record one with `disclose obligations change {} --on DATE`)",
+                        d.id
+                    ),
+                }
+            }
+            for p in &s.periods {
+                let note = p
+                    .note
+                    .as_ref()
+                    .map(|n| format!(" [{n}]"))
+                    .unwrap_or_default();
+                println!("  {:<18} {}{note}", p.label, p.message);
+            }
+        }
+    }
+    Ok(if alarm {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `disclose obligations change ID --on DATE`: a duty after a change (Art 6(2)) starts its period.
+fn record_change(config: &Config, id: &str, on: &str, note: &str) -> anyhow::Result<ExitCode> {
+    use disclose::obligations::{Due, Obligations};
+    let duties = Obligations::load(&config.paths.channels_dir)?;
+    let Some(duty) = duties.get(id) else {
+        let known: Vec<&str> = duties.duties.iter().map(|d| d.id.as_str()).collect();
+        bail!(
+            "no obligation {id:?} in {} (known: {})",
+            config
+                .paths
+                .channels_dir
+                .join(disclose::obligations::FILE)
+                .display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let Due::Change { working_days } = duty.due else {
+        bail!(
+            "obligation {id:?} falls due every year, not after a change: there is no change to record"
+        );
+    };
+    let on = chrono::NaiveDate::parse_from_str(on.trim(), "%Y-%m-%d")
+        .map_err(|e| anyhow!("--on {on:?} is not a day written YYYY-MM-DD: {e}"))?;
+    let now = clock::now();
+    if on > now.date_naive() {
+        bail!("--on {on} is in the future: record a change once it has taken effect");
+    }
+    let ledger = disclose::ledger::open(&config.ledger.url)?;
+    let rec = ledger.record_change(id, on, note.trim(), now)?;
+    println!(
+        "{id}: change of {on} recorded (change {}; in the audit trail)",
+        rec.seq
+    );
+    match work_calendar(config).add_working_days(on + chrono::Duration::days(1), working_days) {
+        Ok(due) => println!(
+            "  {} ({}) is due by {due}: {working_days} working days after the change",
+            duty.title, duty.article
+        ),
+        Err(e) => println!("  the due date cannot be worked out yet: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `disclose report` (Art 17). Exit 1 when the audit chain does not verify: the report is still
+/// written, and says so first.
+fn report(
+    config: &Config,
+    from: &str,
+    to: &str,
+    format: disclose::report::Format,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use disclose::report::{self, Format, Period};
+    let period = Period::parse(from, to)?;
+    let duties = disclose::obligations::Obligations::load(&config.paths.channels_dir)?;
+    let ledger = disclose::ledger::open(&config.ledger.url)?;
+    let r = report::build(
+        ledger.as_ref(),
+        &duties,
+        &work_calendar(config),
+        period,
+        clock::now(),
+    )?;
+    let text = match format {
+        Format::Html => r.to_html(),
+        Format::Csv => r.to_csv(),
+        Format::Json => r.to_json(),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| path.display().to_string())?;
+            println!(
+                "report {} to {}: {} jobs, {} refusals, {} corrections/retractions/cancellations, {} obligations overdue or late → {}",
+                period.from,
+                period.to,
+                r.jobs.len(),
+                r.refusals.len(),
+                r.amendments.len(),
+                r.obligations.len(),
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    if !r.audit.verified {
+        eprintln!(
+            "disclose: the audit chain does NOT verify (entry {}: {}); the report says so at the top",
+            r.audit.broken_at.unwrap_or(0),
+            r.audit.reason.as_deref().unwrap_or("")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -814,6 +814,17 @@ impl Templates {
             .ok_or_else(|| RenderError::UnknownTemplate {
                 template: name.to_string(),
             })?;
+        if job.kind == crate::job::Kind::Retraction
+            && channel.is_publication()
+            && !self.has(name, channel)
+        {
+            // A retraction withdraws the page, and the site writes the withdrawal notice itself:
+            // nothing of the template is shown, so (as intake already allows) it needs no page file.
+            return Ok(Rendered::Page {
+                title: job.title.clone(),
+                html: String::new(),
+            });
+        }
         if !self.has(name, channel) {
             return Err(RenderError::MissingChannel {
                 template: name.to_string(),

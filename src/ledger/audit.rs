@@ -13,6 +13,10 @@ pub const JOB_ACCEPTED: &str = "job.accepted";
 pub const JOB_REFUSED: &str = "job.refused";
 pub const DELIVERIES_RECORDED: &str = "deliveries.recorded";
 pub const DIRECTORY_IMPORTED: &str = "directory.imported";
+/// Deliveries not yet handed to a channel were cancelled (`disclose cancel`), with the reason.
+pub const JOB_CANCELLED: &str = "job.cancelled";
+/// An operator recorded the change an obligation follows (`disclose obligations change`).
+pub const OBLIGATION_CHANGE: &str = "obligation.change";
 
 /// SHA-256 over the entry's fields, each length-prefixed so that no two different entries encode
 /// alike, then the previous hash. Lower-case hex.

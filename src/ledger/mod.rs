@@ -220,7 +220,8 @@ pub struct RefusalRow {
 }
 
 /// An event for upstream systems: `job.accepted`, `job.refused`, `delivery.delivered`,
-/// `delivery.failed`, `delivery.unknown`, `job.completed`. `payload` is the JSON to publish.
+/// `delivery.failed`, `delivery.unknown`, `job.completed`, `job.cancelled`. `payload` is the JSON
+/// to publish.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub seq: i64,
@@ -234,6 +235,78 @@ pub struct Event {
 pub enum ChainStatus {
     Intact { entries: u64 },
     Broken { seq: i64, reason: String },
+}
+
+/// What [`Ledger::cancel`] did to a job's deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cancellation {
+    /// Deliveries cancelled now (they were pending: scheduled, waiting for a retry, or held by
+    /// quiet hours or a recipient's limit), per channel.
+    pub cancelled: BTreeMap<String, u64>,
+    /// Every other delivery of the job, untouched, per state (`sending`, `delivered`, `failed`,
+    /// `unknown`: handed to a channel; `skipped`, `cancelled`: never going out).
+    pub untouched: BTreeMap<String, u64>,
+}
+
+impl Cancellation {
+    pub fn cancelled_total(&self) -> u64 {
+        self.cancelled.values().sum()
+    }
+
+    /// Deliveries already handed to a channel, which only a retraction can answer (Art 17).
+    pub fn handed_over(&self) -> u64 {
+        ["sending", "delivered", "failed", "unknown"]
+            .iter()
+            .filter_map(|s| self.untouched.get(*s))
+            .sum()
+    }
+}
+
+/// A job as the compliance report (Art 17) and the obligations see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub category: String,
+    pub scope: String,
+    pub title: String,
+    pub corrects: Option<String>,
+    pub accepted_at: String,
+    pub publish_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// When a delivery of it first reached someone (delivered or unknown), if one did.
+    pub first_out: Option<DateTime<FixedOffset>>,
+    /// The retraction that withdrew it, if any.
+    pub retracted_by: Option<String>,
+    /// channel → state → count
+    pub outcomes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The approval reference (文号) of the job as accepted.
+    pub reference: Option<String>,
+    /// `data.reason` of a correction or retraction, or the correction text (`data.correction`).
+    pub reason: Option<String>,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub job_id: Option<String>,
+    /// The entry's JSON body as recorded (not re-verified here: see [`Ledger::verify_audit`]).
+    pub body: serde_json::Value,
+}
+
+/// A change an operator recorded for an obligation that falls due after a change (e.g. the
+/// leadership team's composition after a change, Art 6(2)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeRecord {
+    pub seq: i64,
+    pub obligation: String,
+    /// The day the change took effect (China Standard Time).
+    pub on: chrono::NaiveDate,
+    pub note: String,
+    pub recorded_at: String,
 }
 
 /// The durable record. Implementations: [`SqliteLedger`]; PostgreSQL in a later issue.
@@ -343,6 +416,52 @@ pub trait Ledger: Send + Sync {
 
     /// Recompute the audit chain from the first entry and name the first broken one.
     fn verify_audit(&self) -> Result<ChainStatus, LedgerError>;
+
+    /// Cancel the deliveries of job `job_id` not yet handed to any channel (state `pending`:
+    /// scheduled, waiting for a retry, or held by quiet hours or a limit), in one transaction
+    /// with an audit entry (`job.cancelled`, with the reason and counts) and a `job.cancelled`
+    /// event. Deliveries in flight or done are untouched. `None`: no such accepted job. When
+    /// nothing was pending, nothing is written.
+    fn cancel(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: DateTime<FixedOffset>,
+    ) -> Result<Option<Cancellation>, LedgerError>;
+    /// Whether a refusal was recorded for this job id (a cancel of a refused job says so).
+    fn was_refused(&self, job_id: &str) -> Result<bool, LedgerError>;
+    /// Accepted jobs active in `[from, to)`: accepted then, or with a delivery that reached
+    /// someone then. Oldest first.
+    fn jobs_active_between(
+        &self,
+        from: DateTime<FixedOffset>,
+        to: DateTime<FixedOffset>,
+    ) -> Result<Vec<JobRecord>, LedgerError>;
+    /// Accepted releases and notices (not corrections or retractions) of a category, oldest first.
+    fn jobs_in_category(&self, category: &str) -> Result<Vec<JobRecord>, LedgerError>;
+    /// Refusals recorded in `[from, to)`, oldest first.
+    fn refusals_between(
+        &self,
+        from: DateTime<FixedOffset>,
+        to: DateTime<FixedOffset>,
+    ) -> Result<Vec<RefusalRow>, LedgerError>;
+    /// Audit entries of one kind recorded in `[from, to)`, oldest first.
+    fn audit_entries(
+        &self,
+        kind: &str,
+        from: DateTime<FixedOffset>,
+        to: DateTime<FixedOffset>,
+    ) -> Result<Vec<AuditEntry>, LedgerError>;
+    /// Record that the change an obligation follows took place on `on`, with an audit entry.
+    fn record_change(
+        &self,
+        obligation: &str,
+        on: chrono::NaiveDate,
+        note: &str,
+        now: DateTime<FixedOffset>,
+    ) -> Result<ChangeRecord, LedgerError>;
+    /// The changes recorded for an obligation, in date order.
+    fn changes(&self, obligation: &str) -> Result<Vec<ChangeRecord>, LedgerError>;
 }
 
 /// Open the ledger named by a URL: a path or `sqlite://PATH` (SQLite, the embedded default).

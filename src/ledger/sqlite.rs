@@ -108,6 +108,15 @@ CREATE TABLE IF NOT EXISTS audit (
     prev TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+-- Changes an obligation follows (Art 6(2): the leadership team after a change), recorded by an
+-- operator with `disclose obligations change`.
+CREATE TABLE IF NOT EXISTS obligation_changes (
+    seq INTEGER PRIMARY KEY,
+    obligation TEXT NOT NULL,
+    on_date TEXT NOT NULL,
+    note TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 "#;
 
 pub struct SqliteLedger {
@@ -1135,5 +1144,373 @@ impl Ledger for SqliteLedger {
             n += 1;
         }
         Ok(ChainStatus::Intact { entries: n })
+    }
+
+    fn cancel(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: DateTime<FixedOffset>,
+    ) -> Result<Option<Cancellation>, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !tx
+            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
+            .exists(params![job_id])?
+        {
+            return Ok(None);
+        }
+        let now_ms = now.timestamp_millis();
+        let mut out = Cancellation::default();
+        let mut changed: Vec<Changed> = Vec::new();
+        {
+            // Only `pending`: what is `sending` is in a channel's hands, and what is final stays
+            // as it is. The engine records an outcome only for deliveries still in flight, so a
+            // claim racing this transaction cannot resurrect a cancelled delivery.
+            let mut stmt = tx.prepare_cached(
+                "UPDATE deliveries SET state = 'cancelled', code = 'cancelled', detail = ?1, lease_until = NULL, updated_at = ?2
+                 WHERE job_id = ?3 AND state = 'pending' RETURNING id, channel, recipient",
+            )?;
+            let rows = stmt.query_map(params![reason, now_ms, job_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, channel, recipient) = row?;
+                *out.cancelled.entry(channel.clone()).or_default() += 1;
+                changed.push((
+                    id,
+                    job_id.to_string(),
+                    channel,
+                    recipient,
+                    State::Cancelled,
+                    Some("cancelled".into()),
+                ));
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY state",
+            )?;
+            for row in stmt.query_map(params![job_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+            })? {
+                let (state, n) = row?;
+                let n = if state == "cancelled" {
+                    n - out.cancelled_total()
+                } else {
+                    n
+                };
+                if n > 0 {
+                    out.untouched.insert(state, n);
+                }
+            }
+        }
+        if !changed.is_empty() {
+            let at = ts(now);
+            let body = json!({
+                "job_id": job_id, "reason": reason,
+                "cancelled": out.cancelled, "untouched": out.untouched,
+            });
+            Self::append_audit(
+                &tx,
+                &at,
+                audit::JOB_CANCELLED,
+                Some(job_id),
+                &body.to_string(),
+            )?;
+            Self::emit(&tx, &at, "job.cancelled", Some(job_id), body)?;
+            Self::emit_outcomes(&tx, &at, &changed)?;
+        }
+        tx.commit()?;
+        Ok(Some(out))
+    }
+
+    fn was_refused(&self, job_id: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .lock()
+            .prepare_cached("SELECT 1 FROM refusals WHERE job_id = ?1")?
+            .exists(params![job_id])?)
+    }
+
+    fn jobs_active_between(
+        &self,
+        from: DateTime<FixedOffset>,
+        to: DateTime<FixedOffset>,
+    ) -> Result<Vec<JobRecord>, LedgerError> {
+        let conn = self.lock();
+        // julianday() reads the offset of each stored time, so the comparison holds whatever
+        // zone a time was written in.
+        let ids = conn
+            .prepare(
+                "SELECT id FROM jobs j
+                 WHERE julianday(j.accepted_at) < julianday(?2)
+                   AND (julianday(j.accepted_at) >= julianday(?1)
+                        OR EXISTS (SELECT 1 FROM deliveries d WHERE d.job_id = j.id
+                                   AND d.state IN ('delivered', 'unknown')
+                                   AND d.updated_at >= ?3 AND d.updated_at < ?4))
+                 ORDER BY julianday(j.accepted_at), j.id",
+            )?
+            .query_map(
+                params![
+                    ts(from),
+                    ts(to),
+                    from.timestamp_millis(),
+                    to.timestamp_millis()
+                ],
+                |r| r.get::<_, String>(0),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .filter_map(|id| Self::job_record(&conn, id).transpose())
+            .collect()
+    }
+
+    fn jobs_in_category(&self, category: &str) -> Result<Vec<JobRecord>, LedgerError> {
+        let conn = self.lock();
+        let ids = conn
+            .prepare(
+                "SELECT id FROM jobs WHERE category = ?1 AND kind IN ('release', 'notice')
+                 ORDER BY julianday(accepted_at), id",
+            )?
+            .query_map(params![category], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .filter_map(|id| Self::job_record(&conn, id).transpose())
+            .collect()
+    }
+
+    fn refusals_between(
+        &self,
+        from: DateTime<FixedOffset>,
+        to: DateTime<FixedOffset>,
+    ) -> Result<Vec<RefusalRow>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at, job_id, refusals FROM refusals
+             WHERE julianday(at) >= julianday(?1) AND julianday(at) < julianday(?2) ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![ts(from), ts(to)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, at, job_id, list) = r?;
+            let refusals: Vec<Refusal> = serde_json::from_str(&list)
+                .map_err(|e| LedgerError::Corrupt(format!("refusal {seq}: {e}")))?;
+            out.push(RefusalRow {
+                seq,
+                at,
+                job_id,
+                refusals,
+            });
+        }
+        Ok(out)
+    }
+
+    fn audit_entries(
+        &self,
+        kind: &str,
+        from: DateTime<FixedOffset>,
+        to: DateTime<FixedOffset>,
+    ) -> Result<Vec<AuditEntry>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at, kind, job_id, body FROM audit
+             WHERE kind = ?1 AND julianday(at) >= julianday(?2) AND julianday(at) < julianday(?3) ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![kind, ts(from), ts(to)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, at, kind, job_id, body) = r?;
+            // A body that is not JSON (it was changed by hand) is shown as it stands.
+            let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+            out.push(AuditEntry {
+                seq,
+                at,
+                kind,
+                job_id,
+                body,
+            });
+        }
+        Ok(out)
+    }
+
+    fn record_change(
+        &self,
+        obligation: &str,
+        on: chrono::NaiveDate,
+        note: &str,
+        now: DateTime<FixedOffset>,
+    ) -> Result<ChangeRecord, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = ts(now);
+        let on_text = on.format("%Y-%m-%d").to_string();
+        tx.execute(
+            "INSERT INTO obligation_changes (obligation, on_date, note, recorded_at) VALUES (?1, ?2, ?3, ?4)",
+            params![obligation, on_text, note, at],
+        )?;
+        let seq = tx.last_insert_rowid();
+        let body = json!({"obligation": obligation, "on": on_text, "note": note, "change": seq});
+        Self::append_audit(&tx, &at, audit::OBLIGATION_CHANGE, None, &body.to_string())?;
+        tx.commit()?;
+        Ok(ChangeRecord {
+            seq,
+            obligation: obligation.to_string(),
+            on,
+            note: note.to_string(),
+            recorded_at: at,
+        })
+    }
+
+    fn changes(&self, obligation: &str) -> Result<Vec<ChangeRecord>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT seq, on_date, note, recorded_at FROM obligation_changes WHERE obligation = ?1 ORDER BY on_date, seq",
+        )?;
+        let rows = stmt.query_map(params![obligation], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, on, note, recorded_at) = r?;
+            let on = chrono::NaiveDate::parse_from_str(&on, "%Y-%m-%d").map_err(|e| {
+                LedgerError::Corrupt(format!("obligation change {seq} has date {on:?}: {e}"))
+            })?;
+            out.push(ChangeRecord {
+                seq,
+                obligation: obligation.to_string(),
+                on,
+                note,
+                recorded_at,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl SqliteLedger {
+    /// One accepted job with its outcomes, as the report and the obligations read it.
+    fn job_record(conn: &Connection, id: &str) -> Result<Option<JobRecord>, LedgerError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            Vec<u8>,
+        );
+        let row: Option<Row> = conn
+            .prepare_cached(
+                "SELECT id, kind, category, scope, title, corrects, accepted_at, publish_at, expires_at, body
+                 FROM jobs WHERE id = ?1",
+            )?
+            .query_row(params![id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            })
+            .optional()?;
+        let Some((
+            id,
+            kind,
+            category,
+            scope,
+            title,
+            corrects,
+            accepted_at,
+            publish_at,
+            expires_at,
+            body,
+        )) = row
+        else {
+            return Ok(None);
+        };
+        let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT channel, state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY channel, state",
+            )?;
+            for r in stmt.query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u64>(2)?,
+                ))
+            })? {
+                let (ch, st, n) = r?;
+                outcomes.entry(ch).or_default().insert(st, n);
+            }
+        }
+        let first_out: Option<i64> = conn
+            .prepare_cached(
+                "SELECT min(updated_at) FROM deliveries WHERE job_id = ?1 AND state IN ('delivered', 'unknown')",
+            )?
+            .query_row(params![id], |r| r.get(0))?;
+        let first_out = first_out
+            .and_then(DateTime::from_timestamp_millis)
+            .map(|t| t.with_timezone(&crate::clock::china()));
+        let retracted_by: Option<String> = conn
+            .prepare_cached(
+                "SELECT id FROM jobs WHERE kind = 'retraction' AND corrects = ?1 ORDER BY julianday(accepted_at), id LIMIT 1",
+            )?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        // Read leniently: the report must come out even about a job whose body is damaged.
+        let raw: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        let reference = text(&raw["approval"]["reference"]);
+        let reason = text(&raw["data"]["reason"]).or_else(|| text(&raw["data"]["correction"]));
+        Ok(Some(JobRecord {
+            id,
+            kind,
+            category,
+            scope,
+            title,
+            corrects,
+            accepted_at,
+            publish_at,
+            expires_at,
+            first_out,
+            retracted_by,
+            outcomes,
+            reference,
+            reason,
+        }))
     }
 }
