@@ -435,6 +435,17 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_examples_of_the_provider_transports_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/channels");
+        let loaded = load_dir(&dir).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(loaded[&ChannelKind::Sms].transport.name(), "tencent_sms");
+        let failover = loaded[&ChannelKind::Sms].failover.as_ref().unwrap();
+        assert_eq!(failover.transport.name(), "aliyun_sms");
+        assert_eq!(loaded[&ChannelKind::Wechat].transport.name(), "wechat_template");
+        assert_eq!(loaded[&ChannelKind::Wecom].transport.name(), "wecom_app");
+    }
+
+    #[test]
     fn bad_files_report_every_problem() {
         let cfg: ChannelConfig = toml::from_str(
             "channel = \"sms\"\nbatch_size = 0\ncalls_per_second = 0\n[transport]\ntype = \"static_site\"\nsite_title = \"x\"\nbase_url = \"y\"\n",

@@ -194,6 +194,13 @@ impl Emulator {
 }
 
 impl Shared {
+    /// Forget every message sent so far (between the runs of a benchmark).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.sent.clear();
+        inner.receipts.clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,0 +1,253 @@
+//! Benchmark (run by hand; figures in the README): one public notice to N SMS subscribers
+//! (default 1,000,000) through the Tencent emulator on loopback — N/200 SendSms calls of 200
+//! numbers — measured end to end (`disclose dispatch`: verify, plan, deliver, record every
+//! outcome), beside the raw rate at which a bare reqwest client posts the same calls, signed the
+//! same way, to the same emulator in the same run.
+//!
+//! ```sh
+//! cargo build --release --bin disclose --example bench_sms
+//! target/release/examples/bench_sms [N]
+//! ```
+
+#[path = "../tests/emulators/tencent.rs"]
+#[allow(dead_code)]
+mod tencent_emulator;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tencent_emulator::{Emulator, SECRET_ID, SECRET_KEY, SMS_SDK_APP_ID};
+
+/// Calls in flight at once, for the bare client and for `disclose` (SMS lane concurrency 2 ×
+/// 5 calls per claim).
+const IN_FLIGHT: usize = 10;
+const CONCURRENCY: usize = 2;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse().expect("N: a number of subscribers"))
+        .unwrap_or(1_000_000);
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("disclose"))
+        .expect("target/release/disclose");
+    assert!(bin.exists(), "build it first: cargo build --release --bin disclose");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let work = std::env::temp_dir().join(format!("disclose-bench-sms-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("channels")).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let emu = rt.block_on(Emulator::start());
+    println!(
+        "one public notice to {n} SMS subscribers through the Tencent emulator on loopback, {} cores",
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
+
+    // 1. The bare client: the same calls, signed the same way, IN_FLIGHT at a time.
+    let calls = n.div_ceil(200);
+    let t = Instant::now();
+    rt.block_on(bare_client(&emu.url, calls));
+    let bare = t.elapsed();
+    let bare_rate = calls as f64 / bare.as_secs_f64();
+    println!(
+        "bare reqwest client:   {calls} calls in {:.2} s = {bare_rate:.0} calls/s ({:.0} numbers/s)",
+        bare.as_secs_f64(),
+        bare_rate * 200.0
+    );
+    let bare_numbers = emu.received().len();
+    emu.state.clear();
+
+    // 2. disclose: import the directory, then dispatch the notice, timed.
+    let csv = work.join("subscribers.csv");
+    let mut text = String::with_capacity(n * 40);
+    text.push_str("id,name,phone\n");
+    for i in 0..n {
+        text.push_str(&format!("s{i:07},订阅者{i},+86139{i:08}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    for entry in std::fs::read_dir(repo.join("channels")).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_owned();
+        std::fs::copy(&p, work.join("channels").join(name)).unwrap();
+    }
+    std::fs::write(
+        work.join("channels/sms.toml"),
+        format!(
+            "channel = \"sms\"\nbatch_size = 200\nconcurrency = {CONCURRENCY}\n[transport]\ntype = \"tencent_sms\"\n\
+             endpoint = \"{}\"\nsms_sdk_app_id = \"{SMS_SDK_APP_ID}\"\n\
+             secret_id_env = \"BENCH_TENCENT_ID\"\nsecret_key_env = \"BENCH_TENCENT_KEY\"\n",
+            emu.url
+        ),
+    )
+    .unwrap();
+    let mut job: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.join("examples/jobs/src/01-pre-appointment-release.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    job["id"] = "bench-sms".into();
+    job["channels"] = serde_json::json!(["sms"]);
+    job["audience"] = serde_json::json!({"groups": ["subscribers"], "recipients": []});
+    std::fs::write(work.join("job.json"), job.to_string()).unwrap();
+
+    let disclose = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.current_dir(&repo)
+            .args(args)
+            .env("DISCLOSE_LEDGER_URL", work.join("ledger.db"))
+            .env("DISCLOSE_PATHS_OUTPUT_DIR", work.join("out"))
+            .env("DISCLOSE_PATHS_CHANNELS_DIR", work.join("channels"))
+            .env("BENCH_TENCENT_ID", SECRET_ID)
+            .env("BENCH_TENCENT_KEY", SECRET_KEY)
+            .env("DISCLOSE_CLOCK", "2026-11-26T10:00:00+08:00");
+        c
+    };
+    let signed = disclose(&[
+        "sign",
+        "--key",
+        "examples/keys/example-2026.key",
+        work.join("job.json").to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(signed.status.success());
+    std::fs::write(work.join("signed.json"), &signed.stdout).unwrap();
+    let (secs, mb, _) = timed(
+        disclose(&[
+            "directory",
+            "import",
+            "--group",
+            "subscribers",
+            "--kind",
+            "public",
+            csv.to_str().unwrap(),
+        ]),
+        &work,
+    );
+    println!("directory import:      {secs:.2} s, {mb:.0} MB peak (not part of the end to end)");
+    let (secs, mb, out) = timed(
+        disclose(&["dispatch", work.join("signed.json").to_str().unwrap()]),
+        &work,
+    );
+    let got = emu.received();
+    let once = got.values().all(|&c| c == 1);
+    let disclose_rate = calls as f64 / secs;
+    println!(
+        "disclose dispatch:     {secs:.2} s end to end, {mb:.0} MB peak; {} numbers received, each once: {once}",
+        got.len()
+    );
+    println!(
+        "disclose call rate:    {disclose_rate:.0} calls/s = {:.0}% of the bare client's",
+        100.0 * disclose_rate / bare_rate
+    );
+    if let Some(line) = out.lines().find(|l| l.starts_with("bench-sms")) {
+        println!("summary: {line}");
+    }
+    assert_eq!(bare_numbers, n, "the bare client's calls all landed");
+    assert_eq!(got.len(), n, "every subscriber got the notice");
+    assert!(once, "nobody got it twice");
+    let _ = std::fs::remove_dir_all(&work);
+    drop(Arc::clone(&emu.state));
+}
+
+/// Run under `/usr/bin/time`: (seconds, peak MB, stdout).
+fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
+    let time = work.join("time.txt");
+    let mut t = Command::new("/usr/bin/time");
+    t.arg("-f").arg("%e %M").arg("-o").arg(&time).arg(c.get_program());
+    t.args(c.get_args());
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            t.env(k, v);
+        }
+    }
+    if let Some(d) = c.get_current_dir() {
+        t.current_dir(d);
+    }
+    let _ = &mut c;
+    let out = t.output().expect("/usr/bin/time (Debian package `time`)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = std::fs::read_to_string(&time).unwrap();
+    let mut parts = line.split_whitespace();
+    let secs: f64 = parts.next().unwrap().parse().unwrap();
+    let kb: f64 = parts.next().unwrap().parse().unwrap();
+    (secs, kb / 1024.0, text)
+}
+
+/// `calls` SendSms calls of 200 numbers, `IN_FLIGHT` at a time, signed as Tencent requires.
+async fn bare_client(url: &str, calls: usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..IN_FLIGHT {
+        let (client, url, host, next) = (client.clone(), url.to_string(), host.clone(), next.clone());
+        set.spawn(async move {
+            loop {
+                let call = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if call >= calls {
+                    return;
+                }
+                let numbers: Vec<String> = (call * 200..call * 200 + 200)
+                    .map(|i| format!("+86139{i:08}"))
+                    .collect();
+                let body = serde_json::json!({
+                    "PhoneNumberSet": numbers,
+                    "SmsSdkAppId": SMS_SDK_APP_ID,
+                    "TemplateId": "1234568",
+                    "SignName": "某县组工",
+                    "TemplateParamSet": ["关于张三同志任职前公示的公告", "2026-11-27", "0000-12380"],
+                    "SessionContext": format!("bare:{call}"),
+                })
+                .to_string();
+                let ts = chrono::Utc::now().timestamp();
+                let auth = disclose::channels::tencent::tc3_authorization(
+                    SECRET_ID,
+                    SECRET_KEY,
+                    "sms",
+                    &host,
+                    "application/json",
+                    ts,
+                    body.as_bytes(),
+                );
+                let resp = client
+                    .post(&url)
+                    .header("Host", &host)
+                    .header("Content-Type", "application/json")
+                    .header("Authorization", auth)
+                    .header("X-TC-Action", "SendSms")
+                    .header("X-TC-Version", "2021-01-11")
+                    .header("X-TC-Timestamp", ts.to_string())
+                    .header("X-TC-Region", "ap-guangzhou")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the emulator answers");
+                let text = resp.text().await.unwrap();
+                assert!(text.contains("\"Code\":\"Ok\""), "{}", &text[..text.len().min(300)]);
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
