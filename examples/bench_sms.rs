@@ -20,12 +20,17 @@ use std::time::Instant;
 
 use tencent_emulator::{Emulator, SECRET_ID, SECRET_KEY, SMS_SDK_APP_ID};
 
-/// Calls in flight at once, for the bare client and for `disclose` (SMS lane concurrency 2 ×
-/// 5 calls per claim).
-const IN_FLIGHT: usize = 10;
-const CONCURRENCY: usize = 2;
+/// Calls in flight at once for the bare client: as many as `disclose` can have (SMS lane
+/// concurrency × 5 calls per claim).
+const CALLS_PER_CLAIM: usize = 5;
 
 fn main() {
+    // The SMS lane's workers (`concurrency` in sms.toml): BENCH_CONCURRENCY, default 4.
+    let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let in_flight = concurrency * CALLS_PER_CLAIM;
     let n: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse().expect("N: a number of subscribers"))
@@ -56,11 +61,11 @@ fn main() {
     // 1. The bare client: the same calls, signed the same way, IN_FLIGHT at a time.
     let calls = n.div_ceil(200);
     let t = Instant::now();
-    rt.block_on(bare_client(&emu.url, calls));
+    rt.block_on(bare_client(&emu.url, calls, in_flight));
     let bare = t.elapsed();
     let bare_rate = calls as f64 / bare.as_secs_f64();
     println!(
-        "bare reqwest client:   {calls} calls in {:.2} s = {bare_rate:.0} calls/s ({:.0} numbers/s)",
+        "bare reqwest client:   {in_flight} in flight, {calls} calls in {:.2} s = {bare_rate:.0} calls/s ({:.0} numbers/s)",
         bare.as_secs_f64(),
         bare_rate * 200.0
     );
@@ -83,7 +88,7 @@ fn main() {
     std::fs::write(
         work.join("channels/sms.toml"),
         format!(
-            "channel = \"sms\"\nbatch_size = 200\nconcurrency = {CONCURRENCY}\n[transport]\ntype = \"tencent_sms\"\n\
+            "channel = \"sms\"\nbatch_size = 200\nconcurrency = {concurrency}\n[transport]\ntype = \"tencent_sms\"\n\
              endpoint = \"{}\"\nsms_sdk_app_id = \"{SMS_SDK_APP_ID}\"\n\
              secret_id_env = \"BENCH_TENCENT_ID\"\nsecret_key_env = \"BENCH_TENCENT_KEY\"\n",
             emu.url
@@ -143,7 +148,7 @@ fn main() {
     let once = got.values().all(|&c| c == 1);
     let disclose_rate = calls as f64 / secs;
     println!(
-        "disclose dispatch:     {secs:.2} s end to end, {mb:.0} MB peak; {} numbers received, each once: {once}",
+        "disclose dispatch:     SMS lane concurrency {concurrency}: {secs:.2} s end to end, {mb:.0} MB peak; {} numbers received, each once: {once}",
         got.len()
     );
     println!(
@@ -189,8 +194,8 @@ fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     (secs, kb / 1024.0, text)
 }
 
-/// `calls` SendSms calls of 200 numbers, `IN_FLIGHT` at a time, signed as Tencent requires.
-async fn bare_client(url: &str, calls: usize) {
+/// `calls` SendSms calls of 200 numbers, `in_flight` at a time, signed as Tencent requires.
+async fn bare_client(url: &str, calls: usize, in_flight: usize) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -201,7 +206,7 @@ async fn bare_client(url: &str, calls: usize) {
         .to_string();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..IN_FLIGHT {
+    for _ in 0..in_flight {
         let (client, url, host, next) = (client.clone(), url.to_string(), host.clone(), next.clone());
         set.spawn(async move {
             loop {

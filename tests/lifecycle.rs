@@ -756,6 +756,13 @@ fn a_cancelled_schedule_never_goes_out_even_after_a_restart() {
         .unwrap();
     assert!(event.contains("暂缓公示"), "{event}");
     assert!(ok(&s, "2026-12-01T09:30:00+08:00", &["audit", "verify"]).contains("intact"));
+    let v: Value = serde_json::from_str(&ok(
+        &s,
+        "2026-12-01T09:30:00+08:00",
+        &["status", "cancel-1", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(v["job"]["status"], "cancelled", "{v:#}");
 
     // Cancelling again: nothing is left, and nothing more is written.
     let out = at(

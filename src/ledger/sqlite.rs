@@ -378,10 +378,17 @@ impl SqliteLedger {
         let mut rows = stmt.query(params![row.id])?;
         let mut open = 0u64;
         let mut scheduled = 0u64;
+        let (mut cancelled, mut total) = (0u64, 0u64);
         while let Some(r) = rows.next()? {
             let (ch, st, n): (String, String, u64) = (r.get(0)?, r.get(1)?, r.get(2)?);
             if matches!(st.as_str(), "pending" | "sending" | "unknown") {
                 open += n;
+            }
+            if st == "cancelled" {
+                cancelled += n;
+            }
+            if st != "skipped" {
+                total += n;
             }
             outcomes.entry(ch).or_default().insert(st, n);
         }
@@ -393,7 +400,10 @@ impl SqliteLedger {
                 |r| r.get(0),
             )?;
         }
-        let status = if open == 0 {
+        let status = if open == 0 && cancelled > 0 && cancelled == total {
+            // Nothing went out: cancelled before publication, or retracted before it was sent.
+            "cancelled"
+        } else if open == 0 {
             "completed"
         } else if scheduled == open {
             "scheduled"
