@@ -8,6 +8,9 @@
 //! cargo build --release --bin disclose --example bench_sms
 //! target/release/examples/bench_sms [N]
 //! ```
+//!
+//! `BENCH_CONCURRENCY` sets the SMS lane's workers (default 4); `BENCH_WRAP="perf record -g --"`
+//! runs the timed `disclose` commands under a profiler.
 
 #[path = "../tests/emulators/tencent.rs"]
 #[allow(dead_code)]
@@ -169,7 +172,11 @@ fn main() {
 fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     let time = work.join("time.txt");
     let mut t = Command::new("/usr/bin/time");
-    t.arg("-f").arg("%e %M").arg("-o").arg(&time).arg(c.get_program());
+    t.arg("-f").arg("%e %M").arg("-o").arg(&time);
+    if let Ok(w) = std::env::var("BENCH_WRAP") {
+        t.args(w.split_whitespace());
+    }
+    t.arg(c.get_program());
     t.args(c.get_args());
     for (k, v) in c.get_envs() {
         if let Some(v) = v {

@@ -903,50 +903,52 @@ impl Ledger for SqliteLedger {
         let mut entries = Vec::with_capacity(records.len());
         let mut changed = Vec::with_capacity(records.len());
         let mut jobs: Vec<String> = Vec::new();
-        // One statement per kind of outcome (a batch is usually all `delivered`), not one per row.
-        let mut groups: Vec<(&Record, Vec<i64>)> = Vec::new();
-        for r in records {
-            let same = |g: &&mut (&Record, Vec<i64>)| {
-                g.0.state == r.state
-                    && g.0.code == r.code
-                    && g.0.detail == r.detail
-                    && g.0.retry_at == r.retry_at
-                    && g.0.deferred == r.deferred
-            };
-            match groups.iter_mut().find(same) {
-                Some(g) => g.1.push(r.id),
-                None => groups.push((r, vec![r.id])),
-            }
-        }
+        // One statement for the whole batch, each row's outcome joined in from a JSON array:
+        // providers give every message its own reference, so grouping rows by outcome would be
+        // one statement per delivery (a third of the time of a large SMS fan-out went there).
+        let by_id: HashMap<i64, &Record> = records.iter().map(|r| (r.id, r)).collect();
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                json!([
+                    r.id,
+                    r.state.as_str(),
+                    r.code,
+                    r.detail,
+                    r.retry_at,
+                    i64::from(r.deferred)
+                ])
+            })
+            .collect();
+        let rows = serde_json::Value::Array(rows).to_string();
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE deliveries SET state = ?1, code = ?2, detail = ?3, due_at = COALESCE(?4, due_at), lease_until = NULL, updated_at = ?5,
-                        attempts = max(attempts - ?7, 0)
-                 WHERE id IN (SELECT value FROM json_each(?6)) AND state IN ('sending', 'unknown')
-                 RETURNING id, job_id, channel, recipient",
+                "UPDATE deliveries SET state = j.state, code = j.code, detail = j.detail,
+                        due_at = COALESCE(j.retry_at, due_at), lease_until = NULL, updated_at = ?1,
+                        attempts = max(attempts - j.deferred, 0)
+                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, value ->> 2 AS code,
+                              value ->> 3 AS detail, value ->> 4 AS retry_at, value ->> 5 AS deferred
+                       FROM json_each(?2)) AS j
+                 WHERE deliveries.id = j.id AND deliveries.state IN ('sending', 'unknown')
+                 RETURNING deliveries.id, deliveries.job_id, deliveries.channel, deliveries.recipient",
             )?;
-            for (r, ids) in &groups {
-                let ids = serde_json::to_string(ids).unwrap_or_default();
-                let rows = stmt.query_map(
-                    params![r.state.as_str(), r.code, r.detail, r.retry_at, now_ms, ids, i64::from(r.deferred)],
-                    |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, String>(3)?,
-                        ))
-                    },
-                )?;
-                // A record for a delivery no longer in flight (cancelled meanwhile) changes nothing.
-                for row in rows {
-                    let (id, job, channel, recipient) = row?;
-                    if !jobs.contains(&job) {
-                        jobs.push(job.clone());
-                    }
-                    entries.push((id, json!([id, r.state.as_str(), r.code])));
-                    changed.push((id, job, channel, recipient, r.state, r.code.clone()));
+            let returned = stmt.query_map(params![now_ms, rows], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })?;
+            // A record for a delivery no longer in flight (cancelled meanwhile) changes nothing.
+            for row in returned {
+                let (id, job, channel, recipient) = row?;
+                let Some(r) = by_id.get(&id) else { continue };
+                if !jobs.contains(&job) {
+                    jobs.push(job.clone());
                 }
+                entries.push((id, json!([id, r.state.as_str(), r.code])));
+                changed.push((id, job, channel, recipient, r.state, r.code.clone()));
             }
         }
         entries.sort_by_key(|(id, _)| *id);
