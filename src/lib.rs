@@ -46,6 +46,7 @@ pub mod intake;
 pub mod jcs;
 pub mod job;
 pub mod ledger;
+pub mod letter;
 pub mod pace;
 pub mod phone;
 pub mod policy;

@@ -47,6 +47,10 @@ pub enum Transport {
         site_title: String,
         base_url: String,
     },
+    /// Official letters as PDF (GB/T 9704) for the print room: see [`super::letter`].
+    PdfLetters(super::letter::PdfLettersConfig),
+    /// E-mail over SMTP (lettre, pooled): see [`super::email`].
+    Smtp(super::email::SmtpConfig),
 }
 
 /// Retries of transient failures: exponential backoff with jitter, honouring Retry-After.
@@ -159,6 +163,11 @@ impl ChannelConfig {
             }
             _ => {}
         }
+        match &self.transport {
+            Transport::PdfLetters(c) => problems.extend(c.validate(self.channel)),
+            Transport::Smtp(c) => problems.extend(c.validate(self.channel)),
+            _ => {}
+        }
         problems
     }
 
@@ -185,6 +194,11 @@ impl ChannelConfig {
                     base_url.clone(),
                 )
                 .map(|w| Arc::new(w) as Arc<dyn Channel>)
+            }
+            Transport::PdfLetters(c) => super::letter::PdfLetters::open(c, output)
+                .map(|l| Arc::new(l) as Arc<dyn Channel>),
+            Transport::Smtp(c) => {
+                super::email::Smtp::open(c).map(|s| Arc::new(s) as Arc<dyn Channel>)
             }
         }
     }

@@ -18,7 +18,9 @@ use crate::job::{ChannelKind, Job};
 use crate::render::Rendered;
 
 pub mod config;
+pub mod email;
 pub mod http;
+pub mod letter;
 pub mod outbox;
 pub mod website;
 
