@@ -205,7 +205,11 @@ impl Drop for Pooled {
 
 pub struct Smtp {
     builder: lettre::transport::smtp::AsyncSmtpTransportBuilder,
-    transport: OnceLock<Pooled>,
+    /// The pool in use; replaced after a send that broke off, whose connection may still hold
+    /// the late reply (a pooled connection must never read one message's answer for another).
+    transport: std::sync::Mutex<Option<Arc<Pooled>>>,
+    /// The deadline of one send (lettre's async transport times out only the connect).
+    timeout: Duration,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     domain: String,
@@ -267,7 +271,8 @@ impl Smtp {
             .map(|n| RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN)));
         Ok(Smtp {
             builder: b,
-            transport: OnceLock::new(),
+            transport: std::sync::Mutex::new(None),
+            timeout: Duration::from_secs(cfg.timeout_secs),
             domain: from.email.domain().to_string(),
             from,
             reply_to,
@@ -308,6 +313,19 @@ impl Smtp {
             date: letter::chinese_date(job.approval.approved_at),
         };
         ts.letter(&l).map(|p| p.bytes).map_err(|e| e.to_string())
+    }
+
+    fn pool(&self) -> Arc<Pooled> {
+        let mut g = self.transport.lock().unwrap_or_else(|e| e.into_inner());
+        g.get_or_insert_with(|| Arc::new(Pooled(Some(self.builder.clone().build()))))
+            .clone()
+    }
+
+    fn discard(&self, pooled: &Arc<Pooled>) {
+        let mut g = self.transport.lock().unwrap_or_else(|e| e.into_inner());
+        if g.as_ref().is_some_and(|p| Arc::ptr_eq(p, pooled)) {
+            *g = None;
+        }
     }
 
     /// `<job.hash@domain>`: the same job and recipient always give the same id.
@@ -389,18 +407,28 @@ impl Smtp {
             l.until_ready().await;
         }
         let id = self.message_id(&job.id, &item.recipient);
-        let transport = self
-            .transport
-            .get_or_init(|| Pooled(Some(self.builder.clone().build())))
-            .0
-            .as_ref()
-            .expect("built");
-        match transport.send(message).await {
-            Ok(_) => Outcome::Delivered { reference: Some(id) },
-            Err(e) => {
+        let pooled = self.pool();
+        let transport = pooled.0.as_ref().expect("built");
+        let to = mask(item.address.as_deref().unwrap_or(""));
+        match tokio::time::timeout(self.timeout, transport.send(message)).await {
+            Ok(Ok(_)) => Outcome::Delivered { reference: Some(id) },
+            Ok(Err(e)) => {
                 let o = classify(&e);
-                tracing::warn!(channel = "email", delivery = item.delivery_id, to = %mask(item.address.as_deref().unwrap_or("")), error = %e, outcome = ?o, "smtp send failed");
+                if matches!(o, Outcome::Unknown { .. }) {
+                    self.discard(&pooled);
+                }
+                tracing::warn!(channel = "email", delivery = item.delivery_id, %to, error = %e, outcome = ?o, "smtp send failed");
                 o
+            }
+            Err(_) => {
+                self.discard(&pooled);
+                tracing::warn!(channel = "email", delivery = item.delivery_id, %to, timeout_s = self.timeout.as_secs(), "smtp send timed out; the message may have been accepted");
+                Outcome::Unknown {
+                    detail: format!(
+                        "the SMTP server did not finish within {} s; the message may have been accepted",
+                        self.timeout.as_secs()
+                    ),
+                }
             }
         }
     }
