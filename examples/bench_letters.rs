@@ -23,13 +23,21 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("examples/jobs/03-investigation-result-letters.json"))
-        .expect("the example job");
-    let job = disclose::job::parse(text.as_bytes()).expect("the example job parses").job;
+    let text =
+        std::fs::read_to_string(root.join("examples/jobs/03-investigation-result-letters.json"))
+            .expect("the example job");
+    let job = disclose::job::parse(text.as_bytes())
+        .expect("the example job parses")
+        .job;
     let templates = Templates::load(&root.join("templates")).expect("templates");
     let t0 = Instant::now();
-    let ts = Typesetter::new(&FontSet::default(), Style::default()).expect("the default fonts (apt-get install fonts-noto-cjk)");
-    println!("fonts loaded in {:.0} ms: {:?}", t0.elapsed().as_secs_f64() * 1e3, ts.font_names());
+    let ts = Typesetter::new(&FontSet::default(), Style::default())
+        .expect("the default fonts (apt-get install fonts-noto-cjk)");
+    println!(
+        "fonts loaded in {:.0} ms: {:?}",
+        t0.elapsed().as_secs_f64() * 1e3,
+        ts.font_names()
+    );
     let reference = letter::document_number(&job, "组干函");
     let date = letter::chinese_date(job.approval.approved_at);
     // The letters, rendered first (the engine renders them before the channel sees them).
@@ -38,9 +46,17 @@ fn main() {
             let who = RecipientView {
                 id: format!("r-{i:04}"),
                 name: format!("王{}", ["五", "建国", "秀英", "小明"][i % 4]),
-                role: if i % 2 == 0 { "reported" } else { "complainant" }.into(),
+                role: if i % 2 == 0 {
+                    "reported"
+                } else {
+                    "complainant"
+                }
+                .into(),
             };
-            let Rendered::Letter { html } = templates.render(&job, ChannelKind::Letter, Some(&who)).expect("renders") else {
+            let Rendered::Letter { html } = templates
+                .render(&job, ChannelKind::Letter, Some(&who))
+                .expect("renders")
+            else {
                 unreachable!()
             };
             Letter {
@@ -71,7 +87,10 @@ fn main() {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
     });
     let secs = t.elapsed().as_secs_f64();
     let bytes: usize = results.iter().map(|r| r.0).sum();

@@ -75,7 +75,11 @@ impl Server {
             .arg(self.dir.join("attachments"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
@@ -104,12 +108,20 @@ impl Drop for Server {
 }
 
 fn config(port: u16, extra: &str) -> SmtpConfig {
-    let timeout = if extra.contains("timeout_secs") { "" } else { "timeout_secs = 5\n" };
+    let timeout = if extra.contains("timeout_secs") {
+        ""
+    } else {
+        "timeout_secs = 5\n"
+    };
     let cfg: SmtpConfig = toml::from_str(&format!(
         "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"中共示例县委组织部 <noreply@zzb.example.gov.cn>\"\nlist_unsubscribe = \"<mailto:unsubscribe@zzb.example.gov.cn?subject=unsubscribe>\"\n{timeout}{extra}"
     ))
     .unwrap();
-    assert!(cfg.validate(ChannelKind::Email).is_empty(), "{:?}", cfg.validate(ChannelKind::Email));
+    assert!(
+        cfg.validate(ChannelKind::Email).is_empty(),
+        "{:?}",
+        cfg.validate(ChannelKind::Email)
+    );
     cfg
 }
 
@@ -124,7 +136,11 @@ fn email(templates: &Templates, job: &Job, id: &str, name: &str) -> Arc<Rendered
         name: name.into(),
         role: "member".into(),
     };
-    Arc::new(templates.render(job, ChannelKind::Email, Some(&who)).unwrap())
+    Arc::new(
+        templates
+            .render(job, ChannelKind::Email, Some(&who))
+            .unwrap(),
+    )
 }
 
 fn item(n: i64, id: &str, name: &str, address: &str, content: Arc<Rendered>) -> Item {
@@ -175,8 +191,20 @@ fn messages_read_back_with_chinese_subject_both_parts_and_stable_ids() {
     let t = Templates::load(&repo().join("templates")).unwrap();
     let j = job("01-pre-appointment-release.json");
     let items = vec![
-        item(1, "p001", "县融媒体中心", "news@rmt.example.cn", email(&t, &j, "p001", "县融媒体中心")),
-        item(2, "p002", "市日报社驻县记者站", "county@daily.example.cn", email(&t, &j, "p002", "市日报社驻县记者站")),
+        item(
+            1,
+            "p001",
+            "县融媒体中心",
+            "news@rmt.example.cn",
+            email(&t, &j, "p001", "县融媒体中心"),
+        ),
+        item(
+            2,
+            "p002",
+            "市日报社驻县记者站",
+            "county@daily.example.cn",
+            email(&t, &j, "p002", "市日报社驻县记者站"),
+        ),
     ];
     let out = rt.block_on(ch.deliver(&batch(j.clone(), items)));
     let ids: Vec<String> = out
@@ -198,7 +226,10 @@ fn messages_read_back_with_chinese_subject_both_parts_and_stable_ids() {
     assert_eq!(m["subject"], "关于张三同志任职前公示的公告");
     // On the wire the subject is an RFC 2047 encoded word, not raw UTF-8.
     let raw = m["raw_subject"].as_str().unwrap();
-    assert!(raw.is_ascii() && raw.to_ascii_lowercase().contains("=?utf-8?"), "{raw}");
+    assert!(
+        raw.is_ascii() && raw.to_ascii_lowercase().contains("=?utf-8?"),
+        "{raw}"
+    );
     assert_eq!(m["to"], "县融媒体中心 <news@rmt.example.cn>");
     assert_eq!(m["from"], "中共示例县委组织部 <noreply@zzb.example.gov.cn>");
     assert_eq!(m["message_id"], ids[0]);
@@ -210,16 +241,38 @@ fn messages_read_back_with_chinese_subject_both_parts_and_stable_ids() {
     assert_eq!(m["parts"][0]["type"], "multipart/alternative");
     let text = part(m, "text/plain")["text"].as_str().unwrap();
     let html = part(m, "text/html")["text"].as_str().unwrap();
-    assert!(text.starts_with("县融媒体中心：") && text.contains("张三，现任县财政局副局长，拟任县财政局局长。"), "{text}");
-    assert!(html.contains("<td>张三</td>") && html.contains("举报电话：0000-12380"), "{html}");
+    assert!(
+        text.starts_with("县融媒体中心：")
+            && text.contains("张三，现任县财政局副局长，拟任县财政局局长。"),
+        "{text}"
+    );
+    assert!(
+        html.contains("<td>张三</td>") && html.contains("举报电话：0000-12380"),
+        "{html}"
+    );
 
     // Sent again (a resend after an unknown): the same Message-ID, recognisably the same message.
     let again = rt.block_on(ch.deliver(&batch(
         j.clone(),
-        vec![item(1, "p001", "县融媒体中心", "news@rmt.example.cn", email(&t, &j, "p001", "县融媒体中心"))],
+        vec![item(
+            1,
+            "p001",
+            "县融媒体中心",
+            "news@rmt.example.cn",
+            email(&t, &j, "p001", "县融媒体中心"),
+        )],
     )));
-    assert_eq!(again[0], Outcome::Delivered { reference: Some(ids[0].clone()) });
-    let ids_now: Vec<Value> = server.messages().iter().map(|m| m["message_id"].clone()).collect();
+    assert_eq!(
+        again[0],
+        Outcome::Delivered {
+            reference: Some(ids[0].clone())
+        }
+    );
+    let ids_now: Vec<Value> = server
+        .messages()
+        .iter()
+        .map(|m| m["message_id"].clone())
+        .collect();
     assert_eq!(ids_now.iter().filter(|i| **i == ids[0]).count(), 2);
 }
 
@@ -231,7 +284,12 @@ fn a_unit_document_has_no_unsubscribe_and_can_carry_its_letter_as_pdf() {
     let ch = Smtp::open(&config(server.port, "")).unwrap();
     // The general template, asking for its letter to be attached.
     let templates = s.path("templates/general");
-    for f in ["email.subject.hbs", "email.txt.hbs", "email.html.hbs", "letter.html.hbs"] {
+    for f in [
+        "email.subject.hbs",
+        "email.txt.hbs",
+        "email.html.hbs",
+        "letter.html.hbs",
+    ] {
         std::fs::create_dir_all(&templates).unwrap();
         std::fs::copy(repo().join("templates/general").join(f), templates.join(f)).unwrap();
     }
@@ -239,28 +297,59 @@ fn a_unit_document_has_no_unsubscribe_and_can_carry_its_letter_as_pdf() {
     let t = Templates::load(&s.path("templates")).unwrap();
     let j = job("02-scheduled-unit-notice.json");
     let content = email(&t, &j, "c001", "周明");
-    assert!(matches!(&*content, Rendered::Email { letter: Some(_), .. }));
+    assert!(matches!(
+        &*content,
+        Rendered::Email {
+            letter: Some(_),
+            ..
+        }
+    ));
     let out = rt.block_on(ch.deliver(&batch(
         j,
-        vec![item(5, "c001", "周明", "zhouming@czj.example.gov.cn", content)],
+        vec![item(
+            5,
+            "c001",
+            "周明",
+            "zhouming@czj.example.gov.cn",
+            content,
+        )],
     )));
     assert!(matches!(out[0], Outcome::Delivered { .. }), "{out:?}");
     let msgs = server.messages();
     let m = &msgs[0];
     assert_eq!(m["subject"], "关于县财政局副局长职位竞争上岗的通知");
-    assert!(m["list_unsubscribe"].is_null(), "a unit document is not a list: {m}");
+    assert!(
+        m["list_unsubscribe"].is_null(),
+        "a unit document is not a list: {m}"
+    );
     assert_eq!(m["parts"][0]["type"], "multipart/mixed");
-    assert!(part(m, "text/plain")["text"].as_str().unwrap().contains("周明："));
+    assert!(
+        part(m, "text/plain")["text"]
+            .as_str()
+            .unwrap()
+            .contains("周明：")
+    );
     let pdf = part(m, "application/pdf");
     assert_eq!(pdf["filename"], "zzb-2026-0150.pdf");
     let saved = server.dir.join("attachments/zzb-2026-0150.pdf");
     let text = Command::new("pdftotext")
         .args(["-layout", saved.to_str().unwrap(), "-"])
         .output()
-        .unwrap_or_else(|e| panic!("pdftotext ({e}): apt-get install poppler-utils; .ci/run does this"));
+        .unwrap_or_else(|e| {
+            panic!("pdftotext ({e}): apt-get install poppler-utils; .ci/run does this")
+        });
     let text = String::from_utf8(text.stdout).unwrap();
-    for want in ["中共示例县委组织部", "组干函〔2026〕15号", "周明同志：", "竞争上岗方式选拔副局长1名", "特此函告。"] {
-        assert!(text.contains(want), "{want:?} not in the attached letter:\n{text}");
+    for want in [
+        "中共示例县委组织部",
+        "组干函〔2026〕15号",
+        "周明同志：",
+        "竞争上岗方式选拔副局长1名",
+        "特此函告。",
+    ] {
+        assert!(
+            text.contains(want),
+            "{want:?} not in the attached letter:\n{text}"
+        );
     }
 }
 
@@ -280,15 +369,24 @@ fn replies_are_classified_451_retried_550_permanent_for_that_recipient_only() {
     ];
     let out = rt.block_on(ch.deliver(&batch(j.clone(), items.clone())));
     assert!(matches!(&out[0], Outcome::Delivered { .. }), "{out:?}");
-    assert!(matches!(&out[1], Outcome::Failed { code, permanent: false, .. } if code == "smtp_451"), "{out:?}");
-    assert!(matches!(&out[2], Outcome::Failed { code, permanent: true, detail } if code == "smtp_550" && detail.contains("mailbox unavailable")), "{out:?}");
+    assert!(
+        matches!(&out[1], Outcome::Failed { code, permanent: false, .. } if code == "smtp_451"),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[2], Outcome::Failed { code, permanent: true, detail } if code == "smtp_550" && detail.contains("mailbox unavailable")),
+        "{out:?}"
+    );
     // The retry (the engine's, after its backoff) is accepted.
     let retry = rt.block_on(ch.deliver(&batch(j, vec![items[1].clone()])));
     assert!(matches!(&retry[0], Outcome::Delivered { .. }), "{retry:?}");
     let accepted = server.accepted();
     assert_eq!(
         accepted,
-        BTreeMap::from([("ok@example.cn".to_string(), 1), ("tempfail@example.cn".to_string(), 1)])
+        BTreeMap::from([
+            ("ok@example.cn".to_string(), 1),
+            ("tempfail@example.cn".to_string(), 1)
+        ])
     );
 }
 
@@ -304,8 +402,14 @@ fn no_connection_is_transient_and_a_reply_lost_after_data_is_unknown() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let ch = Smtp::open(&config(port, "")).unwrap();
-    let out = rt.block_on(ch.deliver(&batch(j.clone(), vec![item(1, "a", "甲", "ok@example.cn", c.clone())])));
-    assert!(matches!(&out[0], Outcome::Failed { code, permanent: false, .. } if code == "smtp_connect"), "{out:?}");
+    let out = rt.block_on(ch.deliver(&batch(
+        j.clone(),
+        vec![item(1, "a", "甲", "ok@example.cn", c.clone())],
+    )));
+    assert!(
+        matches!(&out[0], Outcome::Failed { code, permanent: false, .. } if code == "smtp_connect"),
+        "{out:?}"
+    );
 
     // The server takes the message but answers after the client gave up: it may have been
     // sent (it was), so it is unknown — and the status query cannot tell, so it stays unknown.
@@ -314,12 +418,31 @@ fn no_connection_is_transient_and_a_reply_lost_after_data_is_unknown() {
     let b = batch(j, vec![item(1, "a", "甲", "slow@example.cn", c)]);
     let out = rt.block_on(ch.deliver(&b));
     assert!(matches!(&out[0], Outcome::Unknown { .. }), "{out:?}");
-    assert_eq!(server.accepted().get("slow@example.cn"), Some(&1), "it did reach the server");
+    assert_eq!(
+        server.accepted().get("slow@example.cn"),
+        Some(&1),
+        "it did reach the server"
+    );
     let resolved = rt.block_on(ch.resolve(&b));
-    assert!(matches!(&resolved[0], Outcome::Unknown { detail } if detail.contains("Message-ID")), "{resolved:?}");
+    assert!(
+        matches!(&resolved[0], Outcome::Unknown { detail } if detail.contains("Message-ID")),
+        "{resolved:?}"
+    );
     // The connection that missed the reply is not reused: the next message gets its own answer.
-    let next = rt.block_on(ch.deliver(&batch(job("01-pre-appointment-release.json"), vec![item(2, "b", "乙", "reject-b@example.cn", email(&t, &job("01-pre-appointment-release.json"), "b", "乙"))])));
-    assert!(matches!(&next[0], Outcome::Failed { code, permanent: true, .. } if code == "smtp_550"), "{next:?}");
+    let next = rt.block_on(ch.deliver(&batch(
+        job("01-pre-appointment-release.json"),
+        vec![item(
+            2,
+            "b",
+            "乙",
+            "reject-b@example.cn",
+            email(&t, &job("01-pre-appointment-release.json"), "b", "乙"),
+        )],
+    )));
+    assert!(
+        matches!(&next[0], Outcome::Failed { code, permanent: true, .. } if code == "smtp_550"),
+        "{next:?}"
+    );
 }
 
 #[test]
@@ -331,11 +454,24 @@ fn the_per_server_rate_limit_paces_messages() {
     let t = Templates::load(&repo().join("templates")).unwrap();
     let j = job("01-pre-appointment-release.json");
     let c = email(&t, &j, "x", "记者");
-    let items: Vec<Item> = (0..11).map(|i| item(i, &format!("r{i}"), "记者", &format!("r{i}@example.cn"), c.clone())).collect();
+    let items: Vec<Item> = (0..11)
+        .map(|i| {
+            item(
+                i,
+                &format!("r{i}"),
+                "记者",
+                &format!("r{i}@example.cn"),
+                c.clone(),
+            )
+        })
+        .collect();
     let start = Instant::now();
     let out = rt.block_on(ch.deliver(&batch(j, items)));
     let took = start.elapsed();
-    assert!(out.iter().all(|o| matches!(o, Outcome::Delivered { .. })), "{out:?}");
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Delivered { .. })),
+        "{out:?}"
+    );
     // 11 messages at 10 a second, no burst: at least one second.
     assert!(took >= Duration::from_millis(950), "{took:?}");
     assert_eq!(server.accepted().len(), 11);
@@ -372,21 +508,42 @@ fn flow_1_dispatch_mails_the_press_list_once() {
     let server = Server::start(&s.path("smtp"));
     let dir = channels(&s, &server);
     let run = || {
-        s.command(&["dispatch", "--directory", "examples/directory", "examples/jobs/01-pre-appointment-release.json"])
-            .env("DISCLOSE_PATHS_CHANNELS_DIR", &dir)
-            .output()
-            .unwrap()
+        s.command(&[
+            "dispatch",
+            "--directory",
+            "examples/directory",
+            "examples/jobs/01-pre-appointment-release.json",
+        ])
+        .env("DISCLOSE_PATHS_CHANNELS_DIR", &dir)
+        .output()
+        .unwrap()
     };
     let out = run();
-    assert!(out.status.success(), "{}\n{}", stdout(&out), common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout(&out),
+        common::stderr(&out)
+    );
     let msgs = server.messages();
     let mut to: Vec<&str> = msgs.iter().map(|m| m["to"].as_str().unwrap()).collect();
     to.sort();
 
-    assert_eq!(to, ["县融媒体中心 <news@rmt.example.cn>", "市日报社驻县记者站 <county@daily.example.cn>"]);
+    assert_eq!(
+        to,
+        [
+            "县融媒体中心 <news@rmt.example.cn>",
+            "市日报社驻县记者站 <county@daily.example.cn>"
+        ]
+    );
     for m in &msgs {
         assert_eq!(m["subject"], "关于张三同志任职前公示的公告");
-        assert!(part(m, "text/plain")["text"].as_str().unwrap().contains("拟任县财政局局长"));
+        assert!(
+            part(m, "text/plain")["text"]
+                .as_str()
+                .unwrap()
+                .contains("拟任县财政局局长")
+        );
         assert!(!m["list_unsubscribe"].is_null());
     }
     // Subscribers have no e-mail address: skipped, not sent.
@@ -397,7 +554,11 @@ fn flow_1_dispatch_mails_the_press_list_once() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     for (_, state, code, _) in &rows {
         assert_eq!(state, "delivered");
-        assert!(code.as_deref().is_some_and(|c| c.starts_with("<zzb-2026-0142.")), "{code:?}");
+        assert!(
+            code.as_deref()
+                .is_some_and(|c| c.starts_with("<zzb-2026-0142.")),
+            "{code:?}"
+        );
     }
     // Again: a duplicate, nothing mailed twice.
     let again = run();
@@ -422,19 +583,33 @@ fn flow_2_dispatch_mails_the_unit_when_due_retrying_451_and_recording_550() {
         "id,name,email\nc001,周明,zhouming@czj.example.gov.cn\nc002,吴芳,tempfail-wufang@czj.example.gov.cn\nc003,郑伟,reject-zhengwei@czj.example.gov.cn\n",
     );
     let out = s
-        .command(&["dispatch", "--directory", s.path("directory").to_str().unwrap(), "examples/jobs/02-scheduled-unit-notice.json"])
+        .command(&[
+            "dispatch",
+            "--directory",
+            s.path("directory").to_str().unwrap(),
+            "examples/jobs/02-scheduled-unit-notice.json",
+        ])
         .env("DISCLOSE_PATHS_CHANNELS_DIR", &dir)
         .env("DISCLOSE_CLOCK", "2026-12-07T10:00:00+08:00")
         .output()
         .unwrap();
-    assert!(stdout(&out).contains("zzb-2026-0150"), "{}\n{}", stdout(&out), common::stderr(&out));
+    assert!(
+        stdout(&out).contains("zzb-2026-0150"),
+        "{}\n{}",
+        stdout(&out),
+        common::stderr(&out)
+    );
     let rows = ledger_rows(&s, "zzb-2026-0150");
     let by: BTreeMap<&str, (&str, Option<&str>, i64)> = rows
         .iter()
         .map(|(r, st, c, a)| (r.as_str(), (st.as_str(), c.as_deref(), *a)))
         .collect();
     assert_eq!(by["c001"].0, "delivered");
-    assert_eq!((by["c002"].0, by["c002"].2), ("delivered", 2), "accepted on the second attempt");
+    assert_eq!(
+        (by["c002"].0, by["c002"].2),
+        ("delivered", 2),
+        "accepted on the second attempt"
+    );
     assert_eq!((by["c003"].0, by["c003"].1), ("failed", Some("smtp_550")));
     let accepted = server.accepted();
     assert_eq!(accepted.values().sum::<usize>(), 2, "{accepted:?}");
@@ -442,7 +617,12 @@ fn flow_2_dispatch_mails_the_unit_when_due_retrying_451_and_recording_550() {
     let msgs = server.messages();
     for m in &msgs {
         assert_eq!(m["subject"], "关于县财政局副局长职位竞争上岗的通知");
-        assert!(m["list_unsubscribe"].is_null(), "unit scope is not a public list");
-        assert!(part(m, "text/html")["text"].as_str().unwrap().contains("<p>推荐方式：个人报名与组织推荐相结合。报名时间：2026年12月7日至12月11日。</p>"));
+        assert!(
+            m["list_unsubscribe"].is_null(),
+            "unit scope is not a public list"
+        );
+        assert!(part(m, "text/html")["text"].as_str().unwrap().contains(
+            "<p>推荐方式：个人报名与组织推荐相结合。报名时间：2026年12月7日至12月11日。</p>"
+        ));
     }
 }

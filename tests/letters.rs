@@ -49,8 +49,9 @@ fn pages(pdf: &Path) -> usize {
 }
 
 fn example_job() -> Job {
-    let text = std::fs::read_to_string(repo().join("examples/jobs/03-investigation-result-letters.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("examples/jobs/03-investigation-result-letters.json"))
+            .unwrap();
     disclose::job::parse(text.as_bytes()).unwrap().job
 }
 
@@ -66,7 +67,14 @@ fn channel(dir: &Path, extra: &str) -> PdfLetters {
     })
 }
 
-fn item(id: i64, recipient: &str, name: &str, role: &str, address: Option<&str>, html: String) -> Item {
+fn item(
+    id: i64,
+    recipient: &str,
+    name: &str,
+    role: &str,
+    address: Option<&str>,
+    html: String,
+) -> Item {
     Item {
         delivery_id: id,
         recipient: recipient.into(),
@@ -128,7 +136,10 @@ fn a_letter_reads_back_in_the_order_of_the_standard_with_fonts_embedded() {
     let job = example_job();
     let html = rendered(&job, "r-0001", "王五", "reported");
     let address = r#"{"postcode":"100000","lines":["某县某镇人民政府","镇长办公室"]}"#;
-    let b = batch(job, vec![item(41, "r-0001", "王五", "reported", Some(address), html)]);
+    let b = batch(
+        job,
+        vec![item(41, "r-0001", "王五", "reported", Some(address), html)],
+    );
     let out = runtime().block_on(ch.deliver(&b));
     let reference = delivered(&out[0]);
     assert_eq!(reference, "batch-000041/000041-r-0001.pdf");
@@ -137,16 +148,16 @@ fn a_letter_reads_back_in_the_order_of_the_standard_with_fonts_embedded() {
     let t = text(&pdf);
     // The parts, in the order of GB/T 9704 10.1.
     let parts = [
-        "中共示例县委组织部",              // the organ's mark
-        "组干函〔2026〕16号",              // reference number: the approval's serial
+        "中共示例县委组织部",             // the organ's mark
+        "组干函〔2026〕16号",             // reference number: the approval's serial
         "关于信访举报问题调查结果的告知", // title
-        "王五同志：",                      // addressee
-        "关于反映你的有关问题",            // body
+        "王五同志：",                     // addressee
+        "关于反映你的有关问题",           // body
         "一、调查核实情况",
         "二、调查结论",
         "特此告知。",
-        "中共示例县委组织部",              // signature
-        "2026年11月25日",                  // date of approval, the standard's way
+        "中共示例县委组织部", // signature
+        "2026年11月25日",     // date of approval, the standard's way
     ];
     let mut at = 0;
     for p in parts {
@@ -155,7 +166,10 @@ fn a_letter_reads_back_in_the_order_of_the_standard_with_fonts_embedded() {
             .unwrap_or_else(|| panic!("{p:?} missing or out of order in:\n{t}"));
         at += found + p.len();
     }
-    assert!(!t.contains("署名反映"), "the reported person's wording only:\n{t}");
+    assert!(
+        !t.contains("署名反映"),
+        "the reported person's wording only:\n{t}"
+    );
     assert_eq!(pages(&pdf), 1);
     assert!(!t.contains("— 1 —"), "the first page shows no page number");
 
@@ -167,8 +181,15 @@ fn a_letter_reads_back_in_the_order_of_the_standard_with_fonts_embedded() {
         let cols: Vec<&str> = row.split_whitespace().collect();
         // name type [type2] encoding emb sub uni object ID
         let n = cols.len();
-        assert_eq!(&cols[n - 5..n - 2], ["yes", "yes", "yes"], "embedded, subset, unicode: {fonts}");
-        assert!(cols[0].len() > 7 && cols[0].as_bytes()[6] == b'+', "{fonts}");
+        assert_eq!(
+            &cols[n - 5..n - 2],
+            ["yes", "yes", "yes"],
+            "embedded, subset, unicode: {fonts}"
+        );
+        assert!(
+            cols[0].len() > 7 && cols[0].as_bytes()[6] == b'+',
+            "{fonts}"
+        );
         assert!(row.contains("CID"), "{fonts}");
     }
     assert!(fonts.contains("NotoSerifCJK"), "{fonts}");
@@ -177,9 +198,27 @@ fn a_letter_reads_back_in_the_order_of_the_standard_with_fonts_embedded() {
 
     // The first page as a picture, for a person to look at.
     let png = artifact("investigation-letter");
-    tool("pdftoppm", &["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", pdf.to_str().unwrap(), png.to_str().unwrap()]);
+    tool(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            pdf.to_str().unwrap(),
+            png.to_str().unwrap(),
+        ],
+    );
     let png = png.with_extension("png");
-    assert!(std::fs::metadata(&png).unwrap().len() > 10_000, "{}", png.display());
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 10_000,
+        "{}",
+        png.display()
+    );
 }
 
 #[test]
@@ -208,7 +247,11 @@ fn a_long_letter_keeps_the_grid_breaks_lines_the_chinese_way_and_numbers_its_pag
     assert!(!page_texts[0].contains("— 1 —"));
     for p in 2..=n {
         let squeezed: String = page_texts[p - 1].split_whitespace().collect();
-        assert!(squeezed.contains(&format!("—{p}—")), "page {p}:\n{}", page_texts[p - 1]);
+        assert!(
+            squeezed.contains(&format!("—{p}—")),
+            "page {p}:\n{}",
+            page_texts[p - 1]
+        );
     }
     // A full page of body text holds the 22 lines of the grid, each line at most 28 cells.
     let body_lines = |page: &str| -> Vec<String> {
@@ -244,7 +287,21 @@ fn a_long_letter_keeps_the_grid_breaks_lines_the_chinese_way_and_numbers_its_pag
     assert_eq!(last[last.len() - 2], "中共示例县委组织部");
     assert_eq!(last[last.len() - 1], "2026年11月25日");
     let png = artifact("long-letter-page-2");
-    tool("pdftoppm", &["-png", "-r", "60", "-f", "2", "-l", "2", "-singlefile", pdf.to_str().unwrap(), png.to_str().unwrap()]);
+    tool(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "60",
+            "-f",
+            "2",
+            "-l",
+            "2",
+            "-singlefile",
+            pdf.to_str().unwrap(),
+            png.to_str().unwrap(),
+        ],
+    );
 }
 
 #[test]
@@ -253,20 +310,62 @@ fn a_batch_is_a_directory_of_letters_an_address_sheet_and_a_manifest() {
     let ch = channel(&s.path("letters"), "");
     let job = example_job();
     let items = vec![
-        item(1, "r-0001", "王五", "reported", Some(r#"{"postcode":"100000","lines":["某县某镇人民政府","镇长办公室"]}"#), rendered(&job, "r-0001", "王五", "reported")),
-        item(2, "c-0001", "赵六", "complainant", Some(r#"{"postcode":"100001","lines":["某县城关镇幸福路12号"]}"#), rendered(&job, "c-0001", "赵六", "complainant")),
+        item(
+            1,
+            "r-0001",
+            "王五",
+            "reported",
+            Some(r#"{"postcode":"100000","lines":["某县某镇人民政府","镇长办公室"]}"#),
+            rendered(&job, "r-0001", "王五", "reported"),
+        ),
+        item(
+            2,
+            "c-0001",
+            "赵六",
+            "complainant",
+            Some(r#"{"postcode":"100001","lines":["某县城关镇幸福路12号"]}"#),
+            rendered(&job, "c-0001", "赵六", "complainant"),
+        ),
         // No postal address: delivered by hand.
-        item(3, "c/0002", "钱七", "complainant", None, rendered(&job, "c-0002", "钱七", "complainant")),
+        item(
+            3,
+            "c/0002",
+            "钱七",
+            "complainant",
+            None,
+            rendered(&job, "c-0002", "钱七", "complainant"),
+        ),
     ];
     let out = runtime().block_on(ch.deliver(&batch(job.clone(), items.clone())));
     let refs: Vec<String> = out.iter().map(delivered).collect();
-    assert_eq!(refs, ["batch-000001/000001-r-0001.pdf", "batch-000001/000002-c-0001.pdf", "batch-000001/000003-c_0002.pdf"]);
+    assert_eq!(
+        refs,
+        [
+            "batch-000001/000001-r-0001.pdf",
+            "batch-000001/000002-c-0001.pdf",
+            "batch-000001/000003-c_0002.pdf"
+        ]
+    );
     let dir = s.path("letters/zzb-2026-0155/batch-000001");
-    let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
-    assert_eq!(names, ["000001-r-0001.pdf", "000002-c-0001.pdf", "000003-c_0002.pdf", "addresses.pdf", "manifest.csv"]);
+    assert_eq!(
+        names,
+        [
+            "000001-r-0001.pdf",
+            "000002-c-0001.pdf",
+            "000003-c_0002.pdf",
+            "addresses.pdf",
+            "manifest.csv"
+        ]
+    );
     // Nothing half-written is left beside it.
-    let job_dir: Vec<_> = std::fs::read_dir(s.path("letters/zzb-2026-0155")).unwrap().collect();
+    let job_dir: Vec<_> = std::fs::read_dir(s.path("letters/zzb-2026-0155"))
+        .unwrap()
+        .collect();
     assert_eq!(job_dir.len(), 1);
 
     // Each letter speaks to its reader.
@@ -275,13 +374,34 @@ fn a_batch_is_a_directory_of_letters_an_address_sheet_and_a_manifest() {
 
     // The envelopes: postcodes in their boxes, addresses, names; the hand delivery marked.
     let sheet = text(&dir.join("addresses.pdf"));
-    for want in ["某县某镇人民政府", "镇长办公室", "王五", "某县城关镇幸福路12号", "赵六", "钱七", "专人送达", "示例县政府路8号", "邮政编码：100000"] {
+    for want in [
+        "某县某镇人民政府",
+        "镇长办公室",
+        "王五",
+        "某县城关镇幸福路12号",
+        "赵六",
+        "钱七",
+        "专人送达",
+        "示例县政府路8号",
+        "邮政编码：100000",
+    ] {
         assert!(sheet.contains(want), "{want:?} missing:\n{sheet}");
     }
-    let squeezed: Vec<String> = sheet.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert!(squeezed.iter().any(|l| l == "100001"), "postcode 100001 in its boxes:\n{sheet}");
+    let squeezed: Vec<String> = sheet
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        squeezed.iter().any(|l| l == "100001"),
+        "postcode 100001 in its boxes:\n{sheet}"
+    );
     let hand = sheet.find("钱七").unwrap();
-    assert!(sheet[..hand].rfind("专人送达").is_some_and(|i| i > sheet.find("赵六").unwrap()), "{sheet}");
+    assert!(
+        sheet[..hand]
+            .rfind("专人送达")
+            .is_some_and(|i| i > sheet.find("赵六").unwrap()),
+        "{sheet}"
+    );
 
     // The manifest: one row per letter, the print room's facts, the file's hash.
     let mut rows = csv::Reader::from_path(dir.join("manifest.csv")).unwrap();
@@ -299,15 +419,24 @@ fn a_batch_is_a_directory_of_letters_an_address_sheet_and_a_manifest() {
         use sha2::Digest;
         let bytes = std::fs::read(dir.join(&r[col("file")])).unwrap();
         assert_eq!(r[col("bytes")].parse::<usize>().unwrap(), bytes.len());
-        assert_eq!(&r[col("sha256")], disclose::channels::http::hex(&sha2::Sha256::digest(&bytes)));
+        assert_eq!(
+            &r[col("sha256")],
+            disclose::channels::http::hex(&sha2::Sha256::digest(&bytes))
+        );
     }
 
     // The status query: what is written is delivered (same reference), what is not, not sent.
     let mut asked = items.clone();
     asked.push(item(9, "x-9", "孙八", "member", None, String::new()));
     let resolved = runtime().block_on(ch.resolve(&batch(job, asked)));
-    assert_eq!(resolved[..3].iter().map(delivered).collect::<Vec<_>>(), refs);
-    assert!(matches!(&resolved[3], Outcome::Failed { code, permanent: false, .. } if code == "not_sent"), "{resolved:?}");
+    assert_eq!(
+        resolved[..3].iter().map(delivered).collect::<Vec<_>>(),
+        refs
+    );
+    assert!(
+        matches!(&resolved[3], Outcome::Failed { code, permanent: false, .. } if code == "not_sent"),
+        "{resolved:?}"
+    );
 }
 
 #[test]
@@ -318,15 +447,24 @@ fn bad_configuration_is_reported_in_full_and_missing_fonts_are_named() {
     .unwrap();
     let problems = cfg.validate(ChannelKind::Email);
     assert_eq!(problems.len(), 5, "{problems:#?}");
-    assert!(problems.iter().any(|p| p.contains("letter channel, not email")));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("letter channel, not email"))
+    );
     assert!(problems.iter().any(|p| p.contains("\"10000\"")));
     let e = toml::from_str::<PdfLettersConfig>("organ = \"x\"\n").unwrap_err();
     assert!(e.to_string().contains("organ"), "{e}");
     let cfg: PdfLettersConfig =
         toml::from_str("[fonts]\nbody = { path = \"/nonexistent/FangSong.ttf\" }\n").unwrap();
     let s = Scratch::new("letter-font");
-    let e = PdfLetters::open(&cfg, &s.0).err().expect("a missing font fails start-up");
-    assert!(e.contains("/nonexistent/FangSong.ttf") && e.contains("body"), "{e}");
+    let e = PdfLetters::open(&cfg, &s.0)
+        .err()
+        .expect("a missing font fails start-up");
+    assert!(
+        e.contains("/nonexistent/FangSong.ttf") && e.contains("body"),
+        "{e}"
+    );
 }
 
 /// SPEC §1 flow 3: the investigation result goes as letters to the reported person and the
@@ -344,15 +482,28 @@ fn flow_3_dispatch_writes_the_letters_for_the_print_room_once() {
         ),
     );
     let run = || {
-        s.command(&["dispatch", "--directory", "examples/directory", "examples/jobs/03-investigation-result-letters.json"])
-            .env("DISCLOSE_PATHS_CHANNELS_DIR", &channels)
-            .output()
-            .unwrap()
+        s.command(&[
+            "dispatch",
+            "--directory",
+            "examples/directory",
+            "examples/jobs/03-investigation-result-letters.json",
+        ])
+        .env("DISCLOSE_PATHS_CHANNELS_DIR", &channels)
+        .output()
+        .unwrap()
     };
     let out = run();
-    assert!(out.status.success(), "{}\n{}", stdout(&out), common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout(&out),
+        common::stderr(&out)
+    );
     let job_dir = letters.join("zzb-2026-0155");
-    let batches: Vec<PathBuf> = std::fs::read_dir(&job_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let batches: Vec<PathBuf> = std::fs::read_dir(&job_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(batches.len(), 1, "{batches:?}");
     let pdfs: Vec<PathBuf> = std::fs::read_dir(&batches[0])
         .unwrap()
@@ -361,12 +512,27 @@ fn flow_3_dispatch_writes_the_letters_for_the_print_room_once() {
         .collect();
     assert_eq!(pdfs.len(), 2);
     let texts: Vec<String> = pdfs.iter().map(|p| text(p)).collect();
-    let reported = texts.iter().find(|t| t.contains("王五同志：")).expect("the reported person's letter");
-    let complainant = texts.iter().find(|t| t.contains("赵六同志：")).expect("the complainant's letter");
-    assert!(reported.contains("现将你被反映问题的调查结果告知如下"), "{reported}");
-    assert!(complainant.contains("你署名反映的有关问题") && complainant.contains("特此函复。"), "{complainant}");
+    let reported = texts
+        .iter()
+        .find(|t| t.contains("王五同志："))
+        .expect("the reported person's letter");
+    let complainant = texts
+        .iter()
+        .find(|t| t.contains("赵六同志："))
+        .expect("the complainant's letter");
+    assert!(
+        reported.contains("现将你被反映问题的调查结果告知如下"),
+        "{reported}"
+    );
+    assert!(
+        complainant.contains("你署名反映的有关问题") && complainant.contains("特此函复。"),
+        "{complainant}"
+    );
     for t in &texts {
-        assert!(t.contains("组干函〔2026〕16号") && t.contains("不属实"), "{t}");
+        assert!(
+            t.contains("组干函〔2026〕16号") && t.contains("不属实"),
+            "{t}"
+        );
     }
     let manifest = std::fs::read_to_string(batches[0].join("manifest.csv")).unwrap();
     assert_eq!(manifest.lines().count(), 3, "{manifest}");
@@ -375,11 +541,19 @@ fn flow_3_dispatch_writes_the_letters_for_the_print_room_once() {
     let mut st = conn
         .prepare("SELECT state, code FROM deliveries WHERE job_id = 'zzb-2026-0155' AND channel = 'letter' ORDER BY id")
         .unwrap();
-    let rows: Vec<(String, Option<String>)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+    let rows: Vec<(String, Option<String>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(rows.len(), 2);
     for (state, code) in &rows {
         assert_eq!(state, "delivered");
-        assert!(code.as_deref().is_some_and(|c| c.starts_with("batch-") && c.ends_with(".pdf")), "{code:?}");
+        assert!(
+            code.as_deref()
+                .is_some_and(|c| c.starts_with("batch-") && c.ends_with(".pdf")),
+            "{code:?}"
+        );
     }
     // Dispatched again: a duplicate, nothing printed twice.
     let again = run();

@@ -195,8 +195,9 @@ impl ChannelConfig {
                 )
                 .map(|w| Arc::new(w) as Arc<dyn Channel>)
             }
-            Transport::PdfLetters(c) => super::letter::PdfLetters::open(c, output)
-                .map(|l| Arc::new(l) as Arc<dyn Channel>),
+            Transport::PdfLetters(c) => {
+                super::letter::PdfLetters::open(c, output).map(|l| Arc::new(l) as Arc<dyn Channel>)
+            }
             Transport::Smtp(c) => {
                 super::email::Smtp::open(c).map(|s| Arc::new(s) as Arc<dyn Channel>)
             }

@@ -234,7 +234,10 @@ impl Smtp {
         let reply_to = cfg
             .reply_to
             .as_deref()
-            .map(|r| r.parse::<Mailbox>().map_err(|e| format!("reply_to {r:?}: {e}")))
+            .map(|r| {
+                r.parse::<Mailbox>()
+                    .map_err(|e| format!("reply_to {r:?}: {e}"))
+            })
             .transpose()?;
         let tls = match cfg.tls {
             TlsMode::None => Tls::None,
@@ -289,7 +292,10 @@ impl Smtp {
                     TlsMode::None => "no tls",
                 }
             ),
-            letter: cfg.letter.clone().unwrap_or_else(PdfLettersConfig::defaults),
+            letter: cfg
+                .letter
+                .clone()
+                .unwrap_or_else(PdfLettersConfig::defaults),
             typesetter: OnceLock::new(),
         })
     }
@@ -411,7 +417,9 @@ impl Smtp {
         let transport = pooled.0.as_ref().expect("built");
         let to = mask(item.address.as_deref().unwrap_or(""));
         match tokio::time::timeout(self.timeout, transport.send(message)).await {
-            Ok(Ok(_)) => Outcome::Delivered { reference: Some(id) },
+            Ok(Ok(_)) => Outcome::Delivered {
+                reference: Some(id),
+            },
             Ok(Err(e)) => {
                 let o = classify(&e);
                 if matches!(o, Outcome::Unknown { .. }) {
@@ -477,7 +485,9 @@ pub fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
     }
     Outcome::Unknown {
         detail: if e.is_timeout() {
-            format!("the SMTP server did not answer in time; the message may have been accepted: {detail}")
+            format!(
+                "the SMTP server did not answer in time; the message may have been accepted: {detail}"
+            )
         } else {
             format!("the SMTP session broke off; the message may have been accepted: {detail}")
         },
@@ -556,7 +566,9 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
         }
     })
     .await;
-    out.into_iter().map(|o| o.expect("every future finished")).collect()
+    out.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -598,7 +610,9 @@ mod tests {
 
     #[test]
     fn a_missing_credential_names_the_variable_not_a_value() {
-        let c = cfg("username_env = \"DISCLOSE_TEST_NO_SMTP_USER\"\npassword_env = \"DISCLOSE_TEST_NO_SMTP_PASS\"");
+        let c = cfg(
+            "username_env = \"DISCLOSE_TEST_NO_SMTP_USER\"\npassword_env = \"DISCLOSE_TEST_NO_SMTP_PASS\"",
+        );
         let e = Smtp::open(&c).err().unwrap();
         assert!(e.contains("DISCLOSE_TEST_NO_SMTP_USER"), "{e}");
     }
@@ -609,12 +623,18 @@ mod tests {
         let a = s.message_id("zzb-2026-0142", "p001");
         assert_eq!(a, s.message_id("zzb-2026-0142", "p001"));
         assert_ne!(a, s.message_id("zzb-2026-0142", "p002"));
-        assert!(a.starts_with("<zzb-2026-0142.") && a.ends_with("@zzb.example.gov.cn>"), "{a}");
+        assert!(
+            a.starts_with("<zzb-2026-0142.") && a.ends_with("@zzb.example.gov.cn>"),
+            "{a}"
+        );
     }
 
     #[test]
     fn addresses_are_masked() {
-        assert_eq!(mask("zhouming@czj.example.gov.cn"), "z***@czj.example.gov.cn");
+        assert_eq!(
+            mask("zhouming@czj.example.gov.cn"),
+            "z***@czj.example.gov.cn"
+        );
         assert_eq!(mask("nonsense"), "***");
     }
 }

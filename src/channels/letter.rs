@@ -450,8 +450,7 @@ impl Channel for PdfLetters {
                 batch.items.clone(),
             );
             let n = items.len();
-            match tokio::task::spawn_blocking(move || write_batch(&ts, &dir, &job, &items)).await
-            {
+            match tokio::task::spawn_blocking(move || write_batch(&ts, &dir, &job, &items)).await {
                 Ok(o) => o,
                 Err(e) => (0..n)
                     .map(|_| Outcome::Unknown {

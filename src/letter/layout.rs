@@ -427,9 +427,8 @@ pub(super) fn letter(
     let mut doc = document(&letter.title);
     let npages = pages.len();
     for (p, rows) in pages.into_iter().enumerate() {
-        let mut page = doc.start_page_with(
-            PageSettings::from_wh(PAGE_W, PAGE_H).expect("A4 is a valid size"),
-        );
+        let mut page =
+            doc.start_page_with(PageSettings::from_wh(PAGE_W, PAGE_H).expect("A4 is a valid size"));
         let mut s = page.surface();
         if p == 0 {
             let mark = ts.units(Face::Title, mark_size, mark_size, &ts.style.organ_mark);
@@ -521,9 +520,8 @@ pub(super) fn address_sheet(
     };
     let measure = |face: Face, size: f32, t: &str| width(&ts.units(face, size, size, t));
     for (p, chunk) in chunks.iter().enumerate() {
-        let mut page = doc.start_page_with(
-            PageSettings::from_wh(PAGE_W, PAGE_H).expect("A4 is a valid size"),
-        );
+        let mut page =
+            doc.start_page_with(PageSettings::from_wh(PAGE_W, PAGE_H).expect("A4 is a valid size"));
         let mut s = page.surface();
         text(
             &mut s,
@@ -535,13 +533,31 @@ pub(super) fn address_sheet(
             false,
         );
         for (k, e) in chunk.iter().enumerate() {
-            let (x, y, w, h) = (15.0 * MM, (15.0 + k as f32 * 92.0) * MM, 180.0 * MM, 85.0 * MM);
+            let (x, y, w, h) = (
+                15.0 * MM,
+                (15.0 + k as f32 * 92.0) * MM,
+                180.0 * MM,
+                85.0 * MM,
+            );
             frame(&mut s, x, y, w, h, (128, 128, 128), 0.5);
-            text(&mut s, Face::Body, 9.0, x + 100.0 * MM, y + 6.0 * MM, &e.tag, false);
+            text(
+                &mut s,
+                Face::Body,
+                9.0,
+                x + 100.0 * MM,
+                y + 6.0 * MM,
+                &e.tag,
+                false,
+            );
             match &e.postcode {
                 Some(code) => {
                     // Six red boxes, top left, one digit each (GB/T 1416).
-                    for (i, d) in code.chars().chain(std::iter::repeat(' ')).take(6).enumerate() {
+                    for (i, d) in code
+                        .chars()
+                        .chain(std::iter::repeat(' '))
+                        .take(6)
+                        .enumerate()
+                    {
                         let bx = x + 8.0 * MM + i as f32 * 10.0 * MM;
                         let by = y + 9.0 * MM;
                         frame(&mut s, bx, by, 8.0 * MM, 10.0 * MM, RED, 1.0);

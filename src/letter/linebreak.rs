@@ -180,8 +180,7 @@ pub fn break_lines(units: &[Unit], measure: f32, indent: f32) -> Vec<Line> {
             } else {
                 // Move characters down until the next line starts well and this one ends well.
                 let mut k = j;
-                while k > i + 1 && (starts_forbidden(&units[k]) || ends_forbidden(&units[k - 1]))
-                {
+                while k > i + 1 && (starts_forbidden(&units[k]) || ends_forbidden(&units[k - 1])) {
                     k -= 1;
                 }
                 j = k;

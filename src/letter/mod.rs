@@ -298,7 +298,10 @@ impl LoadedFont {
             ))
         })?;
         let upem = face
-            .metrics(skrifa::instance::Size::unscaled(), skrifa::instance::LocationRef::default())
+            .metrics(
+                skrifa::instance::Size::unscaled(),
+                skrifa::instance::LocationRef::default(),
+            )
             .units_per_em as f32;
         let metrics = face.glyph_metrics(
             skrifa::instance::Size::unscaled(),
