@@ -403,6 +403,23 @@ fn a_batch_is_a_directory_of_letters_an_address_sheet_and_a_manifest() {
         "{sheet}"
     );
 
+    let png = artifact("address-sheet");
+    tool(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "60",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            dir.join("addresses.pdf").to_str().unwrap(),
+            png.to_str().unwrap(),
+        ],
+    );
+
     // The manifest: one row per letter, the print room's facts, the file's hash.
     let mut rows = csv::Reader::from_path(dir.join("manifest.csv")).unwrap();
     let header = rows.headers().unwrap().clone();
