@@ -36,6 +36,11 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// `args`: `starttls|implicit CERT KEY [USER PASS]` (see smtp_server.py).
+    fn start_with(dir: &Path, args: &[&str]) -> Server {
         let ok = Command::new(PYTHON)
             .args(["-c", "import aiosmtpd"])
             .status()
@@ -48,7 +53,10 @@ impl Server {
         let mut child = Command::new(PYTHON)
             .arg(repo().join("tests/support/smtp_server.py"))
             .arg(dir.join("Maildir"))
+            .args(args)
             .stdin(Stdio::piped())
+            // The server's own log (sessions refused on purpose print tracebacks).
+            .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -113,8 +121,13 @@ fn config(port: u16, extra: &str) -> SmtpConfig {
     } else {
         "timeout_secs = 5\n"
     };
+    let tls = if extra.contains("tls =") {
+        ""
+    } else {
+        "tls = \"none\"\n"
+    };
     let cfg: SmtpConfig = toml::from_str(&format!(
-        "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"中共示例县委组织部 <noreply@zzb.example.gov.cn>\"\nlist_unsubscribe = \"<mailto:unsubscribe@zzb.example.gov.cn?subject=unsubscribe>\"\n{timeout}{extra}"
+        "host = \"127.0.0.1\"\nport = {port}\n{tls}from = \"中共示例县委组织部 <noreply@zzb.example.gov.cn>\"\nlist_unsubscribe = \"<mailto:unsubscribe@zzb.example.gov.cn?subject=unsubscribe>\"\n{timeout}{extra}"
     ))
     .unwrap();
     assert!(
@@ -625,4 +638,166 @@ fn flow_2_dispatch_mails_the_unit_when_due_retrying_451_and_recording_550() {
             "<p>推荐方式：个人报名与组织推荐相结合。报名时间：2026年12月7日至12月11日。</p>"
         ));
     }
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it (openssl), in `dir`.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl ({e}): apt-get install openssl"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=disclose test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    write(
+        &dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// STARTTLS (required, never a fall-back to plain text) and implicit TLS against servers of
+/// the office's own CA, with the credentials read from the variables the channel file names.
+#[test]
+fn starttls_and_implicit_tls_with_the_offices_ca_and_credentials_from_the_environment() {
+    let rt = runtime();
+    let s = Scratch::new("smtp-tls");
+    let (ca, cert, key) = certificates(&s.path("tls"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let user_var = format!("DISCLOSE_TEST_SMTP_USER_{}", std::process::id());
+    let pass_var = format!("DISCLOSE_TEST_SMTP_PASS_{}", std::process::id());
+    // SAFETY: variables of this test's own names, set before any thread reads them.
+    unsafe {
+        std::env::set_var(&user_var, "zzb-mailer");
+        std::env::set_var(&pass_var, "s3cret-pass");
+    }
+    let t = Templates::load(&repo().join("templates")).unwrap();
+    let j = job("01-pre-appointment-release.json");
+    let c = email(&t, &j, "x", "记者");
+    let one = |ch: &Smtp, to: &str| {
+        rt.block_on(ch.deliver(&batch(j.clone(), vec![item(1, "a", "甲", to, c.clone())])))
+    };
+    let tls_cfg =
+        |port: u16, mode: &str, extra: &str| config(port, &format!("tls = \"{mode}\"\n{extra}"));
+
+    let server = Server::start_with(
+        &s.path("starttls"),
+        &["starttls", cert, key, "zzb-mailer", "s3cret-pass"],
+    );
+    let creds = format!(
+        "ca_file = \"{}\"\nusername_env = \"{user_var}\"\npassword_env = \"{pass_var}\"",
+        ca.display()
+    );
+    let ch = Smtp::open(&tls_cfg(server.port, "starttls", &creds)).unwrap();
+    assert!(ch.transport().contains("starttls"));
+    let out = one(&ch, "ok@example.cn");
+    assert!(matches!(&out[0], Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(server.messages().len(), 1);
+    // A wrong password: refused (535), and the password appears nowhere in what is reported.
+    unsafe { std::env::set_var(&pass_var, "wrong-pass") };
+    let ch = Smtp::open(&tls_cfg(server.port, "starttls", &creds)).unwrap();
+    let out = one(&ch, "ok@example.cn");
+    assert!(
+        matches!(&out[0], Outcome::Failed { code, permanent: true, .. } if code == "smtp_535"),
+        "{out:?}"
+    );
+    assert!(!format!("{out:?}").contains("wrong-pass"));
+    // Without the office's CA the server is not trusted: nothing is sent, retried later.
+    let ch = Smtp::open(&tls_cfg(server.port, "starttls", "")).unwrap();
+    let out = one(&ch, "ok@example.cn");
+    assert!(
+        matches!(
+            &out[0],
+            Outcome::Failed {
+                permanent: false,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(server.messages().len(), 1);
+
+    let server = Server::start_with(&s.path("implicit"), &["implicit", cert, key]);
+    let ch = Smtp::open(&tls_cfg(
+        server.port,
+        "implicit",
+        &format!("ca_file = \"{}\"", ca.display()),
+    ))
+    .unwrap();
+    let out = one(&ch, "ok@example.cn");
+    assert!(matches!(&out[0], Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(
+        server.messages()[0]["subject"],
+        "关于张三同志任职前公示的公告"
+    );
 }

@@ -32,6 +32,7 @@
 //! host = "smtp.example.gov.cn"
 //! port = 587                                   # default: 587 starttls, 465 implicit, 25 none
 //! tls = "starttls"                             # "starttls" | "implicit" | "none" (a local relay)
+//! ca_file = "/etc/disclose/office-ca.pem"      # optional: the office's own CA
 //! username_env = "DISCLOSE_SMTP_USER"          # optional, both or neither
 //! password_env = "DISCLOSE_SMTP_PASSWORD"
 //! from = "中共示例县委组织部 <noreply@zzb.example.gov.cn>"
@@ -52,7 +53,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
 use lettre::{AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
@@ -85,6 +86,10 @@ pub struct SmtpConfig {
     pub port: Option<u16>,
     #[serde(default = "default_tls")]
     pub tls: TlsMode,
+    /// PEM file of the CA that signed the server's certificate, for a server of the office's
+    /// own CA; trusted besides the public web roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub username_env: Option<String>,
     #[serde(default)]
@@ -131,6 +136,12 @@ impl SmtpConfig {
                 "host {:?} must be a host name or address (the port goes in port)",
                 self.host
             ));
+        }
+        if self.ca_file.is_some() && self.tls == TlsMode::None {
+            p.push(
+                "ca_file is for TLS: set tls = \"starttls\" or \"implicit\", or leave ca_file out"
+                    .into(),
+            );
         }
         if self.port == Some(0) {
             p.push("port must be 1–65535".into());
@@ -242,7 +253,17 @@ impl Smtp {
         let tls = match cfg.tls {
             TlsMode::None => Tls::None,
             TlsMode::Starttls | TlsMode::Implicit => {
-                let params = TlsParameters::new(cfg.host.clone())
+                let mut params = TlsParameters::builder(cfg.host.clone());
+                if let Some(ca) = &cfg.ca_file {
+                    let pem =
+                        std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+                    let cert = Certificate::from_pem(&pem).map_err(|e| {
+                        format!("ca_file {}: not a PEM certificate: {e}", ca.display())
+                    })?;
+                    params = params.add_root_certificate(cert);
+                }
+                let params = params
+                    .build()
                     .map_err(|e| format!("TLS for {}: {e}", cfg.host))?;
                 if cfg.tls == TlsMode::Starttls {
                     Tls::Required(params)

@@ -2,7 +2,10 @@
 """A real SMTP server for the e-mail tests: aiosmtpd (Debian's python3-aiosmtpd) on 127.0.0.1,
 writing every accepted message to a Maildir.
 
-    /usr/bin/python3 tests/support/smtp_server.py MAILDIR
+    /usr/bin/python3 tests/support/smtp_server.py MAILDIR [starttls|implicit CERT KEY [USER PASS]]
+
+With "starttls" the server requires STARTTLS before MAIL; with "implicit" it speaks TLS from
+the first byte (SMTPS). With USER and PASS it requires AUTH (LOGIN or PLAIN, over TLS only).
 
 Prints "READY <port>" once it listens on a free port, and runs until its standard input closes
 (the test holds the pipe; when the test ends, the server ends with it).
@@ -21,8 +24,11 @@ import socket
 import sys
 import threading
 
+import ssl
+
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
 
 
 class Handler(Mailbox):
@@ -60,9 +66,30 @@ def free_port():
 
 
 def main():
+    if os.environ.get("SMTP_DEBUG"):
+        import logging
+        logging.basicConfig(level=logging.DEBUG)
     maildir = sys.argv[1]
     port = free_port()
-    controller = Controller(Handler(maildir), hostname="127.0.0.1", port=port)
+    kwargs = {}
+    if len(sys.argv) > 2:
+        mode, cert, key = sys.argv[2:5]
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        if mode == "starttls":
+            kwargs.update(tls_context=ctx, require_starttls=True)
+        else:
+            kwargs.update(ssl_context=ctx)
+        if len(sys.argv) > 6:
+            user, password = sys.argv[5].encode(), sys.argv[6].encode()
+
+            def authenticator(server, session, envelope, mechanism, auth_data):
+                ok = auth_data.login == user and auth_data.password == password
+                # handled=False: aiosmtpd answers 235 or 535 itself.
+                return AuthResult(success=ok, handled=False)
+
+            kwargs.update(authenticator=authenticator, auth_required=True)
+    controller = Controller(Handler(maildir), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     print("READY %d" % port, flush=True)
     done = threading.Event()
