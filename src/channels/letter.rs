@@ -544,3 +544,49 @@ impl Channel for PdfLetters {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::{ChannelConfig, Transport};
+
+    #[test]
+    fn a_channel_file_names_the_transport_and_unknown_keys_are_refused() {
+        let cfg: ChannelConfig = toml::from_str(
+            "channel = \"letter\"\n[transport]\ntype = \"pdf_letters\"\nreference_prefix = \"组干函\"\n[transport.fonts]\nbody = { path = \"/x/FangSong.ttf\" }\n",
+        )
+        .unwrap();
+        let Transport::PdfLetters(t) = &cfg.transport else {
+            panic!("{cfg:?}")
+        };
+        assert_eq!(t.fonts.body.path, Path::new("/x/FangSong.ttf"));
+        assert_eq!(t.organ_mark, "中共示例县委组织部");
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        let e = toml::from_str::<ChannelConfig>(
+            "channel = \"letter\"\n[transport]\ntype = \"pdf_letters\"\norgan = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("organ"), "{e}");
+        // The transport serves letters only.
+        let cfg: ChannelConfig =
+            toml::from_str("channel = \"sms\"\n[transport]\ntype = \"pdf_letters\"\n").unwrap();
+        assert_eq!(cfg.validate().len(), 1, "{:?}", cfg.validate());
+    }
+
+    #[test]
+    fn file_names_are_safe_and_ordered_by_delivery() {
+        let item = Item {
+            delivery_id: 42,
+            recipient: "../张三 x".into(),
+            name: "张三".into(),
+            role: "member".into(),
+            address: None,
+            attempt: 1,
+            content: Arc::new(Rendered::Letter {
+                html: String::new(),
+            }),
+        };
+        // `../` cannot climb out of the batch directory; Chinese becomes `_`.
+        assert_eq!(file_name(&item), "000042-______x.pdf");
+    }
+}
