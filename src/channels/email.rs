@@ -14,6 +14,7 @@
 //! | `250` after the message | `Delivered`, reference = the Message-ID |
 //! | `5xx` (to `MAIL`, `RCPT`, `DATA` or the message) | `Failed { permanent }`, code `smtp_550` … — that recipient will never take it |
 //! | `4xx` | `Failed { transient }`, code `smtp_451` …: retried with backoff (greylisting, a full queue) |
+//! | `530`/`534`/`535`/`538` (credentials refused) | `Failed { transient }`: not the recipient's fault, retried while an operator fixes the password |
 //! | no connection, TLS handshake failed | `Failed { transient }`, `smtp_connect` / `smtp_tls`: nothing was sent |
 //! | timeout, connection lost mid-session, unreadable reply | `Unknown`: the server may have taken the message |
 //!
@@ -467,10 +468,16 @@ impl Smtp {
 pub fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
     let detail = e.to_string();
     if let Some(code) = e.status() {
-        let code = format!("smtp_{code}");
+        let text = code.to_string();
+        // 530/534/535/538 refuse the sender's credentials, not the recipient: every message
+        // fails alike until an operator fixes them, so they are retried, not given up on.
+        let auth = matches!(text.as_str(), "530" | "534" | "535" | "538");
+        if auth {
+            tracing::error!(code = %text, "the SMTP server refuses the channel's credentials");
+        }
         return Outcome::Failed {
-            permanent: e.is_permanent(),
-            code,
+            permanent: e.is_permanent() && !auth,
+            code: format!("smtp_{text}"),
             detail,
         };
     }
