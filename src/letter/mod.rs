@@ -39,7 +39,7 @@
 //!
 //! | | krilla 0.8 + own line breaking | typst 0.15 as a library (typst-as-lib) |
 //! |---|---|---|
-//! | clean release build | krilla, lettre and skrifa add 30 crates to Cargo.lock (no rustybuzz: `default-features = false`) — see the README for the build figures | ≈ 6 min 43 s for typst alone, 291 crates, 1.1 GB target dir, 50 MB binary |
+//! | clean release build | krilla, lettre and skrifa add 30 crates to Cargo.lock (no rustybuzz: `default-features = false`); the three with every dependency, from nothing: 6 min 15 s (`-j 2`, the machine shared by four builds), most of it crates the project builds anyway (tokio, rustls, ring) | ≈ 6 min 43 s for typst alone, 291 crates, 1.1 GB target dir, 50 MB binary |
 //! | Chinese typesetting | this module: the 28 × 22 grid, 禁则, one hung mark, inter-character justification | UAX #14 + CJK rules, CJK–Latin autospacing, paragraph optimisation |
 //! | speed (one-page letter, release) | ≈ 9 ms on one core; 1,000 letters: 214–245 letters/s on 2 threads, 133/s through the channel with every file synced | ≈ 3 ms once warm (one letter; 45 ms to parse the font once) |
 //! | output | subset CID fonts (CFF of Noto CJK), text extractable, ≈ 38 KB a letter | subset fonts, text extractable, ≈ 14 KB |
