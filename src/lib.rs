@@ -49,6 +49,7 @@ pub mod intake;
 pub mod jcs;
 pub mod job;
 pub mod ledger;
+pub mod letter;
 pub mod obligations;
 pub mod pace;
 pub mod phone;

@@ -10,6 +10,7 @@
 //! | `website.html.hbs` | website (article body fragment; the page chrome is the channel's) | HTML |
 //! | `intranet.html.hbs` | intranet (optional; falls back to `website.html.hbs`) | HTML |
 //! | `email.subject.hbs`, `email.txt.hbs`, `email.html.hbs` | email (all three, or none) | text, text, HTML |
+//! | `email.toml` | email settings: `attach_letter = true` attaches the folder's letter as PDF | – |
 //! | `sms.toml` | sms: a registered provider template with parameters | text |
 //! | `wechat.toml` | wechat: official-account template message | text |
 //! | `wecom.md.hbs` | wecom: markdown application message | text |
@@ -117,6 +118,10 @@ pub enum Rendered {
         subject: String,
         text: String,
         html: String,
+        /// The letter body (`letter.html.hbs`) when `email.toml` sets `attach_letter`: the
+        /// e-mail channel lays it out and attaches it as PDF.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        letter: Option<String>,
     },
     /// The body of an official letter; the letter channel lays out header, reference number,
     /// addressee, signature block and date (GB/T 9704).
@@ -329,6 +334,14 @@ struct WechatFile {
     data: Ordered,
 }
 
+/// `email.toml`: settings of a template's e-mail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailFile {
+    #[serde(default)]
+    attach_letter: bool,
+}
+
 #[derive(Debug)]
 struct SmsTemplate {
     text: String,
@@ -352,6 +365,7 @@ struct TemplateSet {
     email: bool,
     wecom: bool,
     letter: bool,
+    attach_letter: bool,
     sms: Option<SmsTemplate>,
     wechat: Option<WechatTemplate>,
 }
@@ -586,11 +600,15 @@ impl Templates {
                 set.sms = Some(self.load_sms(name, &path)?);
             } else if file == "wechat.toml" {
                 set.wechat = Some(self.load_wechat(name, &path)?);
+            } else if file == "email.toml" {
+                let f: EmailFile =
+                    toml::from_str(&read(&path)?).map_err(|e| load_err(&path, e.to_string()))?;
+                set.attach_letter = f.attach_letter;
             } else {
                 return Err(load_err(
                     &path,
                     "unknown template file; expected one of website.html.hbs, intranet.html.hbs, \
-                     email.subject.hbs, email.txt.hbs, email.html.hbs, sms.toml, wechat.toml, \
+                     email.subject.hbs, email.txt.hbs, email.html.hbs, email.toml, sms.toml, wechat.toml, \
                      wecom.md.hbs, letter.html.hbs",
                 ));
             }
@@ -605,6 +623,12 @@ impl Templates {
                 }
             }
             set.email = true;
+        }
+        if set.attach_letter && !(set.email && set.letter) {
+            return Err(load_err(
+                &folder.join("email.toml"),
+                "attach_letter needs the e-mail files and letter.html.hbs in the same folder",
+            ));
         }
         Ok(set)
     }
@@ -860,6 +884,11 @@ impl Templates {
                     .join(" "),
                 text: text("email.txt.hbs")?,
                 html: html("email.html.hbs")?,
+                letter: if set.attach_letter {
+                    Some(html("letter.html.hbs")?)
+                } else {
+                    None
+                },
             },
             ChannelKind::Wecom => Rendered::Wecom {
                 markdown: text("wecom.md.hbs")?,
@@ -1273,6 +1302,7 @@ mod tests {
             subject,
             text,
             html,
+            ..
         } = t.render(&j, ChannelKind::Email, Some(&me)).unwrap()
         else {
             panic!()

@@ -55,6 +55,10 @@ pub enum Transport {
     WechatTemplate(super::wechat::WechatConfig),
     /// WeCom application messages (providers.md §4).
     WecomApp(super::wecom::WecomConfig),
+    /// Official letters as PDF (GB/T 9704) for the print room: see [`super::letter`].
+    PdfLetters(super::letter::PdfLettersConfig),
+    /// E-mail over SMTP (lettre, pooled): see [`super::email`].
+    Smtp(super::email::SmtpConfig),
 }
 
 impl Transport {
@@ -67,6 +71,8 @@ impl Transport {
             Transport::AliyunSms(_) => "aliyun_sms",
             Transport::WechatTemplate(_) => "wechat_template",
             Transport::WecomApp(_) => "wecom_app",
+            Transport::PdfLetters(_) => "pdf_letters",
+            Transport::Smtp(_) => "smtp",
         }
     }
 }
@@ -242,6 +248,11 @@ impl ChannelConfig {
             }
             _ => {}
         }
+        match &self.transport {
+            Transport::PdfLetters(c) => problems.extend(c.validate(self.channel)),
+            Transport::Smtp(c) => problems.extend(c.validate(self.channel)),
+            _ => {}
+        }
         problems
     }
 
@@ -299,6 +310,12 @@ impl ChannelConfig {
             }
             Transport::WecomApp(c) => {
                 super::wecom::WecomApp::new(c).map(|w| Arc::new(w) as Arc<dyn Channel>)
+            }
+            Transport::PdfLetters(c) => {
+                super::letter::PdfLetters::open(c, output).map(|l| Arc::new(l) as Arc<dyn Channel>)
+            }
+            Transport::Smtp(c) => {
+                super::email::Smtp::open(c).map(|s| Arc::new(s) as Arc<dyn Channel>)
             }
         }
     }

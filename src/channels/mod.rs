@@ -19,8 +19,10 @@ use crate::render::Rendered;
 
 pub mod aliyun;
 pub mod config;
+pub mod email;
 pub mod failover;
 pub mod http;
+pub mod letter;
 pub mod outbox;
 pub mod sms;
 pub mod tencent;

@@ -180,6 +180,7 @@ fn eml(batch: &Batch, item: &Item, to: &str) -> String {
             subject,
             text,
             html,
+            ..
         } => (subject.clone(), text.clone(), html.clone()),
         other => (batch.job.title.clone(), other.preview(), String::new()),
     };
