@@ -2,9 +2,14 @@
 //! deliveries of one job and answers with one [`Outcome`] per delivery. It never decides what
 //! happens next — retry, give up, wait — that is the engine's job ([`crate::deliver`]).
 //!
-//! Transports in this issue: [`website`] (the static disclosure column for `website` and
-//! `intranet`) and [`outbox`] (every other channel: the dry run and the embedded default, which
-//! writes exactly what would be sent). Real providers arrive in later issues behind the same trait.
+//! Transports: [`website`] (the static disclosure column for `website` and `intranet`),
+//! [`outbox`] (the dry run and the embedded default for every per-person channel: it writes
+//! exactly what would be sent), the SMS providers [`tencent`] and [`aliyun`] (what they share is
+//! in [`sms`]), [`wechat`] (official-account template messages), [`wecom`] (application
+//! messages), [`email`] (SMTP) and [`letter`] (GB/T 9704 PDF letters for the print room), and
+//! [`failover`], which puts a second provider behind a first. [`http`] holds what the HTTP
+//! providers share: credentials from the environment and the rule that a call whose fate is not
+//! known is `unknown`, never resent blindly.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
