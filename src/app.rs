@@ -103,7 +103,7 @@ impl App {
 }
 
 /// The channel files in `dir`, or the built-in defaults when the directory holds none.
-fn channel_configs(dir: &Path) -> Result<Vec<ChannelConfig>, Vec<String>> {
+pub(crate) fn channel_configs(dir: &Path) -> Result<Vec<ChannelConfig>, Vec<String>> {
     let has_channel_files = std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.filter_map(|e| e.ok()).any(|e| {
             let name = e.file_name();

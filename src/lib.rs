@@ -42,6 +42,7 @@ pub mod calendar;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod config_check;
 pub mod deliver;
 pub mod directory;
 pub mod events;

@@ -101,6 +101,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The configuration itself.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// The compliance report for a period (Art 17): what was disclosed, refused, corrected, retracted, cancelled, what is overdue, and whether the audit chain verifies.
     Report {
         /// First day (YYYY-MM-DD, China Standard Time), included.
@@ -130,6 +135,16 @@ enum ObligationsCommand {
         /// What changed (kept with the record).
         #[arg(long, default_value = "")]
         note: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check everything the configuration names — ledger, keys, policy, templates, every channel (credentials in the environment, fonts, endpoints), obligations, calendar, queue, output — and report every problem at once.
+    Check {
+        /// One JSON object per finding per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -235,6 +250,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit { jobs } => submit(&load()?, &jobs),
+        Command::Config {
+            command: ConfigCommand::Check { json },
+        } => {
+            let findings = disclose::config_check::check(&load()?);
+            for f in &findings {
+                if json {
+                    println!("{}", serde_json::to_string(f)?);
+                } else {
+                    let mark = if f.ok { "✓" } else { "✗" };
+                    println!("{mark} {:<16} {}", f.area, f.detail);
+                }
+            }
+            let bad = findings.iter().filter(|f| !f.ok).count();
+            if !json {
+                println!();
+                if bad == 0 {
+                    println!("the configuration is complete");
+                } else {
+                    println!("{bad} problem(s)");
+                }
+            }
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Status { id, json } => status(&App::start(load()?)?, id.as_deref(), json),
         Command::Audit {
             command: AuditCommand::Verify,
