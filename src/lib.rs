@@ -50,6 +50,7 @@ pub mod jcs;
 pub mod job;
 pub mod ledger;
 pub mod letter;
+pub mod metrics;
 pub mod obligations;
 pub mod pace;
 pub mod phone;
