@@ -202,6 +202,11 @@ async fn the_api_authenticates_submits_cancels_and_scrapes() {
     let (status, _) = post(&svc, "/api/jobs", release(&s, "api-unauth", None), None).await;
     assert_eq!(status, 401);
     assert_eq!(get(&svc, "/readyz", Some(TOKEN)).await.0, 200);
+    assert_eq!(
+        get(&svc, "/readyz", None).await.0,
+        200,
+        "probes hold no token"
+    );
 
     // Submitted over HTTP: accepted, dispatched on every channel, outcomes shown masked.
     let j = dispatch(&svc, &s, "api-1").await;
@@ -409,6 +414,15 @@ async fn the_api_authenticates_submits_cancels_and_scrapes() {
             "POST /api/jobs/{id}/cancel",
         ]
     );
+    // Readiness: the spool gone, the service is not ready; the path only to the token's holder.
+    std::fs::remove_dir_all(s.path("spool")).unwrap();
+    let (status, body) = get(&svc, "/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("spool"), "{body}");
+    let (status, body) = get(&svc, "/readyz", Some(TOKEN)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("spool directory"), "{body}");
+
     // No token in the log, ever.
     assert!(!svc.log().contains(TOKEN));
 }
@@ -418,7 +432,8 @@ async fn without_a_token_configured_only_health_answers() {
     let s = Scratch::new("api-no-token");
     let svc = Service::start(&s, None);
     assert_eq!(get(&svc, "/healthz", None).await.0, 200);
-    for path in ["/api/jobs", "/metrics", "/readyz", "/"] {
+    assert_eq!(get(&svc, "/readyz", None).await.0, 200);
+    for path in ["/api/jobs", "/metrics", "/api/openapi.json", "/"] {
         let (status, body) = get(&svc, path, Some("anything")).await;
         assert_eq!(status, 503, "{path}: {body}");
         assert!(body.contains("DISCLOSE_TEST_API_TOKEN"), "{path}: {body}");

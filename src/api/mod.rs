@@ -4,7 +4,7 @@
 //! | route | auth | what |
 //! |---|---|---|
 //! | `GET /healthz` | none | the process answers |
-//! | `GET /readyz` | bearer | the ledger answers and the broker (or spool directory) is reachable |
+//! | `GET /readyz` | none (details: bearer) | the ledger answers and the broker (or spool directory) is reachable |
 //! | `GET /metrics` | bearer | Prometheus text format ([`metrics`]) |
 //! | `GET /api/jobs` | bearer | jobs, newest first, paged, filtered by status, category, scope, date |
 //! | `GET /api/jobs/{id}` | bearer | decision, refusals with articles, outcomes per channel and recipient, audit entries |
@@ -12,6 +12,10 @@
 //! | `POST /api/jobs/{id}/cancel` | bearer | the ledger's cancel, as `disclose cancel` |
 //! | `GET /api/openapi.json` | bearer | the OpenAPI 3.1 document of the above |
 //! | `GET /`, `GET /jobs/{id}` | bearer or console cookie | the console ([`console`]) |
+//!
+//! Both probes need no token, so that a load balancer or Kubernetes can ask them without
+//! holding a secret; `/readyz` names its problems (which may name hosts and paths) only to a
+//! caller with the token.
 //!
 //! Auth: one bearer token, read at start-up from the environment variable that
 //! `[serve] api_token_env` names (STYLE: secrets only from the environment). Compared in
@@ -131,7 +135,6 @@ pub type Shared = Arc<ApiState>;
 /// Every route; `/healthz` and `/login` outside the auth layer.
 pub fn router(state: Shared) -> Router {
     let api = Router::new()
-        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::scrape))
         .route("/api/jobs", get(list_jobs).post(submit_job))
         .route("/api/jobs/{id}", get(job_detail))
@@ -147,6 +150,7 @@ pub fn router(state: Shared) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/login", get(console::login_get).post(console::login_post))
         .merge(api)
         .merge(console)
@@ -281,7 +285,7 @@ pub(crate) fn console_cookie(token: &str) -> String {
     )
 }
 
-async fn readyz(State(state): State<Shared>) -> Response {
+async fn readyz(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let mut problems = Vec::new();
     let ledger = state.ledger.clone();
     match tokio::task::spawn_blocking(move || ledger.has_job("readyz")).await {
@@ -307,11 +311,13 @@ async fn readyz(State(state): State<Shared>) -> Response {
     if problems.is_empty() {
         (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"ready": false, "problems": problems})),
-        )
-            .into_response()
+        let detail = bearer_token(&headers).is_some_and(|t| state.admits(t));
+        let body = if detail {
+            json!({"ready": false, "problems": problems})
+        } else {
+            json!({"ready": false, "problems": format!("{} problem(s); ask with the bearer token for details", problems.len())})
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
 }
 
