@@ -110,6 +110,10 @@ fn cst(t: chrono::DateTime<Utc>) -> String {
 /// `publish_in_days` days (or a minute ago: due at once) for three weeks, signed with the
 /// example key. (The notice's templates print `publish_at`, so it is always set.)
 fn release(s: &Scratch, id: &str, publish_in_days: Option<i64>) -> Vec<u8> {
+    std::fs::read(sign(s, &release_job(id, publish_in_days), id)).unwrap()
+}
+
+fn release_job(id: &str, publish_in_days: Option<i64>) -> Value {
     let now = Utc::now();
     let mut job = example("01-pre-appointment-release.json");
     job["id"] = json!(id);
@@ -120,7 +124,7 @@ fn release(s: &Scratch, id: &str, publish_in_days: Option<i64>) -> Vec<u8> {
     };
     let expires = cst(publish + chrono::Duration::days(21));
     job["schedule"] = json!({"publish_at": cst(publish), "expires_at": expires});
-    std::fs::read(sign(s, &job, id)).unwrap()
+    job
 }
 
 fn client() -> reqwest::Client {
@@ -472,6 +476,22 @@ async fn the_console_shows_a_dispatched_job_in_chromium() {
     import_directory(&s);
     let svc = Service::start(&s, Some(TOKEN));
     dispatch(&svc, &s, "console-1").await;
+    // Job data is untrusted: a title that is markup stays text.
+    let mut hostile = release_job("console-xss", Some(7));
+    hostile["title"] = json!("<script>document.title='pwned'</script>公告");
+    let body = std::fs::read(sign(&s, &hostile, "console-xss")).unwrap();
+    let (status, v) = post(&svc, "/api/jobs", body, Some(TOKEN)).await;
+    assert_eq!(status, 201, "{v}");
+    let mut unsigned = example("01-pre-appointment-release.json");
+    unsigned["id"] = json!("console-forged");
+    let (status, _) = post(
+        &svc,
+        "/api/jobs",
+        unsigned.to_string().into_bytes(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 422);
 
     // Without the token the browser gets the log-in form, not the jobs.
     let dom = chromium(&s.path("profile-0"), &["--dump-dom"], &svc.url("/"));
@@ -487,6 +507,40 @@ async fn the_console_shows_a_dispatched_job_in_chromium() {
     assert!(dom.contains("href=\"/jobs/console-1\""), "{dom}");
     assert!(dom.contains("已完成"), "{dom}");
     assert!(dom.contains("关于张三同志任职前公示的公告"), "{dom}");
+
+    assert!(
+        dom.contains("最近拒绝的任务") && dom.contains("unapproved"),
+        "{dom}"
+    );
+    assert!(dom.contains("&lt;script&gt;document.title"), "{dom}");
+    assert!(
+        !dom.contains("<script>") && !dom.contains("pwned</title>"),
+        "{dom}"
+    );
+
+    // A refused job's page: its reasons with their articles.
+    let forged = svc.url(&format!("/login?token={TOKEN}&next=/jobs/console-forged"));
+    let dom = chromium(&profile, &["--dump-dom"], &forged);
+    assert!(dom.contains("已拒绝") && dom.contains("拒绝原因"), "{dom}");
+    assert!(
+        dom.contains("unapproved") && dom.contains("依据条款"),
+        "{dom}"
+    );
+    // A refusal with its article: the complainant of an investigation result must be signed.
+    let anonymous =
+        std::fs::read(common::repo().join("examples/refused/anonymous-complainant.json")).unwrap();
+    let (status, v) = post(&svc, "/api/jobs", anonymous, Some(TOKEN)).await;
+    assert_eq!(status, 422, "{v}");
+    let refused = svc.url(&format!(
+        "/login?token={TOKEN}&next=/jobs/{}",
+        v["id"].as_str().unwrap()
+    ));
+    let dom = chromium(&profile, &["--dump-dom"], &refused);
+    assert!(
+        dom.contains("complainant_not_signed") && dom.contains("<td>Art "),
+        "{dom}"
+    );
+    assert!(!dom.contains("<script>"), "{dom}");
 
     // Logging in straight to the job's page.
     let page = svc.url(&format!("/login?token={TOKEN}&next=/jobs/console-1"));
