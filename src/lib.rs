@@ -54,6 +54,7 @@ pub mod jcs;
 pub mod job;
 pub mod ledger;
 pub mod letter;
+pub mod logging;
 pub mod metrics;
 pub mod obligations;
 pub mod pace;

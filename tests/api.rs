@@ -575,3 +575,50 @@ async fn the_console_shows_a_dispatched_job_in_chromium() {
         png.len()
     );
 }
+
+/// `--log-format json`: every line the service logs is one JSON object, with the bound address
+/// as a field and the token nowhere.
+#[test]
+fn the_service_logs_json_lines() {
+    let s = Scratch::new("api-json-log");
+    let log = s.path("serve.log");
+    let mut child = s
+        .command(&["--log-format", "json", "serve"])
+        .env("DISCLOSE_QUEUE_SPOOL_DIR", s.path("spool"))
+        .env_remove("DISCLOSE_QUEUE_AMQP_URL")
+        .env("DISCLOSE_SERVE_HTTP_ADDR", "127.0.0.1:0")
+        .env("DISCLOSE_API_TOKEN", TOKEN)
+        .env("DISCLOSE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("HTTP API and console listening") && text.ends_with('\n') {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let listening = lines
+        .iter()
+        .find(|l| l["message"] == "HTTP API and console listening")
+        .unwrap();
+    assert_eq!(listening["level"], "INFO");
+    assert!(
+        listening["bound"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{listening}"
+    );
+    assert!(!text.contains(TOKEN));
+}
