@@ -622,3 +622,98 @@ fn the_service_logs_json_lines() {
     );
     assert!(!text.contains(TOKEN));
 }
+
+/// The console's log-in: a form post exchanges the token for a cookie that opens the console
+/// but not the API; a wrong token gets the form again; `next` never leaves the server.
+#[tokio::test]
+async fn the_console_cookie_opens_the_console_only() {
+    let s = Scratch::new("api-login");
+    let svc = Service::start(&s, Some(TOKEN));
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .post(svc.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+
+    let resp = no_redirects
+        .post(svc.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+
+    let with_cookie = |path: &str| {
+        no_redirects
+            .get(svc.url(path))
+            .header("cookie", pair.clone())
+            .send()
+    };
+    let resp = with_cookie("/").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.text().await.unwrap().contains("最近的发布任务"));
+    assert_eq!(
+        with_cookie("/api/jobs").await.unwrap().status().as_u16(),
+        401
+    );
+    assert_eq!(
+        with_cookie("/metrics").await.unwrap().status().as_u16(),
+        401
+    );
+
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let resp = no_redirects
+            .get(svc.url(&format!("/login?token={TOKEN}&next={next}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        assert_eq!(resp.headers()["location"], "/", "{next}");
+    }
+}
+
+/// An HTTP address already in use stops the service at start-up, naming the key.
+#[test]
+fn an_address_in_use_stops_the_service_at_start() {
+    let s = Scratch::new("api-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = s
+        .command(&["serve"])
+        .env("DISCLOSE_QUEUE_SPOOL_DIR", s.path("spool"))
+        .env_remove("DISCLOSE_QUEUE_AMQP_URL")
+        .env("DISCLOSE_SERVE_HTTP_ADDR", &addr)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("[serve] http_addr") && err.contains(&addr),
+        "{err}"
+    );
+    drop(taken);
+}
