@@ -96,11 +96,24 @@ pub struct ServeSection {
     /// After SIGTERM/SIGINT: how long in-flight work may take before the process exits anyway
     /// (what is cut off stays in the ledger and resumes at the next start).
     pub grace_secs: u64,
+    /// Where the HTTP API, the console and `/metrics` listen (e.g. `127.0.0.1:8080`). Unset
+    /// (the default): no HTTP server, so the embedded defaults never occupy a port and two
+    /// services on one machine never fight over one. Bind to loopback unless a reverse proxy
+    /// with TLS stands in front: the API carries personal data (masked) and bearer tokens.
+    pub http_addr: Option<String>,
+    /// The environment variable holding the API's bearer token. The token itself never lives in
+    /// this file (STYLE: secrets only from the environment). Unset or empty variable: the API
+    /// answers only `/healthz` and refuses the rest with 503 and this variable's name.
+    pub api_token_env: String,
 }
 
 impl Default for ServeSection {
     fn default() -> Self {
-        ServeSection { grace_secs: 30 }
+        ServeSection {
+            grace_secs: 30,
+            http_addr: None,
+            api_token_env: "DISCLOSE_API_TOKEN".into(),
+        }
     }
 }
 
@@ -164,6 +177,8 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ("queue", "prefetch", true),
     ("queue", "delivery_limit", true),
     ("serve", "grace_secs", true),
+    ("serve", "http_addr", false),
+    ("serve", "api_token_env", false),
     ("paths", "channels_dir", false),
     ("paths", "templates_dir", false),
     ("paths", "output_dir", false),
@@ -243,6 +258,17 @@ mod tests {
         let c = Config::from_toml("", "t", |_| None).unwrap();
         assert_eq!(c.ledger.url, "var/ledger.db");
         assert!(c.queue.amqp_url.is_none());
+        assert!(c.serve.http_addr.is_none());
+        assert_eq!(c.serve.api_token_env, "DISCLOSE_API_TOKEN");
+    }
+
+    #[test]
+    fn the_http_address_comes_from_the_environment() {
+        let c = Config::from_toml("", "t", |k| {
+            (k == "DISCLOSE_SERVE_HTTP_ADDR").then(|| "127.0.0.1:0".into())
+        })
+        .unwrap();
+        assert_eq!(c.serve.http_addr.as_deref(), Some("127.0.0.1:0"));
     }
 
     #[test]

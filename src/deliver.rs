@@ -239,7 +239,8 @@ impl Engine {
         }
         let done = records.iter().filter(|r| r.state != State::Pending).count() as u64;
         let ledger = self.ledger.clone();
-        blocking(move || ledger.record(&records, now)).await?;
+        let records = blocking(move || ledger.record(&records, now).map(|()| records)).await?;
+        crate::metrics::recorded(channel, &records);
         self.finished.fetch_add(done, Ordering::Relaxed);
         Ok(n)
     }
@@ -358,7 +359,9 @@ impl Engine {
             }
             claims.push(sendable.by_ref().take(chunk.len()).collect());
             if let Some(limiter) = &lane.limiter {
+                let waiting = std::time::Instant::now();
                 limiter.until_ready().await;
+                crate::metrics::rate_limit_wait(channel, waiting.elapsed());
             }
             let batch = Batch {
                 job: job.clone(),
@@ -368,11 +371,13 @@ impl Engine {
             };
             let (n, transport) = (claims.len() - 1, lane.channel.clone());
             calls.spawn(async move {
+                let started = std::time::Instant::now();
                 let outcomes = if unknown {
                     transport.resolve(&batch).await
                 } else {
                     transport.deliver(&batch).await
                 };
+                crate::metrics::provider_call(channel, started.elapsed());
                 (n, outcomes)
             });
         }

@@ -33,9 +33,13 @@
 //! Afterwards (Art 17): [`obligations`] says which recurring duties were met, are due or are
 //! overdue; [`report`] is the compliance report of a period, read from the ledger.
 //!
+//! Operating it: [`api`] serves the HTTP API, the console and `/metrics` (counters in
+//! [`metrics`]) from `disclose serve`.
+//!
 //! [`app`] wires configuration ([`config`]) into these parts; [`directory`] imports the
 //! recipient directory; [`phone`] normalises numbers; [`clock`] keeps China Standard Time.
 
+pub mod api;
 pub mod app;
 pub mod approval;
 pub mod calendar;
@@ -51,6 +55,8 @@ pub mod jcs;
 pub mod job;
 pub mod ledger;
 pub mod letter;
+pub mod logging;
+pub mod metrics;
 pub mod obligations;
 pub mod pace;
 pub mod phone;

@@ -30,6 +30,9 @@ struct Cli {
     /// Configuration file (default: ./disclose.toml when present, else built-in defaults).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Logs on stderr as `human` lines or one `json` object a line (default: $DISCLOSE_LOG_FORMAT, else human).
+    #[arg(long, global = true)]
+    log_format: Option<disclose::logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -181,8 +184,21 @@ enum DirectoryCommand {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    let format = match cli.log_format {
+        Some(f) => f,
+        None => match std::env::var("DISCLOSE_LOG_FORMAT") {
+            Ok(v) => match v.parse() {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("disclose: DISCLOSE_LOG_FORMAT: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            Err(_) => Default::default(),
+        },
+    };
+    init_tracing(format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -193,21 +209,31 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, warnings and up unless `DISCLOSE_LOG` says otherwise (e.g. `info`,
-/// `disclose=debug`).
-fn init_tracing() {
+/// `disclose=debug`), as readable lines or JSON (`--log-format`).
+fn init_tracing(format: disclose::logging::LogFormat) {
     let filter: tracing_subscriber::filter::Targets = std::env::var("DISCLOSE_LOG")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| "warn".parse().expect("static filter"));
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init();
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        disclose::logging::LogFormat::Human => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
+            .try_init(),
+        disclose::logging::LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .event_format(disclose::logging::Json),
+            )
+            .try_init(),
+    };
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

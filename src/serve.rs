@@ -5,7 +5,8 @@
 //!   its decision and planned deliveries are committed;
 //! - the delivery workers and the scheduler ([`crate::deliver::Engine::run`]): one lane per
 //!   channel, deliveries due later wait in the ledger;
-//! - the events publisher ([`crate::events`]) draining the ledger's outbox to RabbitMQ.
+//! - the events publisher ([`crate::events`]) draining the ledger's outbox to RabbitMQ;
+//! - when `[serve] http_addr` is set, the HTTP API, console and metrics ([`crate::api`]).
 //!
 //! SIGTERM or SIGINT stops the intake first, lets the workers finish the batch in hand, and
 //! exits 0 within `[serve] grace_secs`. Nothing accepted is lost by stopping at any point:
@@ -26,6 +27,10 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let wake = Arc::new(Notify::new());
+    let listener = match &app.config.serve.http_addr {
+        Some(addr) => Some(crate::api::bind(addr).await?),
+        None => None,
+    };
     let queue = app.config.queue.clone();
     if let Some(at) = crate::clock::set_to() {
         tracing::warn!(%at, "the clock was set by {}: this is a drill, not the real time", crate::clock::CLOCK_ENV);
@@ -60,6 +65,11 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         ))
     });
 
+    let http = listener.map(|listener| {
+        let state = Arc::new(crate::api::ApiState::new(&app, wake.clone()));
+        tokio::spawn(crate::api::run(state, listener, shutdown.clone()))
+    });
+
     let mut failure = None;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping intake, finishing work in hand"),
@@ -88,6 +98,11 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
             }
         }
         let _ = workers.await;
+        if let Some(http) = http
+            && let Ok(Err(e)) = http.await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "HTTP API ended with an error");
+        }
         if let Some(events) = events
             && let Ok(Err(e)) = events.await
         {

@@ -241,6 +241,7 @@ impl Intake {
                 },
             }
         }
+        crate::metrics::decided(&verdicts);
         Ok(verdicts)
     }
 }
