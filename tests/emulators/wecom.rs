@@ -21,6 +21,9 @@
 //! ```
 #![allow(dead_code)]
 
+#[path = "server.rs"]
+mod server;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,13 +120,7 @@ impl Emulator {
             .route("/cgi-bin/gettoken", get(gettoken))
             .route("/cgi-bin/message/send", post(message_send))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = server::serve(app).await;
         Emulator {
             url: format!("http://{addr}"),
             state,
