@@ -3,18 +3,18 @@
 //! a call whose fate is unknown is settled by the status query and never sent twice, and that no
 //! credential ever reaches an outcome. The last test runs the whole engine with a ledger.
 
+mod common;
 #[path = "emulators/tencent.rs"]
 mod tencent_emulator;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use common::engine::{self, templates};
 use disclose::channels::tencent::TencentConfig;
-use disclose::channels::{Batch, Channel, ChannelConfig, Item, Outcome, RetryPolicy, Transport};
+use disclose::channels::{Batch, Channel, ChannelConfig, Item, Outcome, Transport};
 use disclose::job::{ChannelKind, Job};
-use disclose::render::Templates;
 use tencent_emulator::{Emulator, Mode, Receipt, SECRET_ID, SECRET_KEY, SMS_SDK_APP_ID};
 
 const ID_VAR: &str = "DISCLOSE_TEST_TENCENT_SECRET_ID";
@@ -51,21 +51,7 @@ fn config(emu: &Emulator) -> TencentConfig {
 }
 
 fn channel_config(t: TencentConfig) -> ChannelConfig {
-    ChannelConfig {
-        channel: ChannelKind::Sms,
-        transport: Transport::TencentSms(t),
-        batch_size: Some(200),
-        calls_per_second: None,
-        concurrency: None,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_ms: 20,
-            max_ms: 100,
-        },
-        quiet_hours: None,
-        recipient_limits: Default::default(),
-        failover: None,
-    }
+    engine::channel_config(ChannelKind::Sms, Transport::TencentSms(t), 200, None)
 }
 
 /// The channel as `serve` builds it: from the channel file's transport, credentials from the
@@ -75,10 +61,6 @@ fn channel(t: TencentConfig) -> Arc<dyn Channel> {
     let cfg = channel_config(t);
     assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
     cfg.build(&std::env::temp_dir()).unwrap()
-}
-
-fn templates() -> Templates {
-    Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
 }
 
 fn job(id: &str) -> Job {
@@ -596,16 +578,11 @@ async fn deliveries_without_a_number_are_skipped_and_a_template_without_a_tencen
 /// which finds them sent: delivered, each number messaged once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resending() {
-    use disclose::deliver::Engine;
-    use disclose::ledger::{Acceptance, Ledger, Member, SqliteLedger};
-    use disclose::policy::{GroupKind, Plan};
+    use disclose::ledger::Member;
+    use disclose::policy::GroupKind;
 
     let emu = Emulator::start().await;
-    let dir = std::env::temp_dir().join(format!("disclose-sms-tencent-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&dir.join("ledger.db")).unwrap());
-    let now = disclose::clock::now();
+    let setup = engine::Setup::new("sms-tencent");
     let members: Vec<Member> = (0..5)
         .map(|i| Member {
             id: format!("s{i}"),
@@ -614,31 +591,16 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
             ..Member::default()
         })
         .collect();
-    ledger
-        .replace_group(
-            "subscribers",
-            GroupKind::Public,
-            &mut members.into_iter().map(Ok),
-            now,
-        )
-        .unwrap();
     let job = job("tc-engine-1");
     let body = serde_json::to_string(&job).unwrap();
-    let plan = Plan {
-        channels: vec![ChannelKind::Sms],
-        groups: vec!["subscribers".into()],
-        recipients: vec![],
-        publish_at: None,
-        expires_at: None,
-    };
-    ledger
-        .accept(&Acceptance {
-            job: &job,
-            body: body.as_bytes(),
-            plan: &plan,
-            now,
-        })
-        .unwrap();
+    setup.accept(
+        ("subscribers", GroupKind::Public),
+        members,
+        &job,
+        &body,
+        ChannelKind::Sms,
+    );
+    let ledger = setup.ledger.clone();
 
     let mut t = config(&emu);
     t.timeout_ms = 300;
@@ -647,15 +609,7 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
         Transport::TencentSms(t) => t.clone(),
         _ => unreachable!(),
     });
-    let templates = Arc::new(templates());
-    let engine = |ch: Arc<dyn Channel>| {
-        Arc::new(Engine::new(
-            ledger.clone(),
-            templates.clone(),
-            vec![(cfg.clone(), ch)],
-            Duration::from_secs(60),
-        ))
-    };
+    let engine = |ch: Arc<dyn Channel>| setup.engine(&cfg, ch);
     emu.set_mode(Mode::Hang(Duration::from_secs(2)));
     engine(ch.clone()).drain().await.unwrap();
     let rows = ledger.deliveries("tc-engine-1", 100).unwrap();
@@ -668,12 +622,7 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
 
     // The next pass (made due now rather than in 5 minutes) asks Tencent instead of resending.
     emu.set_mode(Mode::Ok);
-    let conn = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
-    conn.execute(
-        "UPDATE deliveries SET due_at = 0 WHERE state = 'unknown'",
-        [],
-    )
-    .unwrap();
+    setup.recheck_unknown_now();
     engine(ch).drain().await.unwrap();
     let serials = serials(&emu);
     let rows = ledger.deliveries("tc-engine-1", 100).unwrap();
@@ -690,5 +639,4 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
         emu.received()
     );
     assert_eq!(emu.requests(), 1, "one SendSms call in all");
-    let _ = std::fs::remove_dir_all(&dir);
 }

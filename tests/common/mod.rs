@@ -1,6 +1,8 @@
 //! Shared by the CLI tests: a scratch directory per test and a way to run the real binary in it.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
