@@ -13,10 +13,11 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use aliyun_emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, Emulator, Mode, Receipt};
-use common::engine::{self, templates};
+use common::engine;
+use common::sms::{self, Expect, batch, delivered, failed, job, later, number};
 use disclose::channels::aliyun::AliyunConfig;
-use disclose::channels::{Batch, Channel, ChannelConfig, Item, Outcome, Transport};
-use disclose::job::{ChannelKind, Job};
+use disclose::channels::{Channel, ChannelConfig, Outcome, Transport};
+use disclose::job::ChannelKind;
 
 const ID_VAR: &str = "DISCLOSE_TEST_ALIYUN_ACCESS_KEY_ID";
 const SECRET_VAR: &str = "DISCLOSE_TEST_ALIYUN_ACCESS_KEY_SECRET";
@@ -63,83 +64,18 @@ fn channel(t: AliyunConfig) -> Arc<dyn Channel> {
     cfg.build(&std::env::temp_dir()).unwrap()
 }
 
-fn job(id: &str) -> Job {
-    let job = serde_json::json!({
-        "id": id, "kind": "release", "category": "6.1", "scope": "public", "classification": "none",
-        "title": "关于张三同志任职的通知", "template": "general", "data": {"body": "正文"},
-        "approval": {"approver": "李四", "reference": "组干审〔2026〕1号", "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "k"}
-    });
-    disclose::job::parse(job.to_string().as_bytes())
-        .unwrap()
-        .job
-}
-
-fn number(i: usize) -> String {
-    format!("+86139{:08}", 10_000_000 + i)
-}
-
-/// A batch of `n` deliveries of a fresh job, numbered from `first`, rendered by the shipped
-/// `general` template (Alibaba template SMS_000000001, one parameter: the title).
-fn batch(job_id: &str, n: usize) -> Batch {
-    let job = Arc::new(job(job_id));
-    let content = Arc::new(templates().render(&job, ChannelKind::Sms, None).unwrap());
-    let items = (0..n)
-        .map(|i| Item {
-            delivery_id: 1 + i as i64,
-            recipient: format!("r{i}"),
-            name: format!("n{i}"),
-            role: "member".into(),
-            address: Some(number(i)),
-            attempt: 1,
-            content: content.clone(),
-        })
-        .collect();
-    Batch {
-        job,
-        channel: ChannelKind::Sms,
-        items,
-        now: disclose::clock::now(),
-    }
-}
-
-fn later(b: &Batch, secs: i64) -> Batch {
-    Batch {
-        now: b.now + chrono::Duration::seconds(secs),
-        ..b.clone()
-    }
-}
-
 /// No credential, signature or Authorization header in anything the channel reports.
 fn assert_clean(outcomes: &[Outcome]) {
-    let text = format!("{outcomes:?}");
-    for secret in [
-        ACCESS_KEY_ID,
-        ACCESS_KEY_SECRET,
-        WRONG_SECRET,
-        "ACS3-HMAC-SHA256",
-        "Signature=",
-    ] {
-        assert!(!text.contains(secret), "{secret} leaked into {text}");
-    }
-}
-
-/// What a test expects of an outcome.
-type Expect = fn(&Outcome) -> bool;
-
-fn delivered(o: &Outcome) -> Option<&str> {
-    match o {
-        Outcome::Delivered { reference } => reference.as_deref(),
-        _ => None,
-    }
-}
-
-fn failed(o: &Outcome) -> Option<(&str, bool)> {
-    match o {
-        Outcome::Failed {
-            code, permanent, ..
-        } => Some((code.as_str(), *permanent)),
-        _ => None,
-    }
+    sms::assert_none_of(
+        &[
+            ACCESS_KEY_ID,
+            ACCESS_KEY_SECRET,
+            WRONG_SECRET,
+            "ACS3-HMAC-SHA256",
+            "Signature=",
+        ],
+        outcomes,
+    );
 }
 
 #[tokio::test]

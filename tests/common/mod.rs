@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod sms;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
