@@ -9,12 +9,13 @@ mod aliyun_emulator;
 mod common;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aliyun_emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, Emulator, Mode, Receipt};
 use common::engine;
-use common::sms::{self, Expect, batch, delivered, failed, job, later, number};
+use common::sms::{batch, job, later, number};
+use common::transport::{self, Expect, delivered, failed};
 use disclose::channels::aliyun::AliyunConfig;
 use disclose::channels::{Channel, ChannelConfig, Outcome, Transport};
 use disclose::job::ChannelKind;
@@ -28,13 +29,12 @@ const WRONG_SECRET: &str = "this-is-not-the-secret-0123456789";
 /// The credentials, set once before any test of this binary builds a channel (every test calls
 /// this first, so no other thread reads the environment meanwhile).
 fn env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(ID_VAR, ACCESS_KEY_ID);
-        std::env::set_var(SECRET_VAR, ACCESS_KEY_SECRET);
-        std::env::set_var(WRONG_SECRET_VAR, WRONG_SECRET);
-        std::env::set_var(WRONG_ID_VAR, "LTAI5tNobodyKnowsThisOne");
-    });
+    transport::set_env_once(&[
+        (ID_VAR, ACCESS_KEY_ID),
+        (SECRET_VAR, ACCESS_KEY_SECRET),
+        (WRONG_SECRET_VAR, WRONG_SECRET),
+        (WRONG_ID_VAR, "LTAI5tNobodyKnowsThisOne"),
+    ]);
 }
 
 fn config(emu: &Emulator) -> AliyunConfig {
@@ -66,7 +66,7 @@ fn channel(t: AliyunConfig) -> Arc<dyn Channel> {
 
 /// No credential, signature or Authorization header in anything the channel reports.
 fn assert_clean(outcomes: &[Outcome]) {
-    sms::assert_none_of(
+    transport::assert_none_of(
         &[
             ACCESS_KEY_ID,
             ACCESS_KEY_SECRET,

@@ -8,11 +8,12 @@ mod common;
 mod tencent_emulator;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::engine;
-use common::sms::{self, Expect, batch, delivered, failed, job, later, number};
+use common::sms::{batch, job, later, number};
+use common::transport::{self, Expect, delivered, failed};
 use disclose::channels::tencent::TencentConfig;
 use disclose::channels::{Channel, ChannelConfig, Outcome, Transport};
 use disclose::job::ChannelKind;
@@ -27,13 +28,12 @@ const WRONG_KEY: &str = "this-is-not-the-key-0123456789ab";
 /// The credentials, set once before any test of this binary builds a channel (every test calls
 /// this first, so no other thread reads the environment meanwhile).
 fn env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(ID_VAR, SECRET_ID);
-        std::env::set_var(KEY_VAR, SECRET_KEY);
-        std::env::set_var(WRONG_KEY_VAR, WRONG_KEY);
-        std::env::set_var(WRONG_ID_VAR, "AKIDnobodyknowsthisone000000000000");
-    });
+    transport::set_env_once(&[
+        (ID_VAR, SECRET_ID),
+        (KEY_VAR, SECRET_KEY),
+        (WRONG_KEY_VAR, WRONG_KEY),
+        (WRONG_ID_VAR, "AKIDnobodyknowsthisone000000000000"),
+    ]);
 }
 
 fn config(emu: &Emulator) -> TencentConfig {
@@ -66,7 +66,7 @@ fn channel(t: TencentConfig) -> Arc<dyn Channel> {
 
 /// No credential, signature or Authorization header in anything the channel reports.
 fn assert_clean(outcomes: &[Outcome]) {
-    sms::assert_none_of(
+    transport::assert_none_of(
         &[
             SECRET_ID,
             SECRET_KEY,

@@ -7,11 +7,11 @@ mod common;
 mod wechat_emulator;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
 use common::engine::{Setup, channel_config, release};
+use common::transport::{self, at, delivered};
 use disclose::channels::wechat::{WechatConfig, WechatTemplate, client_msg_id};
 use disclose::channels::{Batch, Channel, Item, Outcome, Transport};
 use disclose::job::{ChannelKind, Job};
@@ -26,12 +26,7 @@ const WRONG_SECRET: &str = "not-the-appsecret-5d1c0e";
 const TEMPLATE_ID: &str = "TPL-gk-0001";
 
 fn env() {
-    static ONCE: Once = Once::new();
-    // Set once, before any channel reads it, by whichever test comes first.
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(SECRET_ENV, SECRET);
-        std::env::set_var(WRONG_SECRET_ENV, WRONG_SECRET);
-    });
+    transport::set_env_once(&[(SECRET_ENV, SECRET), (WRONG_SECRET_ENV, WRONG_SECRET)]);
 }
 
 fn config(emu: &Emulator) -> WechatConfig {
@@ -47,10 +42,6 @@ fn config(emu: &Emulator) -> WechatConfig {
 fn channel(emu: &Emulator) -> WechatTemplate {
     env();
     WechatTemplate::new(&config(emu)).unwrap()
-}
-
-fn at(s: &str) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(s).unwrap()
 }
 
 const NOW: &str = "2026-12-01T14:30:00+08:00";
@@ -113,21 +104,10 @@ fn some(v: &[String]) -> Vec<Option<&str>> {
 
 /// No secret and no token in any detail or code.
 fn assert_clean(outcomes: &[Outcome], emu: &Emulator) {
-    let mut secrets = vec![SECRET.to_string(), WRONG_SECRET.to_string()];
-    secrets.extend(emu.issued_tokens());
-    for o in outcomes {
-        let text = format!("{o:?}");
-        for s in &secrets {
-            assert!(!text.contains(s.as_str()), "a secret leaked into {text}");
-        }
-    }
-}
-
-fn delivered(o: &Outcome) -> Option<&str> {
-    match o {
-        Outcome::Delivered { reference } => reference.as_deref(),
-        _ => None,
-    }
+    let tokens = emu.issued_tokens();
+    let mut secrets = vec![SECRET, WRONG_SECRET];
+    secrets.extend(tokens.iter().map(String::as_str));
+    transport::assert_none_of(&secrets, outcomes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,11 +8,11 @@ mod common;
 mod wecom_emulator;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
 use common::engine::{Setup, channel_config, release};
+use common::transport::{self, at, delivered};
 use disclose::channels::wecom::{WecomApp, WecomConfig, WecomMsgType};
 use disclose::channels::{Batch, Channel, Item, Outcome, Transport};
 use disclose::job::{ChannelKind, Job};
@@ -28,12 +28,7 @@ const WRONG_SECRET: &str = "not-the-wecom-secret-77aa01";
 const MARKDOWN: &str = "**关于李四同志职务调整的通知**\n\n经研究，决定：李四同志任县财政局副局长。\n\n> 县委组织部　2026年12月1日";
 
 fn env() {
-    static ONCE: Once = Once::new();
-    // Set once, before any channel reads it, by whichever test comes first.
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(SECRET_ENV, SECRET);
-        std::env::set_var(WRONG_SECRET_ENV, WRONG_SECRET);
-    });
+    transport::set_env_once(&[(SECRET_ENV, SECRET), (WRONG_SECRET_ENV, WRONG_SECRET)]);
 }
 
 fn config(emu: &Emulator) -> WecomConfig {
@@ -52,10 +47,6 @@ fn config(emu: &Emulator) -> WecomConfig {
 fn channel(emu: &Emulator) -> WecomApp {
     env();
     WecomApp::new(&config(emu)).unwrap()
-}
-
-fn at(s: &str) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(s).unwrap()
 }
 
 const NOW: &str = "2026-12-01T10:00:00+08:00";
@@ -111,23 +102,12 @@ fn batch(users: &[&str], now: &str) -> Batch {
     )
 }
 
-fn delivered(o: &Outcome) -> Option<&str> {
-    match o {
-        Outcome::Delivered { reference } => reference.as_deref(),
-        _ => None,
-    }
-}
-
 /// No secret and no token in any outcome.
 fn assert_clean(outcomes: &[Outcome], emu: &Emulator) {
-    let mut secrets = vec![SECRET.to_string(), WRONG_SECRET.to_string()];
-    secrets.extend(emu.issued_tokens());
-    for o in outcomes {
-        let text = format!("{o:?}");
-        for s in &secrets {
-            assert!(!text.contains(s.as_str()), "a secret leaked into {text}");
-        }
-    }
+    let tokens = emu.issued_tokens();
+    let mut secrets = vec![SECRET, WRONG_SECRET];
+    secrets.extend(tokens.iter().map(String::as_str));
+    transport::assert_none_of(&secrets, outcomes);
 }
 
 fn request(emu: &Emulator, i: usize) -> Value {

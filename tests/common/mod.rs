@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod sms;
+pub mod transport;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

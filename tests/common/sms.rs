@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use disclose::channels::{Batch, Item, Outcome};
+use disclose::channels::{Batch, Item};
 use disclose::job::{ChannelKind, Job};
 
 use super::engine::templates;
@@ -56,35 +56,5 @@ pub fn later(b: &Batch, secs: i64) -> Batch {
     Batch {
         now: b.now + chrono::Duration::seconds(secs),
         ..b.clone()
-    }
-}
-
-/// None of `secrets` (credentials, the signature's algorithm or header parts) in anything the
-/// channel reports.
-pub fn assert_none_of(secrets: &[&str], outcomes: &[Outcome]) {
-    let text = format!("{outcomes:?}");
-    for secret in secrets {
-        assert!(!text.contains(secret), "{secret} leaked into {text}");
-    }
-}
-
-/// What a test expects of an outcome.
-pub type Expect = fn(&Outcome) -> bool;
-
-/// The reference of a delivered outcome.
-pub fn delivered(o: &Outcome) -> Option<&str> {
-    match o {
-        Outcome::Delivered { reference } => reference.as_deref(),
-        _ => None,
-    }
-}
-
-/// The code and permanence of a failed outcome.
-pub fn failed(o: &Outcome) -> Option<(&str, bool)> {
-    match o {
-        Outcome::Failed {
-            code, permanent, ..
-        } => Some((code.as_str(), *permanent)),
-        _ => None,
     }
 }
