@@ -70,6 +70,28 @@ impl Drop for Scratch {
     }
 }
 
+/// `disclose ARGS` in `s` with the process clock set to `clock` (`DISCLOSE_CLOCK`: no test waits
+/// for a date).
+pub fn at(s: &Scratch, clock: &str, args: &[&str]) -> Output {
+    s.command(args)
+        .env("DISCLOSE_CLOCK", clock)
+        .output()
+        .unwrap()
+}
+
+/// `disclose ARGS` at `clock`, which must succeed; its stdout.
+pub fn ok(s: &Scratch, clock: &str, args: &[&str]) -> String {
+    let out = at(s, clock, args);
+    assert!(
+        out.status.success(),
+        "disclose {args:?} at {clock}: {:?}\n{}\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
