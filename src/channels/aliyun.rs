@@ -53,7 +53,6 @@ use sha2::{Digest, Sha256};
 
 use super::http::{self, Secret};
 use super::sms::{self, Absence};
-use super::tencent::is_env_name;
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
 use crate::phone::mask;
@@ -123,35 +122,21 @@ impl AliyunConfig {
     /// Pure checks; every problem at once.
     pub fn validate(&self, channel: ChannelKind, _batch_size: usize) -> Vec<String> {
         let mut problems = Vec::new();
-        if channel != ChannelKind::Sms {
-            problems.push(format!(
-                "the aliyun_sms transport serves sms, not {channel}"
-            ));
-        }
-        match reqwest::Url::parse(&self.endpoint) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => problems.push(format!(
-                "endpoint {:?} is not an http(s) URL such as {DEFAULT_ENDPOINT}",
-                self.endpoint
-            )),
-        }
-        for (key, var) in [
-            ("access_key_id_env", &self.access_key_id_env),
-            ("access_key_secret_env", &self.access_key_secret_env),
-        ] {
-            if !is_env_name(var) {
-                problems.push(format!(
-                    "{key} must name an environment variable (letters, digits, _), not {var:?}"
-                ));
-            }
-        }
-        if self
-            .sign_name
-            .as_deref()
-            .is_some_and(|s| s.trim().is_empty())
-        {
-            problems.push("sign_name, when given, must not be empty".into());
-        }
+        sms::transport_problems(
+            &mut problems,
+            "aliyun_sms",
+            channel,
+            &self.endpoint,
+            DEFAULT_ENDPOINT,
+        );
+        sms::env_name_problems(
+            &mut problems,
+            &[
+                ("access_key_id_env", &self.access_key_id_env),
+                ("access_key_secret_env", &self.access_key_secret_env),
+            ],
+        );
+        sms::sign_name_problems(&mut problems, self.sign_name.as_deref());
         if self.timeout_ms == 0 || self.timeout_ms > 120_000 {
             problems.push(format!("timeout_ms {} must be 1–120000", self.timeout_ms));
         }

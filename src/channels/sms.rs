@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveTime, TimeZone};
 
 use super::{Batch, BoxFuture, Item, Outcome};
+use crate::job::ChannelKind;
 use crate::render::Rendered;
 
 const PREFIX: &str = "disclose:";
@@ -193,6 +194,47 @@ pub fn sendable(batch: &Batch, out: &mut [Option<Outcome>]) -> Vec<(usize, Vec<u
         }
     }
     groups
+}
+
+/// The checks of an SMS transport's channel file that both providers make, in the order each
+/// reports them: the transport serves `sms`, and its `endpoint` is an http(s) URL.
+pub fn transport_problems(
+    problems: &mut Vec<String>,
+    transport: &str,
+    channel: ChannelKind,
+    endpoint: &str,
+    default_endpoint: &str,
+) {
+    if channel != ChannelKind::Sms {
+        problems.push(format!(
+            "the {transport} transport serves sms, not {channel}"
+        ));
+    }
+    match reqwest::Url::parse(endpoint) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+        _ => problems.push(format!(
+            "endpoint {endpoint:?} is not an http(s) URL such as {default_endpoint}"
+        )),
+    }
+}
+
+/// Each `(key, value)` names an environment variable (credentials come only from the
+/// environment, named in the channel file).
+pub fn env_name_problems(problems: &mut Vec<String>, keys: &[(&str, &str)]) {
+    for (key, var) in keys {
+        if !super::tencent::is_env_name(var) {
+            problems.push(format!(
+                "{key} must name an environment variable (letters, digits, _), not {var:?}"
+            ));
+        }
+    }
+}
+
+/// A sign name given in the channel file is not blank.
+pub fn sign_name_problems(problems: &mut Vec<String>, sign_name: Option<&str>) {
+    if sign_name.is_some_and(|s| s.trim().is_empty()) {
+        problems.push("sign_name, when given, must not be empty".into());
+    }
 }
 
 /// One provider call of at most its limit of numbers, all with the same content.

@@ -130,18 +130,13 @@ impl TencentConfig {
     /// Pure checks; every problem at once.
     pub fn validate(&self, channel: ChannelKind, batch_size: usize) -> Vec<String> {
         let mut problems = Vec::new();
-        if channel != ChannelKind::Sms {
-            problems.push(format!(
-                "the tencent_sms transport serves sms, not {channel}"
-            ));
-        }
-        match reqwest::Url::parse(&self.endpoint) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => problems.push(format!(
-                "endpoint {:?} is not an http(s) URL such as {DEFAULT_ENDPOINT}",
-                self.endpoint
-            )),
-        }
+        sms::transport_problems(
+            &mut problems,
+            "tencent_sms",
+            channel,
+            &self.endpoint,
+            DEFAULT_ENDPOINT,
+        );
         if self.region.trim().is_empty() {
             problems.push("region must not be empty (e.g. \"ap-guangzhou\")".into());
         }
@@ -153,23 +148,14 @@ impl TencentConfig {
                 self.sms_sdk_app_id
             ));
         }
-        if self
-            .sign_name
-            .as_deref()
-            .is_some_and(|s| s.trim().is_empty())
-        {
-            problems.push("sign_name, when given, must not be empty".into());
-        }
-        for (key, var) in [
-            ("secret_id_env", &self.secret_id_env),
-            ("secret_key_env", &self.secret_key_env),
-        ] {
-            if !is_env_name(var) {
-                problems.push(format!(
-                    "{key} must name an environment variable (letters, digits, _), not {var:?}"
-                ));
-            }
-        }
+        sms::sign_name_problems(&mut problems, self.sign_name.as_deref());
+        sms::env_name_problems(
+            &mut problems,
+            &[
+                ("secret_id_env", &self.secret_id_env),
+                ("secret_key_env", &self.secret_key_env),
+            ],
+        );
         if self.timeout_ms == 0 || self.timeout_ms > 120_000 {
             problems.push(format!("timeout_ms {} must be 1–120000", self.timeout_ms));
         }
