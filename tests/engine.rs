@@ -2,20 +2,19 @@
 //! outcome — retry with backoff, honour Retry-After, give up after the limit, keep permanent
 //! failures final, and resolve unknowns by the status query instead of resending.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use disclose::channels::{
-    Batch, BoxFuture, Channel, ChannelConfig, Outcome, RetryPolicy, Transport,
-};
-use disclose::deliver::Engine;
+use disclose::channels::{Batch, BoxFuture, Channel, Outcome, Transport};
 use disclose::job::ChannelKind;
-use disclose::ledger::{Acceptance, Ledger, Member, SqliteLedger, State};
-use disclose::policy::{GroupKind, Plan};
-use disclose::render::Templates;
+use disclose::ledger::{Member, State};
+use disclose::policy::GroupKind;
+
+use common::engine::{Setup, channel_config, release};
 
 /// Answers for each recipient, one per attempt; the last answer repeats.
 struct Scripted {
@@ -76,10 +75,8 @@ fn transient() -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
-    let dir = std::env::temp_dir().join(format!("disclose-engine-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&dir.join("ledger.db")).unwrap());
-    let now = disclose::clock::now();
+    let setup = Setup::new("engine");
+    let ledger = setup.ledger.clone();
     let people = ["ok", "flaky", "throttled", "hopeless", "invalid", "lost"];
     let members: Vec<Member> = people
         .iter()
@@ -91,36 +88,15 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
             ..Member::default()
         })
         .collect();
-    ledger
-        .replace_group(
-            "subscribers",
-            GroupKind::Public,
-            &mut members.into_iter().map(Ok),
-            now,
-        )
-        .unwrap();
-    let job = serde_json::json!({
-        "id": "engine-1", "kind": "release", "category": "6.1", "scope": "public", "classification": "none",
-        "title": "标题", "template": "general", "data": {"body": "正文"},
-        "approval": {"approver": "李四", "reference": "组干审〔2026〕1号", "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "k"}
-    });
-    let body = job.to_string();
+    let body = release("engine-1", "6.1", "public");
     let job = disclose::job::parse(body.as_bytes()).unwrap().job;
-    let plan = Plan {
-        channels: vec![ChannelKind::Sms],
-        groups: vec!["subscribers".into()],
-        recipients: vec![],
-        publish_at: None,
-        expires_at: None,
-    };
-    ledger
-        .accept(&Acceptance {
-            job: &job,
-            body: body.as_bytes(),
-            plan: &plan,
-            now,
-        })
-        .unwrap();
+    setup.accept(
+        ("subscribers", GroupKind::Public),
+        members,
+        &job,
+        &body,
+        ChannelKind::Sms,
+    );
 
     let delivered = || Outcome::Delivered { reference: None };
     let script: HashMap<String, Vec<Outcome>> = [
@@ -161,30 +137,8 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
         resolved: Default::default(),
         batches: AtomicUsize::new(0),
     });
-    let config = ChannelConfig {
-        channel: ChannelKind::Sms,
-        transport: Transport::Outbox { dir: None },
-        batch_size: Some(200),
-        calls_per_second: None,
-        concurrency: None,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_ms: 20,
-            max_ms: 100,
-        },
-        quiet_hours: None,
-        recipient_limits: Default::default(),
-        failover: None,
-    };
-    let templates = Arc::new(
-        Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap(),
-    );
-    let engine = Arc::new(Engine::new(
-        ledger.clone(),
-        templates.clone(),
-        vec![(config.clone(), channel.clone())],
-        Duration::from_secs(60),
-    ));
+    let config = channel_config(ChannelKind::Sms, Transport::Outbox { dir: None }, 200, None);
+    let engine = setup.engine(&config, channel.clone());
     let started = std::time::Instant::now();
     engine.drain().await.unwrap();
 
@@ -226,18 +180,8 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
     assert_eq!(calls["lost"], 1, "never resent blindly");
 
     // A later pass asks the status query about the unknown one instead of sending again.
-    let conn = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
-    conn.execute(
-        "UPDATE deliveries SET due_at = 0 WHERE state = 'unknown'",
-        [],
-    )
-    .unwrap();
-    let engine = Arc::new(Engine::new(
-        ledger.clone(),
-        templates,
-        vec![(config, channel.clone())],
-        Duration::from_secs(60),
-    ));
+    setup.recheck_unknown_now();
+    let engine = setup.engine(&config, channel.clone());
     engine.drain().await.unwrap();
     assert_eq!(*channel.resolved.lock().unwrap(), ["lost"]);
     assert_eq!(channel.calls.lock().unwrap()["lost"], 1);
@@ -252,5 +196,4 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
         ("delivered", Some("from-status-query"))
     );
     assert_eq!(ledger.counts(&[]).unwrap().get(&State::Pending), None);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,32 +9,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Scratch, example, sign, stderr, stdout, write};
+use common::{Scratch, at, example, ok, sign, stderr, stdout, write};
 use serde_json::{Value, json};
-
-/// `disclose ARGS` with the process clock set to `clock`.
-fn at(s: &Scratch, clock: &str, args: &[&str]) -> Output {
-    s.command(args)
-        .env("DISCLOSE_CLOCK", clock)
-        .output()
-        .unwrap()
-}
-
-/// `disclose ARGS` at `clock`, which must succeed; its stdout.
-fn ok(s: &Scratch, clock: &str, args: &[&str]) -> String {
-    let out = at(s, clock, args);
-    assert!(
-        out.status.success(),
-        "disclose {args:?} at {clock}: {:?}\n{}\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
 
 /// `disclose dispatch --directory examples/directory JOBS…` at `clock`, which must succeed.
 fn dispatch(s: &Scratch, clock: &str, jobs: &[&str]) -> String {

@@ -10,27 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{Scratch, example, sign, stderr, stdout, write};
+use common::{Scratch, at, example, ok, sign, stderr, stdout, write};
 use serde_json::{Value, json};
-
-fn at(s: &Scratch, clock: &str, args: &[&str]) -> Output {
-    s.command(args)
-        .env("DISCLOSE_CLOCK", clock)
-        .output()
-        .unwrap()
-}
-
-fn ok(s: &Scratch, clock: &str, args: &[&str]) -> String {
-    let out = at(s, clock, args);
-    assert!(
-        out.status.success(),
-        "disclose {args:?} at {clock}: {:?}\n{}\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
 
 fn json_of(out: &Output) -> Value {
     serde_json::from_str(&stdout(out))

@@ -3,18 +3,20 @@
 //! a call whose fate is unknown is settled by the status query and never sent twice, and that no
 //! credential ever reaches an outcome. The last test runs the whole engine with a ledger.
 
+mod common;
 #[path = "emulators/tencent.rs"]
 mod tencent_emulator;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::engine;
+use common::sms::{batch, job, later, number};
+use common::transport::{self, Expect, delivered, failed};
 use disclose::channels::tencent::TencentConfig;
-use disclose::channels::{Batch, Channel, ChannelConfig, Item, Outcome, RetryPolicy, Transport};
-use disclose::job::{ChannelKind, Job};
-use disclose::render::Templates;
+use disclose::channels::{Channel, ChannelConfig, Outcome, Transport};
+use disclose::job::ChannelKind;
 use tencent_emulator::{Emulator, Mode, Receipt, SECRET_ID, SECRET_KEY, SMS_SDK_APP_ID};
 
 const ID_VAR: &str = "DISCLOSE_TEST_TENCENT_SECRET_ID";
@@ -26,13 +28,12 @@ const WRONG_KEY: &str = "this-is-not-the-key-0123456789ab";
 /// The credentials, set once before any test of this binary builds a channel (every test calls
 /// this first, so no other thread reads the environment meanwhile).
 fn env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(ID_VAR, SECRET_ID);
-        std::env::set_var(KEY_VAR, SECRET_KEY);
-        std::env::set_var(WRONG_KEY_VAR, WRONG_KEY);
-        std::env::set_var(WRONG_ID_VAR, "AKIDnobodyknowsthisone000000000000");
-    });
+    transport::set_env_once(&[
+        (ID_VAR, SECRET_ID),
+        (KEY_VAR, SECRET_KEY),
+        (WRONG_KEY_VAR, WRONG_KEY),
+        (WRONG_ID_VAR, "AKIDnobodyknowsthisone000000000000"),
+    ]);
 }
 
 fn config(emu: &Emulator) -> TencentConfig {
@@ -51,21 +52,7 @@ fn config(emu: &Emulator) -> TencentConfig {
 }
 
 fn channel_config(t: TencentConfig) -> ChannelConfig {
-    ChannelConfig {
-        channel: ChannelKind::Sms,
-        transport: Transport::TencentSms(t),
-        batch_size: Some(200),
-        calls_per_second: None,
-        concurrency: None,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_ms: 20,
-            max_ms: 100,
-        },
-        quiet_hours: None,
-        recipient_limits: Default::default(),
-        failover: None,
-    }
+    engine::channel_config(ChannelKind::Sms, Transport::TencentSms(t), 200, None)
 }
 
 /// The channel as `serve` builds it: from the channel file's transport, credentials from the
@@ -77,87 +64,18 @@ fn channel(t: TencentConfig) -> Arc<dyn Channel> {
     cfg.build(&std::env::temp_dir()).unwrap()
 }
 
-fn templates() -> Templates {
-    Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
-}
-
-fn job(id: &str) -> Job {
-    let job = serde_json::json!({
-        "id": id, "kind": "release", "category": "6.1", "scope": "public", "classification": "none",
-        "title": "关于张三同志任职的通知", "template": "general", "data": {"body": "正文"},
-        "approval": {"approver": "李四", "reference": "组干审〔2026〕1号", "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "k"}
-    });
-    disclose::job::parse(job.to_string().as_bytes())
-        .unwrap()
-        .job
-}
-
-fn number(i: usize) -> String {
-    format!("+86139{:08}", 10_000_000 + i)
-}
-
-/// A batch of `n` deliveries of a fresh job, numbered from `first`, rendered by the shipped
-/// `general` template (Tencent template 1234567, one parameter: the title).
-fn batch(job_id: &str, n: usize) -> Batch {
-    let job = Arc::new(job(job_id));
-    let content = Arc::new(templates().render(&job, ChannelKind::Sms, None).unwrap());
-    let items = (0..n)
-        .map(|i| Item {
-            delivery_id: 1 + i as i64,
-            recipient: format!("r{i}"),
-            name: format!("n{i}"),
-            role: "member".into(),
-            address: Some(number(i)),
-            attempt: 1,
-            content: content.clone(),
-        })
-        .collect();
-    Batch {
-        job,
-        channel: ChannelKind::Sms,
-        items,
-        now: disclose::clock::now(),
-    }
-}
-
-fn later(b: &Batch, secs: i64) -> Batch {
-    Batch {
-        now: b.now + chrono::Duration::seconds(secs),
-        ..b.clone()
-    }
-}
-
 /// No credential, signature or Authorization header in anything the channel reports.
 fn assert_clean(outcomes: &[Outcome]) {
-    let text = format!("{outcomes:?}");
-    for secret in [
-        SECRET_ID,
-        SECRET_KEY,
-        WRONG_KEY,
-        "TC3-HMAC-SHA256",
-        "Signature=",
-    ] {
-        assert!(!text.contains(secret), "{secret} leaked into {text}");
-    }
-}
-
-/// What a test expects of an outcome.
-type Expect = fn(&Outcome) -> bool;
-
-fn delivered(o: &Outcome) -> Option<&str> {
-    match o {
-        Outcome::Delivered { reference } => reference.as_deref(),
-        _ => None,
-    }
-}
-
-fn failed(o: &Outcome) -> Option<(&str, bool)> {
-    match o {
-        Outcome::Failed {
-            code, permanent, ..
-        } => Some((code.as_str(), *permanent)),
-        _ => None,
-    }
+    transport::assert_none_of(
+        &[
+            SECRET_ID,
+            SECRET_KEY,
+            WRONG_KEY,
+            "TC3-HMAC-SHA256",
+            "Signature=",
+        ],
+        outcomes,
+    );
 }
 
 fn serials(emu: &Emulator) -> HashMap<String, String> {
@@ -596,16 +514,11 @@ async fn deliveries_without_a_number_are_skipped_and_a_template_without_a_tencen
 /// which finds them sent: delivered, each number messaged once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resending() {
-    use disclose::deliver::Engine;
-    use disclose::ledger::{Acceptance, Ledger, Member, SqliteLedger};
-    use disclose::policy::{GroupKind, Plan};
+    use disclose::ledger::Member;
+    use disclose::policy::GroupKind;
 
     let emu = Emulator::start().await;
-    let dir = std::env::temp_dir().join(format!("disclose-sms-tencent-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&dir.join("ledger.db")).unwrap());
-    let now = disclose::clock::now();
+    let setup = engine::Setup::new("sms-tencent");
     let members: Vec<Member> = (0..5)
         .map(|i| Member {
             id: format!("s{i}"),
@@ -614,31 +527,16 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
             ..Member::default()
         })
         .collect();
-    ledger
-        .replace_group(
-            "subscribers",
-            GroupKind::Public,
-            &mut members.into_iter().map(Ok),
-            now,
-        )
-        .unwrap();
     let job = job("tc-engine-1");
     let body = serde_json::to_string(&job).unwrap();
-    let plan = Plan {
-        channels: vec![ChannelKind::Sms],
-        groups: vec!["subscribers".into()],
-        recipients: vec![],
-        publish_at: None,
-        expires_at: None,
-    };
-    ledger
-        .accept(&Acceptance {
-            job: &job,
-            body: body.as_bytes(),
-            plan: &plan,
-            now,
-        })
-        .unwrap();
+    setup.accept(
+        ("subscribers", GroupKind::Public),
+        members,
+        &job,
+        &body,
+        ChannelKind::Sms,
+    );
+    let ledger = setup.ledger.clone();
 
     let mut t = config(&emu);
     t.timeout_ms = 300;
@@ -647,15 +545,7 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
         Transport::TencentSms(t) => t.clone(),
         _ => unreachable!(),
     });
-    let templates = Arc::new(templates());
-    let engine = |ch: Arc<dyn Channel>| {
-        Arc::new(Engine::new(
-            ledger.clone(),
-            templates.clone(),
-            vec![(cfg.clone(), ch)],
-            Duration::from_secs(60),
-        ))
-    };
+    let engine = |ch: Arc<dyn Channel>| setup.engine(&cfg, ch);
     emu.set_mode(Mode::Hang(Duration::from_secs(2)));
     engine(ch.clone()).drain().await.unwrap();
     let rows = ledger.deliveries("tc-engine-1", 100).unwrap();
@@ -668,12 +558,7 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
 
     // The next pass (made due now rather than in 5 minutes) asks Tencent instead of resending.
     emu.set_mode(Mode::Ok);
-    let conn = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
-    conn.execute(
-        "UPDATE deliveries SET due_at = 0 WHERE state = 'unknown'",
-        [],
-    )
-    .unwrap();
+    setup.recheck_unknown_now();
     engine(ch).drain().await.unwrap();
     let serials = serials(&emu);
     let rows = ledger.deliveries("tc-engine-1", 100).unwrap();
@@ -690,5 +575,4 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
         emu.received()
     );
     assert_eq!(emu.requests(), 1, "one SendSms call in all");
-    let _ = std::fs::remove_dir_all(&dir);
 }

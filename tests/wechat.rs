@@ -2,22 +2,22 @@
 //! concurrent sends, one refresh on a token error and no loop), per-openid results, quotas,
 //! HTTP failures, and the status query that never delivers a notice twice.
 
+mod common;
 #[path = "emulators/wechat.rs"]
 mod wechat_emulator;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
+use common::engine::{Setup, channel_config, release};
+use common::transport::{self, at, delivered};
 use disclose::channels::wechat::{WechatConfig, WechatTemplate, client_msg_id};
-use disclose::channels::{Batch, Channel, ChannelConfig, Item, Outcome, RetryPolicy, Transport};
-use disclose::deliver::Engine;
+use disclose::channels::{Batch, Channel, Item, Outcome, Transport};
 use disclose::job::{ChannelKind, Job};
-use disclose::ledger::{Acceptance, Ledger, Member, SqliteLedger};
-use disclose::policy::{GroupKind, Plan};
-use disclose::render::{Rendered, Templates};
+use disclose::ledger::{Ledger, Member};
+use disclose::policy::GroupKind;
+use disclose::render::Rendered;
 use wechat_emulator::{APPID, Emulator, Mode, SECRET};
 
 const SECRET_ENV: &str = "DISCLOSE_TEST_WECHAT_APPSECRET";
@@ -26,12 +26,7 @@ const WRONG_SECRET: &str = "not-the-appsecret-5d1c0e";
 const TEMPLATE_ID: &str = "TPL-gk-0001";
 
 fn env() {
-    static ONCE: Once = Once::new();
-    // Set once, before any channel reads it, by whichever test comes first.
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(SECRET_ENV, SECRET);
-        std::env::set_var(WRONG_SECRET_ENV, WRONG_SECRET);
-    });
+    transport::set_env_once(&[(SECRET_ENV, SECRET), (WRONG_SECRET_ENV, WRONG_SECRET)]);
 }
 
 fn config(emu: &Emulator) -> WechatConfig {
@@ -47,10 +42,6 @@ fn config(emu: &Emulator) -> WechatConfig {
 fn channel(emu: &Emulator) -> WechatTemplate {
     env();
     WechatTemplate::new(&config(emu)).unwrap()
-}
-
-fn at(s: &str) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(s).unwrap()
 }
 
 const NOW: &str = "2026-12-01T14:30:00+08:00";
@@ -113,21 +104,10 @@ fn some(v: &[String]) -> Vec<Option<&str>> {
 
 /// No secret and no token in any detail or code.
 fn assert_clean(outcomes: &[Outcome], emu: &Emulator) {
-    let mut secrets = vec![SECRET.to_string(), WRONG_SECRET.to_string()];
-    secrets.extend(emu.issued_tokens());
-    for o in outcomes {
-        let text = format!("{o:?}");
-        for s in &secrets {
-            assert!(!text.contains(s.as_str()), "a secret leaked into {text}");
-        }
-    }
-}
-
-fn delivered(o: &Outcome) -> Option<&str> {
-    match o {
-        Outcome::Delivered { reference } => reference.as_deref(),
-        _ => None,
-    }
+    let tokens = emu.issued_tokens();
+    let mut secrets = vec![SECRET, WRONG_SECRET];
+    secrets.extend(tokens.iter().map(String::as_str));
+    transport::assert_none_of(&secrets, outcomes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,10 +524,7 @@ async fn through_the_engine_every_recipient_gets_one_message_and_the_ledger_says
     let emu = Emulator::start().await;
     emu.script("oStranger", Mode::Errcode(43004));
     emu.script("oSlow", Mode::Hang(Duration::from_secs(2)));
-    let dir = std::env::temp_dir().join(format!("disclose-wechat-engine-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&dir.join("ledger.db")).unwrap());
-    let now = disclose::clock::now();
+    let setup = Setup::new("wechat-engine");
     let people: [(&str, Option<&str>); 6] = [
         ("m1", Some("oFollower1")),
         ("m2", Some("oFollower2")),
@@ -565,62 +542,25 @@ async fn through_the_engine_every_recipient_gets_one_message_and_the_ledger_says
             ..Member::default()
         })
         .collect();
-    ledger
-        .replace_group(
-            "subscribers",
-            GroupKind::Public,
-            &mut members.into_iter().map(Ok),
-            now,
-        )
-        .unwrap();
-    let body = serde_json::json!({
-        "id": "wechat-engine-1", "kind": "release", "category": "6.1", "scope": "public", "classification": "none",
-        "title": "标题", "template": "general", "data": {"body": "正文"},
-        "approval": {"approver": "李四", "reference": "组干审〔2026〕1号", "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "k"}
-    })
-    .to_string();
+    let body = release("wechat-engine-1", "6.1", "public");
     let job = disclose::job::parse(body.as_bytes()).unwrap().job;
-    let plan = Plan {
-        channels: vec![ChannelKind::Wechat],
-        groups: vec!["subscribers".into()],
-        recipients: vec![],
-        publish_at: None,
-        expires_at: None,
-    };
-    ledger
-        .accept(&Acceptance {
-            job: &job,
-            body: body.as_bytes(),
-            plan: &plan,
-            now,
-        })
-        .unwrap();
-    let cfg = ChannelConfig {
-        channel: ChannelKind::Wechat,
-        transport: Transport::WechatTemplate(config(&emu)),
-        batch_size: Some(100),
-        calls_per_second: Some(50),
-        concurrency: None,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_ms: 20,
-            max_ms: 100,
-        },
-        quiet_hours: None,
-        recipient_limits: Default::default(),
-        failover: None,
-    };
-    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
-    let channel = cfg.build(&dir).unwrap();
-    let templates = Arc::new(
-        Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap(),
+    setup.accept(
+        ("subscribers", GroupKind::Public),
+        members,
+        &job,
+        &body,
+        ChannelKind::Wechat,
     );
-    let engine = Arc::new(Engine::new(
-        ledger.clone(),
-        templates.clone(),
-        vec![(cfg.clone(), channel.clone())],
-        Duration::from_secs(60),
-    ));
+    let cfg = channel_config(
+        ChannelKind::Wechat,
+        Transport::WechatTemplate(config(&emu)),
+        100,
+        Some(50),
+    );
+    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+    let channel = cfg.build(&setup.dir).unwrap();
+    let ledger = setup.ledger.clone();
+    let engine = setup.engine(&cfg, channel.clone());
     engine.drain().await.unwrap();
     let rows = |ledger: &Arc<dyn Ledger>| -> HashMap<String, (String, Option<String>)> {
         ledger
@@ -650,18 +590,8 @@ async fn through_the_engine_every_recipient_gets_one_message_and_the_ledger_says
 
     // The engine's next pass asks the status query (the recheck is made due at once here).
     emu.script("oSlow", Mode::Normal);
-    let conn = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
-    conn.execute(
-        "UPDATE deliveries SET due_at = 0 WHERE state = 'unknown'",
-        [],
-    )
-    .unwrap();
-    let engine = Arc::new(Engine::new(
-        ledger.clone(),
-        templates,
-        vec![(cfg, channel)],
-        Duration::from_secs(60),
-    ));
+    setup.recheck_unknown_now();
+    let engine = setup.engine(&cfg, channel);
     engine.drain().await.unwrap();
     let r = rows(&ledger);
     assert_eq!(r["m6"], ("delivered".into(), msgid("oSlow")));
@@ -669,5 +599,4 @@ async fn through_the_engine_every_recipient_gets_one_message_and_the_ledger_says
     assert_eq!(received.len(), 4);
     assert!(received.values().all(|n| *n == 1), "{received:?}");
     assert_eq!(emu.deduplicated(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,22 +3,22 @@
 //! status query that repeats a request byte for byte so WeCom's duplicate check keeps it to one
 //! message.
 
+mod common;
 #[path = "emulators/wecom.rs"]
 mod wecom_emulator;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
+use common::engine::{Setup, channel_config, release};
+use common::transport::{self, at, delivered};
 use disclose::channels::wecom::{WecomApp, WecomConfig, WecomMsgType};
-use disclose::channels::{Batch, Channel, ChannelConfig, Item, Outcome, RetryPolicy, Transport};
-use disclose::deliver::Engine;
+use disclose::channels::{Batch, Channel, Item, Outcome, Transport};
 use disclose::job::{ChannelKind, Job};
-use disclose::ledger::{Acceptance, Ledger, Member, SqliteLedger};
-use disclose::policy::{GroupKind, Plan};
-use disclose::render::{Rendered, Templates};
+use disclose::ledger::{Ledger, Member};
+use disclose::policy::GroupKind;
+use disclose::render::Rendered;
 use serde_json::Value;
 use wecom_emulator::{AGENTID, CORPID, Emulator, Mode, SECRET};
 
@@ -28,12 +28,7 @@ const WRONG_SECRET: &str = "not-the-wecom-secret-77aa01";
 const MARKDOWN: &str = "**关于李四同志职务调整的通知**\n\n经研究，决定：李四同志任县财政局副局长。\n\n> 县委组织部　2026年12月1日";
 
 fn env() {
-    static ONCE: Once = Once::new();
-    // Set once, before any channel reads it, by whichever test comes first.
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(SECRET_ENV, SECRET);
-        std::env::set_var(WRONG_SECRET_ENV, WRONG_SECRET);
-    });
+    transport::set_env_once(&[(SECRET_ENV, SECRET), (WRONG_SECRET_ENV, WRONG_SECRET)]);
 }
 
 fn config(emu: &Emulator) -> WecomConfig {
@@ -52,10 +47,6 @@ fn config(emu: &Emulator) -> WecomConfig {
 fn channel(emu: &Emulator) -> WecomApp {
     env();
     WecomApp::new(&config(emu)).unwrap()
-}
-
-fn at(s: &str) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(s).unwrap()
 }
 
 const NOW: &str = "2026-12-01T10:00:00+08:00";
@@ -111,23 +102,12 @@ fn batch(users: &[&str], now: &str) -> Batch {
     )
 }
 
-fn delivered(o: &Outcome) -> Option<&str> {
-    match o {
-        Outcome::Delivered { reference } => reference.as_deref(),
-        _ => None,
-    }
-}
-
 /// No secret and no token in any outcome.
 fn assert_clean(outcomes: &[Outcome], emu: &Emulator) {
-    let mut secrets = vec![SECRET.to_string(), WRONG_SECRET.to_string()];
-    secrets.extend(emu.issued_tokens());
-    for o in outcomes {
-        let text = format!("{o:?}");
-        for s in &secrets {
-            assert!(!text.contains(s.as_str()), "a secret leaked into {text}");
-        }
-    }
+    let tokens = emu.issued_tokens();
+    let mut secrets = vec![SECRET, WRONG_SECRET];
+    secrets.extend(tokens.iter().map(String::as_str));
+    transport::assert_none_of(&secrets, outcomes);
 }
 
 fn request(emu: &Emulator, i: usize) -> Value {
@@ -546,10 +526,7 @@ async fn through_the_engine_a_timed_out_call_is_resolved_without_duplicates() {
     let emu = Emulator::start().await;
     emu.set_users(&["zhangsan", "lisi", "wangwu"]);
     emu.set_mode(Mode::Hang(Duration::from_secs(2)));
-    let dir = std::env::temp_dir().join(format!("disclose-wecom-engine-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&dir.join("ledger.db")).unwrap());
-    let now = disclose::clock::now();
+    let setup = Setup::new("wecom-engine");
     let people: [(&str, Option<&str>); 5] = [
         ("m1", Some("zhangsan")),
         ("m2", Some("LiSi")),
@@ -566,62 +543,25 @@ async fn through_the_engine_a_timed_out_call_is_resolved_without_duplicates() {
             ..Member::default()
         })
         .collect();
-    ledger
-        .replace_group(
-            "unit:czj",
-            GroupKind::Unit,
-            &mut members.into_iter().map(Ok),
-            now,
-        )
-        .unwrap();
-    let body = serde_json::json!({
-        "id": "wecom-engine-1", "kind": "release", "category": "7.1", "scope": "unit", "classification": "none",
-        "title": "标题", "template": "general", "data": {"body": "正文"},
-        "approval": {"approver": "李四", "reference": "组干审〔2026〕1号", "approved_at": "2026-11-28T16:00:00+08:00", "key_id": "k"}
-    })
-    .to_string();
+    let body = release("wecom-engine-1", "7.1", "unit");
     let job = disclose::job::parse(body.as_bytes()).unwrap().job;
-    let plan = Plan {
-        channels: vec![ChannelKind::Wecom],
-        groups: vec!["unit:czj".into()],
-        recipients: vec![],
-        publish_at: None,
-        expires_at: None,
-    };
-    ledger
-        .accept(&Acceptance {
-            job: &job,
-            body: body.as_bytes(),
-            plan: &plan,
-            now,
-        })
-        .unwrap();
-    let cfg = ChannelConfig {
-        channel: ChannelKind::Wecom,
-        transport: Transport::WecomApp(config(&emu)),
-        batch_size: Some(100),
-        calls_per_second: None,
-        concurrency: None,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_ms: 20,
-            max_ms: 100,
-        },
-        quiet_hours: None,
-        recipient_limits: Default::default(),
-        failover: None,
-    };
-    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
-    let channel = cfg.build(&dir).unwrap();
-    let templates = Arc::new(
-        Templates::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap(),
+    setup.accept(
+        ("unit:czj", GroupKind::Unit),
+        members,
+        &job,
+        &body,
+        ChannelKind::Wecom,
     );
-    let engine = Arc::new(Engine::new(
-        ledger.clone(),
-        templates.clone(),
-        vec![(cfg.clone(), channel.clone())],
-        Duration::from_secs(60),
-    ));
+    let cfg = channel_config(
+        ChannelKind::Wecom,
+        Transport::WecomApp(config(&emu)),
+        100,
+        None,
+    );
+    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+    let channel = cfg.build(&setup.dir).unwrap();
+    let ledger = setup.ledger.clone();
+    let engine = setup.engine(&cfg, channel.clone());
     engine.drain().await.unwrap();
     let rows = |ledger: &Arc<dyn Ledger>| -> HashMap<String, (String, Option<String>)> {
         ledger
@@ -639,18 +579,8 @@ async fn through_the_engine_a_timed_out_call_is_resolved_without_duplicates() {
     assert_eq!(emu.received().len(), 3, "WeCom took the call");
 
     emu.set_mode(Mode::Normal);
-    let conn = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
-    conn.execute(
-        "UPDATE deliveries SET due_at = 0 WHERE state = 'unknown'",
-        [],
-    )
-    .unwrap();
-    let engine = Arc::new(Engine::new(
-        ledger.clone(),
-        templates,
-        vec![(cfg, channel)],
-        Duration::from_secs(60),
-    ));
+    setup.recheck_unknown_now();
+    let engine = setup.engine(&cfg, channel);
     engine.drain().await.unwrap();
     let r = rows(&ledger);
     let msgid = Some("emu-msg-00000001".to_string());
@@ -667,5 +597,4 @@ async fn through_the_engine_a_timed_out_call_is_resolved_without_duplicates() {
             ("wangwu".into(), 1)
         ])
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

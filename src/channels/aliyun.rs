@@ -44,17 +44,15 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::http::{self, Secret};
 use super::sms::{self, Absence};
-use super::tencent::is_env_name;
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
 use crate::phone::mask;
@@ -124,35 +122,21 @@ impl AliyunConfig {
     /// Pure checks; every problem at once.
     pub fn validate(&self, channel: ChannelKind, _batch_size: usize) -> Vec<String> {
         let mut problems = Vec::new();
-        if channel != ChannelKind::Sms {
-            problems.push(format!(
-                "the aliyun_sms transport serves sms, not {channel}"
-            ));
-        }
-        match reqwest::Url::parse(&self.endpoint) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => problems.push(format!(
-                "endpoint {:?} is not an http(s) URL such as {DEFAULT_ENDPOINT}",
-                self.endpoint
-            )),
-        }
-        for (key, var) in [
-            ("access_key_id_env", &self.access_key_id_env),
-            ("access_key_secret_env", &self.access_key_secret_env),
-        ] {
-            if !is_env_name(var) {
-                problems.push(format!(
-                    "{key} must name an environment variable (letters, digits, _), not {var:?}"
-                ));
-            }
-        }
-        if self
-            .sign_name
-            .as_deref()
-            .is_some_and(|s| s.trim().is_empty())
-        {
-            problems.push("sign_name, when given, must not be empty".into());
-        }
+        sms::transport_problems(
+            &mut problems,
+            "aliyun_sms",
+            channel,
+            &self.endpoint,
+            DEFAULT_ENDPOINT,
+        );
+        sms::env_name_problems(
+            &mut problems,
+            &[
+                ("access_key_id_env", &self.access_key_id_env),
+                ("access_key_secret_env", &self.access_key_secret_env),
+            ],
+        );
+        sms::sign_name_problems(&mut problems, self.sign_name.as_deref());
         if self.timeout_ms == 0 || self.timeout_ms > 120_000 {
             problems.push(format!("timeout_ms {} must be 1–120000", self.timeout_ms));
         }
@@ -205,24 +189,10 @@ impl Aliyun {
         access_key_id: Secret,
         access_key_secret: Secret,
     ) -> Result<Aliyun, String> {
-        let url = reqwest::Url::parse(&cfg.endpoint)
-            .map_err(|e| format!("aliyun_sms endpoint {:?}: {e}", cfg.endpoint))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => {
-                return Err(format!(
-                    "aliyun_sms endpoint {:?} has no host",
-                    cfg.endpoint
-                ));
-            }
-        };
+        let (url, host) = http::endpoint("aliyun_sms", &cfg.endpoint)?;
         let client = http::client(Duration::from_millis(cfg.timeout_ms))?;
-        let qps = NonZeroU32::new(cfg.status_queries_per_second).unwrap_or(NonZeroU32::MIN);
         Ok(Aliyun {
-            status_limiter: RateLimiter::direct(
-                Quota::per_second(qps).allow_burst(NonZeroU32::MIN),
-            ),
+            status_limiter: http::per_second(cfg.status_queries_per_second),
             absence: Absence::new(Duration::from_secs(cfg.resolve_after_secs)),
             url,
             host,
@@ -282,87 +252,6 @@ impl Aliyun {
             status,
             retry_after,
             body,
-        })
-    }
-
-    /// One `SendSms` call; one outcome per delivery, in order.
-    fn send<'s>(
-        &'s self,
-        batch: &'s Batch,
-        items: Vec<&'s Item>,
-        content: &'s sms::Content<'s>,
-    ) -> BoxFuture<'s, Vec<Outcome>> {
-        Box::pin(async move {
-            let numbers: Vec<String> = items
-                .iter()
-                .map(|i| aliyun_number(i.address.as_deref().unwrap_or_default()))
-                .collect();
-            // Values must be strings (isv.INVALID_JSON_PARAM otherwise, providers.md §1.2).
-            let template_param: serde_json::Map<String, serde_json::Value> = content
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect();
-            let mut params = vec![
-                ("PhoneNumbers", numbers.join(",")),
-                ("SignName", content.sign_name.to_string()),
-                ("TemplateCode", content.template.to_string()),
-                ("OutId", sms::reference(&batch.job.id, &items)),
-            ];
-            if !template_param.is_empty() {
-                params.push((
-                    "TemplateParam",
-                    serde_json::Value::Object(template_param).to_string(),
-                ));
-            }
-            let reply = match self.call("SendSms", &params).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let outcome = http::call_failed(&e);
-                    tracing::warn!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, numbers = items.len(), ?outcome, "SendSms call failed");
-                    return vec![outcome; items.len()];
-                }
-            };
-            match read_send(&reply) {
-                Answer::Accepted(biz_id) => items
-                    .iter()
-                    .map(|_| Outcome::Delivered {
-                        reference: biz_id.clone(),
-                    })
-                    .collect(),
-                Answer::Error(err) if items.len() > 1 && number_specific(&err.code) => {
-                    tracing::info!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, code = %err.code, numbers = items.len(), "a number-specific refusal of the whole call (nothing went out); sending one number per call");
-                    let mut out = Vec::with_capacity(items.len());
-                    for item in &items {
-                        out.extend(self.send(batch, vec![*item], content).await);
-                    }
-                    out
-                }
-                Answer::Error(err) => {
-                    let class = classify(&err.code, &err.message, batch.now);
-                    let shown: Vec<String> = items
-                        .iter()
-                        .take(3)
-                        .map(|i| mask(i.address.as_deref().unwrap_or_default()))
-                        .collect();
-                    if class == Class::Config {
-                        tracing::error!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, code = %err.code, message = %err.message, numbers = items.len(), "Alibaba refused the call: a configuration problem (AccessKey, clock, sign name, template, parameters or account); every delivery of the call fails");
-                    } else {
-                        tracing::warn!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, code = %err.code, message = %err.message, numbers = ?shown, "Alibaba refused the call");
-                    }
-                    let mut outcome = outcome(&err.code, &err.message, batch.now);
-                    if let (Outcome::Failed { detail, .. }, Some(id)) =
-                        (&mut outcome, &err.request_id)
-                    {
-                        detail.push_str(&format!(" (RequestId {id})"));
-                    }
-                    vec![outcome; items.len()]
-                }
-                Answer::Outcome(outcome) => {
-                    tracing::warn!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, numbers = items.len(), status = reply.status.as_u16(), ?outcome, "SendSms answered without a result");
-                    vec![outcome; items.len()]
-                }
-            }
         })
     }
 
@@ -472,6 +361,89 @@ impl Aliyun {
     }
 }
 
+impl sms::Sender for Aliyun {
+    /// One `SendSms` call; one outcome per delivery, in order.
+    fn send<'s>(
+        &'s self,
+        batch: &'s Batch,
+        items: Vec<&'s Item>,
+        content: &'s sms::Content<'s>,
+    ) -> BoxFuture<'s, Vec<Outcome>> {
+        Box::pin(async move {
+            let numbers: Vec<String> = items
+                .iter()
+                .map(|i| aliyun_number(i.address.as_deref().unwrap_or_default()))
+                .collect();
+            // Values must be strings (isv.INVALID_JSON_PARAM otherwise, providers.md §1.2).
+            let template_param: serde_json::Map<String, serde_json::Value> = content
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let mut params = vec![
+                ("PhoneNumbers", numbers.join(",")),
+                ("SignName", content.sign_name.to_string()),
+                ("TemplateCode", content.template.to_string()),
+                ("OutId", sms::reference(&batch.job.id, &items)),
+            ];
+            if !template_param.is_empty() {
+                params.push((
+                    "TemplateParam",
+                    serde_json::Value::Object(template_param).to_string(),
+                ));
+            }
+            let reply = match self.call("SendSms", &params).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let outcome = http::call_failed(&e);
+                    tracing::warn!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, numbers = items.len(), ?outcome, "SendSms call failed");
+                    return vec![outcome; items.len()];
+                }
+            };
+            match read_send(&reply) {
+                Answer::Accepted(biz_id) => items
+                    .iter()
+                    .map(|_| Outcome::Delivered {
+                        reference: biz_id.clone(),
+                    })
+                    .collect(),
+                Answer::Error(err) if items.len() > 1 && number_specific(&err.code) => {
+                    tracing::info!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, code = %err.code, numbers = items.len(), "a number-specific refusal of the whole call (nothing went out); sending one number per call");
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in &items {
+                        out.extend(self.send(batch, vec![*item], content).await);
+                    }
+                    out
+                }
+                Answer::Error(err) => {
+                    let class = classify(&err.code, &err.message, batch.now);
+                    let shown: Vec<String> = items
+                        .iter()
+                        .take(3)
+                        .map(|i| mask(i.address.as_deref().unwrap_or_default()))
+                        .collect();
+                    if class == Class::Config {
+                        tracing::error!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, code = %err.code, message = %err.message, numbers = items.len(), "Alibaba refused the call: a configuration problem (AccessKey, clock, sign name, template, parameters or account); every delivery of the call fails");
+                    } else {
+                        tracing::warn!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, code = %err.code, message = %err.message, numbers = ?shown, "Alibaba refused the call");
+                    }
+                    let mut outcome = outcome(&err.code, &err.message, batch.now);
+                    if let (Outcome::Failed { detail, .. }, Some(id)) =
+                        (&mut outcome, &err.request_id)
+                    {
+                        detail.push_str(&format!(" (RequestId {id})"));
+                    }
+                    vec![outcome; items.len()]
+                }
+                Answer::Outcome(outcome) => {
+                    tracing::warn!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, numbers = items.len(), status = reply.status.as_u16(), ?outcome, "SendSms answered without a result");
+                    vec![outcome; items.len()]
+                }
+            }
+        })
+    }
+}
+
 impl Channel for Aliyun {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Sms
@@ -482,62 +454,28 @@ impl Channel for Aliyun {
     }
 
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
-        Box::pin(async move {
-            let mut out: Vec<Option<Outcome>> = vec![None; batch.items.len()];
-            for (first, group) in sms::sendable(batch, &mut out) {
-                let rendered = &batch.items[first].content;
-                match sms::content(
-                    batch,
-                    rendered,
-                    "aliyun",
-                    "template_code",
-                    self.cfg.sign_name.as_deref(),
-                ) {
-                    Err(outcome) => {
-                        tracing::error!(channel = "sms", transport = "aliyun_sms", job = %batch.job.id, template = %batch.job.template, ?outcome, "the SMS cannot be sent as registered");
-                        for &i in &group {
-                            out[i] = Some(outcome.clone());
-                        }
-                    }
-                    Ok(content) => {
-                        for chunk in group.chunks(self.cfg.numbers_per_call.clamp(1, MAX_NUMBERS)) {
-                            let items: Vec<&Item> =
-                                chunk.iter().map(|&i| &batch.items[i]).collect();
-                            let outcomes = self.send(batch, items, &content).await;
-                            for (&i, o) in chunk.iter().zip(outcomes) {
-                                out[i] = Some(o);
-                            }
-                        }
-                    }
-                }
-            }
-            out.into_iter()
-                .map(|o| {
-                    o.unwrap_or(Outcome::Unknown {
-                        detail: "no answer was matched to this delivery".into(),
-                    })
-                })
-                .collect()
-        })
+        let provider = sms::Provider {
+            transport: "aliyun_sms",
+            name: "aliyun",
+            template_key: "template_code",
+        };
+        let per_call = self.cfg.numbers_per_call.clamp(1, MAX_NUMBERS);
+        Box::pin(sms::deliver(
+            self,
+            batch,
+            provider,
+            self.cfg.sign_name.as_deref(),
+            per_call,
+        ))
     }
 
     /// `QuerySendDetails` per number: `SendStatus` 3 → delivered, 2 → failed for good with the
     /// carrier's `ErrCode`, 1 (waiting for the receipt) → still unknown; no message of this job
     /// → `not_sent` by the rule of [`Absence`]; a failed query → still unknown.
     fn resolve<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(batch.items.len());
-            for item in &batch.items {
-                let Some(number) = item.address.as_deref().filter(|a| !a.trim().is_empty()) else {
-                    out.push(Outcome::Skipped {
-                        reason: "no_address".into(),
-                    });
-                    continue;
-                };
-                out.push(self.status(batch, item, number).await);
-            }
-            out
-        })
+        Box::pin(sms::resolve(batch, move |item, number| {
+            self.status(batch, item, number)
+        }))
     }
 }
 

@@ -3,9 +3,34 @@
 //! whose fate is not known is `unknown`, never "failed, try again".
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
 use super::Outcome;
+
+/// The URL of a provider's `endpoint` and its `Host` header (the host, and the port when the
+/// URL names one): signed requests sign the header as one string, so it is computed once here.
+/// `transport` names the channel's transport in the error (`tencent_sms endpoint "…" has no
+/// host`).
+pub fn endpoint(transport: &str, endpoint: &str) -> Result<(reqwest::Url, String), String> {
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|e| format!("{transport} endpoint {endpoint:?}: {e}"))?;
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => return Err(format!("{transport} endpoint {endpoint:?} has no host")),
+    };
+    Ok((url, host))
+}
+
+/// At most `n` calls a second (0 counts as 1), one at a time: a provider's limit on a kind of
+/// call, kept without bursts so that a pass of status queries never overshoots it.
+pub fn per_second(n: u32) -> DefaultDirectRateLimiter {
+    let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN))
+}
 
 /// A credential read from the environment. `Debug` and `Display` never show it, so it cannot
 /// reach a log by accident.
@@ -22,9 +47,9 @@ impl Secret {
             Err(std::env::VarError::NotPresent) => {
                 Err(format!("{what}: environment variable {var} is not set"))
             }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(format!("{what}: environment variable {var} is not valid UTF-8"))
-            }
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+                "{what}: environment variable {var} is not valid UTF-8"
+            )),
         }
     }
 
@@ -76,7 +101,10 @@ pub fn call_failed(e: &reqwest::Error) -> Outcome {
             detail: if e.is_timeout() {
                 "the call timed out; it may have been sent".into()
             } else {
-                format!("the call broke off; it may have been sent: {}", without_url(e))
+                format!(
+                    "the call broke off; it may have been sent: {}",
+                    without_url(e)
+                )
             },
         }
     }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveTime, TimeZone};
 
-use super::{Batch, Item, Outcome};
+use super::{Batch, BoxFuture, Item, Outcome};
+use crate::job::ChannelKind;
 use crate::render::Rendered;
 
 const PREFIX: &str = "disclose:";
@@ -193,6 +194,137 @@ pub fn sendable(batch: &Batch, out: &mut [Option<Outcome>]) -> Vec<(usize, Vec<u
         }
     }
     groups
+}
+
+/// The checks of an SMS transport's channel file that both providers make, in the order each
+/// reports them: the transport serves `sms`, and its `endpoint` is an http(s) URL.
+pub fn transport_problems(
+    problems: &mut Vec<String>,
+    transport: &str,
+    channel: ChannelKind,
+    endpoint: &str,
+    default_endpoint: &str,
+) {
+    if channel != ChannelKind::Sms {
+        problems.push(format!(
+            "the {transport} transport serves sms, not {channel}"
+        ));
+    }
+    match reqwest::Url::parse(endpoint) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+        _ => problems.push(format!(
+            "endpoint {endpoint:?} is not an http(s) URL such as {default_endpoint}"
+        )),
+    }
+}
+
+/// Each `(key, value)` names an environment variable (credentials come only from the
+/// environment, named in the channel file).
+pub fn env_name_problems(problems: &mut Vec<String>, keys: &[(&str, &str)]) {
+    for (key, var) in keys {
+        if !super::tencent::is_env_name(var) {
+            problems.push(format!(
+                "{key} must name an environment variable (letters, digits, _), not {var:?}"
+            ));
+        }
+    }
+}
+
+/// A sign name given in the channel file is not blank.
+pub fn sign_name_problems(problems: &mut Vec<String>, sign_name: Option<&str>) {
+    if sign_name.is_some_and(|s| s.trim().is_empty()) {
+        problems.push("sign_name, when given, must not be empty".into());
+    }
+}
+
+/// One provider call of at most its limit of numbers, all with the same content.
+pub trait Sender {
+    /// One outcome per item, in order.
+    fn send<'s>(
+        &'s self,
+        batch: &'s Batch,
+        items: Vec<&'s Item>,
+        content: &'s Content<'s>,
+    ) -> BoxFuture<'s, Vec<Outcome>>;
+}
+
+/// A provider's names, as [`deliver`] logs and reports them.
+pub struct Provider<'a> {
+    /// The channel's transport, for logs (`tencent_sms`).
+    pub transport: &'a str,
+    /// The provider's key in a template's sms.toml (`tencent`).
+    pub name: &'a str,
+    /// The key of the template's id there (`template_id`), named when it is missing.
+    pub template_key: &'a str,
+}
+
+/// A batch through an SMS provider, the same for each: deliveries without a number are skipped
+/// ([`sendable`]); each group of one content is checked against its registered template
+/// ([`content`]) and sent in calls of at most `per_call` numbers; a delivery that no answer
+/// was matched to is unknown, since it may have been sent (SPEC §5).
+pub async fn deliver(
+    sender: &(impl Sender + ?Sized),
+    batch: &Batch,
+    provider: Provider<'_>,
+    sign_name: Option<&str>,
+    per_call: usize,
+) -> Vec<Outcome> {
+    let mut out: Vec<Option<Outcome>> = vec![None; batch.items.len()];
+    for (first, group) in sendable(batch, &mut out) {
+        let rendered = &batch.items[first].content;
+        match content(
+            batch,
+            rendered,
+            provider.name,
+            provider.template_key,
+            sign_name,
+        ) {
+            Err(outcome) => {
+                tracing::error!(channel = "sms", transport = provider.transport, job = %batch.job.id, template = %batch.job.template, ?outcome, "the SMS cannot be sent as registered");
+                for &i in &group {
+                    out[i] = Some(outcome.clone());
+                }
+            }
+            Ok(content) => {
+                for chunk in group.chunks(per_call) {
+                    let items: Vec<&Item> = chunk.iter().map(|&i| &batch.items[i]).collect();
+                    let outcomes = sender.send(batch, items, &content).await;
+                    for (&i, o) in chunk.iter().zip(outcomes) {
+                        out[i] = Some(o);
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or(Outcome::Unknown {
+                detail: "no answer was matched to this delivery".into(),
+            })
+        })
+        .collect()
+}
+
+/// The status query of a batch, number by number: a delivery without a number is skipped
+/// (`no_address`), every other one is settled by `status`.
+pub async fn resolve<'a, Fut>(
+    batch: &'a Batch,
+    mut status: impl FnMut(&'a Item, &'a str) -> Fut,
+) -> Vec<Outcome>
+where
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let mut out = Vec::with_capacity(batch.items.len());
+    for item in &batch.items {
+        let Some(number) = item.address.as_deref().filter(|a| !a.trim().is_empty()) else {
+            out.push(Outcome::Skipped {
+                reason: "no_address".into(),
+            });
+            continue;
+        };
+        out.push(status(item, number).await);
+    }
+    out
 }
 
 /// Phone numbers compared the way providers echo them: mainland numbers by their 11 digits

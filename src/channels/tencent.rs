@@ -49,10 +49,9 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
@@ -131,18 +130,13 @@ impl TencentConfig {
     /// Pure checks; every problem at once.
     pub fn validate(&self, channel: ChannelKind, batch_size: usize) -> Vec<String> {
         let mut problems = Vec::new();
-        if channel != ChannelKind::Sms {
-            problems.push(format!(
-                "the tencent_sms transport serves sms, not {channel}"
-            ));
-        }
-        match reqwest::Url::parse(&self.endpoint) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => problems.push(format!(
-                "endpoint {:?} is not an http(s) URL such as {DEFAULT_ENDPOINT}",
-                self.endpoint
-            )),
-        }
+        sms::transport_problems(
+            &mut problems,
+            "tencent_sms",
+            channel,
+            &self.endpoint,
+            DEFAULT_ENDPOINT,
+        );
         if self.region.trim().is_empty() {
             problems.push("region must not be empty (e.g. \"ap-guangzhou\")".into());
         }
@@ -154,23 +148,14 @@ impl TencentConfig {
                 self.sms_sdk_app_id
             ));
         }
-        if self
-            .sign_name
-            .as_deref()
-            .is_some_and(|s| s.trim().is_empty())
-        {
-            problems.push("sign_name, when given, must not be empty".into());
-        }
-        for (key, var) in [
-            ("secret_id_env", &self.secret_id_env),
-            ("secret_key_env", &self.secret_key_env),
-        ] {
-            if !is_env_name(var) {
-                problems.push(format!(
-                    "{key} must name an environment variable (letters, digits, _), not {var:?}"
-                ));
-            }
-        }
+        sms::sign_name_problems(&mut problems, self.sign_name.as_deref());
+        sms::env_name_problems(
+            &mut problems,
+            &[
+                ("secret_id_env", &self.secret_id_env),
+                ("secret_key_env", &self.secret_key_env),
+            ],
+        );
         if self.timeout_ms == 0 || self.timeout_ms > 120_000 {
             problems.push(format!("timeout_ms {} must be 1–120000", self.timeout_ms));
         }
@@ -228,24 +213,10 @@ impl Tencent {
         secret_id: Secret,
         secret_key: Secret,
     ) -> Result<Tencent, String> {
-        let url = reqwest::Url::parse(&cfg.endpoint)
-            .map_err(|e| format!("tencent_sms endpoint {:?}: {e}", cfg.endpoint))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => {
-                return Err(format!(
-                    "tencent_sms endpoint {:?} has no host",
-                    cfg.endpoint
-                ));
-            }
-        };
+        let (url, host) = http::endpoint("tencent_sms", &cfg.endpoint)?;
         let client = http::client(Duration::from_millis(cfg.timeout_ms))?;
-        let qps = NonZeroU32::new(cfg.status_queries_per_second).unwrap_or(NonZeroU32::MIN);
         Ok(Tencent {
-            status_limiter: RateLimiter::direct(
-                Quota::per_second(qps).allow_burst(NonZeroU32::MIN),
-            ),
+            status_limiter: http::per_second(cfg.status_queries_per_second),
             absence: Absence::new(Duration::from_secs(cfg.resolve_after_secs)),
             url,
             host,
@@ -289,60 +260,6 @@ impl Tencent {
             status,
             retry_after,
             body,
-        })
-    }
-
-    /// Send one call of at most [`MAX_NUMBERS`] deliveries; one outcome each, in order.
-    fn send<'s>(
-        &'s self,
-        batch: &'s Batch,
-        items: Vec<&'s Item>,
-        content: &'s sms::Content<'s>,
-    ) -> BoxFuture<'s, Vec<Outcome>> {
-        Box::pin(async move {
-            let numbers: Vec<&str> = items
-                .iter()
-                .map(|i| i.address.as_deref().unwrap_or_default())
-                .collect();
-            let params: Vec<&str> = content.params.iter().map(|(_, v)| v.as_str()).collect();
-            let body = json!({
-                "PhoneNumberSet": numbers,
-                "SmsSdkAppId": self.cfg.sms_sdk_app_id,
-                "TemplateId": content.template,
-                "SignName": content.sign_name,
-                "TemplateParamSet": params,
-                "SessionContext": sms::reference(&batch.job.id, &items),
-            })
-            .to_string();
-            let reply = match self.call("SendSms", body).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let outcome = http::call_failed(&e);
-                    tracing::warn!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, numbers = items.len(), ?outcome, "SendSms call failed");
-                    return vec![outcome; items.len()];
-                }
-            };
-            match read_send(&reply) {
-                Answer::PerNumber(set) => self.per_number(batch, &items, set),
-                Answer::Error(err) if items.len() > 1 && number_specific(&err.code) => {
-                    // Nothing of the call went out, and Tencent does not say which number is at
-                    // fault: one call per number gives each its own answer.
-                    tracing::info!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, code = %err.code, numbers = items.len(), "a number-specific error for the whole call; sending one number per call");
-                    let mut out = Vec::with_capacity(items.len());
-                    for item in &items {
-                        out.extend(self.send(batch, vec![*item], content).await);
-                    }
-                    out
-                }
-                Answer::Error(err) => {
-                    let outcome = whole_call(&err, batch, items.len());
-                    vec![outcome; items.len()]
-                }
-                Answer::Outcome(outcome) => {
-                    tracing::warn!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, numbers = items.len(), status = reply.status.as_u16(), ?outcome, "SendSms answered without per-number results");
-                    vec![outcome; items.len()]
-                }
-            }
         })
     }
 
@@ -498,6 +415,62 @@ impl Tencent {
     }
 }
 
+impl sms::Sender for Tencent {
+    /// Send one call of at most [`MAX_NUMBERS`] deliveries; one outcome each, in order.
+    fn send<'s>(
+        &'s self,
+        batch: &'s Batch,
+        items: Vec<&'s Item>,
+        content: &'s sms::Content<'s>,
+    ) -> BoxFuture<'s, Vec<Outcome>> {
+        Box::pin(async move {
+            let numbers: Vec<&str> = items
+                .iter()
+                .map(|i| i.address.as_deref().unwrap_or_default())
+                .collect();
+            let params: Vec<&str> = content.params.iter().map(|(_, v)| v.as_str()).collect();
+            let body = json!({
+                "PhoneNumberSet": numbers,
+                "SmsSdkAppId": self.cfg.sms_sdk_app_id,
+                "TemplateId": content.template,
+                "SignName": content.sign_name,
+                "TemplateParamSet": params,
+                "SessionContext": sms::reference(&batch.job.id, &items),
+            })
+            .to_string();
+            let reply = match self.call("SendSms", body).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let outcome = http::call_failed(&e);
+                    tracing::warn!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, numbers = items.len(), ?outcome, "SendSms call failed");
+                    return vec![outcome; items.len()];
+                }
+            };
+            match read_send(&reply) {
+                Answer::PerNumber(set) => self.per_number(batch, &items, set),
+                Answer::Error(err) if items.len() > 1 && number_specific(&err.code) => {
+                    // Nothing of the call went out, and Tencent does not say which number is at
+                    // fault: one call per number gives each its own answer.
+                    tracing::info!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, code = %err.code, numbers = items.len(), "a number-specific error for the whole call; sending one number per call");
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in &items {
+                        out.extend(self.send(batch, vec![*item], content).await);
+                    }
+                    out
+                }
+                Answer::Error(err) => {
+                    let outcome = whole_call(&err, batch, items.len());
+                    vec![outcome; items.len()]
+                }
+                Answer::Outcome(outcome) => {
+                    tracing::warn!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, numbers = items.len(), status = reply.status.as_u16(), ?outcome, "SendSms answered without per-number results");
+                    vec![outcome; items.len()]
+                }
+            }
+        })
+    }
+}
+
 impl Channel for Tencent {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Sms
@@ -508,43 +481,19 @@ impl Channel for Tencent {
     }
 
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
-        Box::pin(async move {
-            let mut out: Vec<Option<Outcome>> = vec![None; batch.items.len()];
-            for (first, group) in sms::sendable(batch, &mut out) {
-                let rendered = &batch.items[first].content;
-                match sms::content(
-                    batch,
-                    rendered,
-                    "tencent",
-                    "template_id",
-                    self.cfg.sign_name.as_deref(),
-                ) {
-                    Err(outcome) => {
-                        tracing::error!(channel = "sms", transport = "tencent_sms", job = %batch.job.id, template = %batch.job.template, ?outcome, "the SMS cannot be sent as registered");
-                        for &i in &group {
-                            out[i] = Some(outcome.clone());
-                        }
-                    }
-                    Ok(content) => {
-                        for chunk in group.chunks(MAX_NUMBERS) {
-                            let items: Vec<&Item> =
-                                chunk.iter().map(|&i| &batch.items[i]).collect();
-                            let outcomes = self.send(batch, items, &content).await;
-                            for (&i, o) in chunk.iter().zip(outcomes) {
-                                out[i] = Some(o);
-                            }
-                        }
-                    }
-                }
-            }
-            out.into_iter()
-                .map(|o| {
-                    o.unwrap_or(Outcome::Unknown {
-                        detail: "no answer was matched to this delivery".into(),
-                    })
-                })
-                .collect()
-        })
+        let provider = sms::Provider {
+            transport: "tencent_sms",
+            name: "tencent",
+            template_key: "template_id",
+        };
+        let per_call = MAX_NUMBERS;
+        Box::pin(sms::deliver(
+            self,
+            batch,
+            provider,
+            self.cfg.sign_name.as_deref(),
+            per_call,
+        ))
     }
 
     /// `PullSmsSendStatusByPhoneNumber` per number, at most `status_queries_per_second`.
@@ -554,20 +503,10 @@ impl Channel for Tencent {
     /// hands each receipt out once only and must be enabled by Tencent: with several replicas
     /// or a retry, a receipt taken by one look would be lost to the next, so it is not used.)
     fn resolve<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(batch.items.len());
-            for item in &batch.items {
-                let Some(number) = item.address.as_deref().filter(|a| !a.trim().is_empty()) else {
-                    out.push(Outcome::Skipped {
-                        reason: "no_address".into(),
-                    });
-                    continue;
-                };
-                self.status_limiter.until_ready().await;
-                out.push(self.status(batch, item, number).await);
-            }
-            out
-        })
+        Box::pin(sms::resolve(batch, move |item, number| async move {
+            self.status_limiter.until_ready().await;
+            self.status(batch, item, number).await
+        }))
     }
 }
 

@@ -462,6 +462,112 @@ pub(crate) fn token_call_failed(e: &reqwest::Error) -> Outcome {
     }
 }
 
+/// The calls an account (WeChat) or application (WeCom) may not make before a time: a quota or
+/// rate limit reached is the whole account's, so until it resets no token is fetched and no call
+/// is made (each would only be refused again). Times are the engine's clock.
+pub(crate) struct Blocked {
+    until: Mutex<Option<(DateTime<FixedOffset>, String)>>,
+    /// `channel` of the log line.
+    channel: &'static str,
+    /// What was reached, for the log line ("WeChat quota").
+    what: &'static str,
+}
+
+impl Blocked {
+    pub(crate) fn new(channel: &'static str, what: &'static str) -> Blocked {
+        Blocked {
+            until: Mutex::new(None),
+            channel,
+            what,
+        }
+    }
+
+    /// While a block holds: how long it still does, with the code that set it.
+    pub(crate) fn check(&self, now: DateTime<FixedOffset>) -> Option<Outcome> {
+        let b = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        let (until, code) = b.as_ref()?;
+        let left = (*until - now).to_std().ok().filter(|d| !d.is_zero())?;
+        Some(Outcome::RetryAfter {
+            after: left,
+            code: code.clone(),
+        })
+    }
+
+    /// No calls for `after` from `now` (a later block already set is kept).
+    pub(crate) fn block(&self, now: DateTime<FixedOffset>, after: Duration, code: &str) {
+        let until = now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
+        let mut b = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        if b.as_ref().is_none_or(|(u, _)| *u < until) {
+            tracing::warn!(channel = self.channel, code, until = %until.format("%Y-%m-%d %H:%M:%S"), "{} reached; no calls until then", self.what);
+            *b = Some((until, code.to_string()));
+        }
+    }
+}
+
+/// [`scrub`] with the app secret and, when given, the access token.
+pub(crate) fn scrub_credentials(text: &str, secret: &Secret, token: Option<&Token>) -> String {
+    let mut secrets = vec![secret.expose()];
+    if let Some(t) = token {
+        secrets.push(t.value.expose());
+    }
+    scrub(text, &secrets)
+}
+
+/// `o` with its detail scrubbed of the app secret and the access token.
+pub(crate) fn scrub_outcome(o: Outcome, secret: &Secret, token: Option<&Token>) -> Outcome {
+    match o {
+        Outcome::Failed {
+            code,
+            permanent,
+            detail,
+        } => Outcome::Failed {
+            code,
+            permanent,
+            detail: scrub_credentials(&detail, secret, token),
+        },
+        Outcome::Unknown { detail } => Outcome::Unknown {
+            detail: scrub_credentials(&detail, secret, token),
+        },
+        other => other,
+    }
+}
+
+/// POST a JSON `body` to `url` with the access token in the query, as both APIs take a send:
+/// the answer's HTTP status, Retry-After and text, or the failure of the call (scrubbed).
+pub(crate) async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    secret: &Secret,
+    token: &Token,
+) -> Result<(u16, Option<Duration>, String), Outcome> {
+    let failed = |e: reqwest::Error| scrub_outcome(http::call_failed(&e), secret, Some(token));
+    let resp = client
+        .post(url)
+        .query(&[("access_token", token.value.expose())])
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(failed)?;
+    let status = resp.status().as_u16();
+    let retry = http::retry_after(resp.headers());
+    let text = resp.text().await.map_err(failed)?;
+    Ok((status, retry, text))
+}
+
+/// A token refused again just after a refresh: nothing was sent, and the next attempt (not a
+/// loop here) may find the provider settled.
+pub(crate) fn token_refused_twice(text: &str) -> Outcome {
+    Outcome::Failed {
+        code: text.split(' ').next().unwrap_or("token").to_string(),
+        permanent: false,
+        detail: format!(
+            "the access token was refused twice, the second time just after a refresh ({text}); not sent"
+        ),
+    }
+}
+
 /// Run `work` for each input with at most `limit` in flight; outcomes in input order. A task
 /// that dies mid-call leaves its delivery `Unknown` (it may have sent).
 pub(crate) async fn run_bounded<T, F, Fut>(inputs: Vec<T>, limit: usize, work: F) -> Vec<Outcome>
@@ -681,8 +787,8 @@ struct Inner {
     tokens: Arc<TokenCache>,
     /// First attempt of each (openid, client_msg_id): the start of its dedup window.
     sent: Mutex<SentLog<(String, String), ()>>,
-    /// A quota reached: no calls before this time (engine clock), and the code that said so.
-    blocked: Mutex<Option<(DateTime<FixedOffset>, String)>>,
+    /// A quota reached: no calls before its time.
+    blocked: Blocked,
 }
 
 /// The `wechat_template` transport.
@@ -710,7 +816,7 @@ impl WechatTemplate {
                 client,
                 tokens,
                 sent: Mutex::new(SentLog::new(DEDUP_WINDOW)),
-                blocked: Mutex::new(None),
+                blocked: Blocked::new("wechat", "WeChat quota"),
             }),
         })
     }
@@ -729,31 +835,7 @@ impl Inner {
     }
 
     fn scrub(&self, text: &str, token: Option<&Token>) -> String {
-        let mut secrets = vec![self.secret.expose()];
-        if let Some(t) = token {
-            secrets.push(t.value.expose());
-        }
-        scrub(text, &secrets)
-    }
-
-    /// While a quota holds: how long it still does.
-    fn blocked(&self, now: DateTime<FixedOffset>) -> Option<Outcome> {
-        let b = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        let (until, code) = b.as_ref()?;
-        let left = (*until - now).to_std().ok().filter(|d| !d.is_zero())?;
-        Some(Outcome::RetryAfter {
-            after: left,
-            code: code.clone(),
-        })
-    }
-
-    fn block(&self, now: DateTime<FixedOffset>, after: Duration, code: &str) {
-        let until = now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
-        let mut b = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        if b.as_ref().is_none_or(|(u, _)| *u < until) {
-            tracing::warn!(channel = "wechat", code, until = %until.format("%Y-%m-%d %H:%M:%S"), "WeChat quota reached; no calls until then");
-            *b = Some((until, code.to_string()));
-        }
+        scrub_credentials(text, &self.secret, token)
     }
 
     async fn token(&self, now: DateTime<FixedOffset>) -> Result<Token, Outcome> {
@@ -782,48 +864,17 @@ impl Inner {
     }
 
     fn scrub_outcome(&self, o: Outcome, token: Option<&Token>) -> Outcome {
-        match o {
-            Outcome::Failed {
-                code,
-                permanent,
-                detail,
-            } => Outcome::Failed {
-                code,
-                permanent,
-                detail: self.scrub(&detail, token),
-            },
-            Outcome::Unknown { detail } => Outcome::Unknown {
-                detail: self.scrub(&detail, token),
-            },
-            other => other,
-        }
+        scrub_outcome(o, &self.secret, token)
     }
 
     /// One template/send call.
     async fn post(&self, token: &Token, body: &str, now: DateTime<FixedOffset>) -> SendAnswer {
         let url = format!("{}/cgi-bin/message/template/send", self.cfg.endpoint);
-        let resp = match self
-            .client
-            .post(&url)
-            .query(&[("access_token", token.value.expose())])
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return SendAnswer::Done(self.scrub_outcome(http::call_failed(&e), Some(token)));
-            }
-        };
-        let status = resp.status().as_u16();
-        let retry = http::retry_after(resp.headers());
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                return SendAnswer::Done(self.scrub_outcome(http::call_failed(&e), Some(token)));
-            }
-        };
+        let (status, retry, text) =
+            match post_json(&self.client, &url, body, &self.secret, token).await {
+                Ok(answer) => answer,
+                Err(outcome) => return SendAnswer::Done(outcome),
+            };
         match classify_send(status, retry, &text, now) {
             SendAnswer::Done(o) => SendAnswer::Done(self.scrub_outcome(o, Some(token))),
             SendAnswer::TokenRejected(t) => SendAnswer::TokenRejected(self.scrub(&t, Some(token))),
@@ -841,7 +892,7 @@ impl Inner {
         window: Option<FirstAttempt>,
     ) -> Outcome {
         // A quota spent is the account's: no token fetch, no call.
-        if let Some(b) = self.blocked(now) {
+        if let Some(b) = self.blocked.check(now) {
             return b;
         }
         let mut token = match self.token(now).await {
@@ -850,7 +901,7 @@ impl Inner {
         };
         let mut refreshed = false;
         loop {
-            if let Some(b) = self.blocked(now) {
+            if let Some(b) = self.blocked.check(now) {
                 return b;
             }
             if window.is_some_and(|w| !w.inside(now, DEDUP_WINDOW, self.timeout())) {
@@ -870,7 +921,7 @@ impl Inner {
                 }
                 SendAnswer::Done(outcome) => {
                     if let Outcome::RetryAfter { after, code } = &outcome {
-                        self.block(now, *after, code);
+                        self.blocked.block(now, *after, code);
                     }
                     if !matches!(
                         outcome,
@@ -894,13 +945,7 @@ impl Inner {
                 }
                 SendAnswer::TokenRejected(text) => {
                     tracing::error!(channel = "wechat", answer = %text, "a freshly fetched access token was refused too; giving this send up for now");
-                    return Outcome::Failed {
-                        code: text.split(' ').next().unwrap_or("token").to_string(),
-                        permanent: false,
-                        detail: format!(
-                            "the access token was refused twice, the second time just after a refresh ({text}); not sent"
-                        ),
-                    };
+                    return token_refused_twice(&text);
                 }
             }
         }

@@ -65,8 +65,9 @@ use serde_json::{Value, json};
 
 use super::http::{self, Secret};
 use super::wechat::{
-    FirstAttempt, SentLog, Token, TokenCache, common_problems, default_timeout_ms, errtext,
-    log_config_problems, mask_id, scrub, shared_token_cache, status_outcome, token_call_failed,
+    Blocked, FirstAttempt, SentLog, Token, TokenCache, common_problems, default_timeout_ms,
+    errtext, log_config_problems, mask_id, post_json, scrub_credentials, scrub_outcome,
+    shared_token_cache, status_outcome, token_call_failed, token_refused_twice,
     token_status_outcome,
 };
 use super::{Batch, BoxFuture, Channel, Outcome};
@@ -306,7 +307,8 @@ pub struct WecomApp {
     tokens: Arc<TokenCache>,
     /// Delivery id → the call that carried it, since its first attempt.
     calls: Mutex<SentLog<i64, Arc<Call>>>,
-    blocked: Mutex<Option<(DateTime<FixedOffset>, String)>>,
+    /// A limit reached: no calls before its time.
+    blocked: Blocked,
 }
 
 impl WecomApp {
@@ -329,7 +331,7 @@ impl WecomApp {
             client,
             tokens,
             calls: Mutex::new(SentLog::new(keep)),
-            blocked: Mutex::new(None),
+            blocked: Blocked::new("wecom", "WeCom limit"),
         })
     }
 
@@ -342,48 +344,11 @@ impl WecomApp {
     }
 
     fn scrub(&self, text: &str, token: Option<&Token>) -> String {
-        let mut secrets = vec![self.secret.expose()];
-        if let Some(t) = token {
-            secrets.push(t.value.expose());
-        }
-        scrub(text, &secrets)
+        scrub_credentials(text, &self.secret, token)
     }
 
     fn scrub_outcome(&self, o: Outcome, token: Option<&Token>) -> Outcome {
-        match o {
-            Outcome::Failed {
-                code,
-                permanent,
-                detail,
-            } => Outcome::Failed {
-                code,
-                permanent,
-                detail: self.scrub(&detail, token),
-            },
-            Outcome::Unknown { detail } => Outcome::Unknown {
-                detail: self.scrub(&detail, token),
-            },
-            other => other,
-        }
-    }
-
-    fn blocked(&self, now: DateTime<FixedOffset>) -> Option<Outcome> {
-        let b = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        let (until, code) = b.as_ref()?;
-        let left = (*until - now).to_std().ok().filter(|d| !d.is_zero())?;
-        Some(Outcome::RetryAfter {
-            after: left,
-            code: code.clone(),
-        })
-    }
-
-    fn block(&self, now: DateTime<FixedOffset>, after: Duration, code: &str) {
-        let until = now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
-        let mut b = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        if b.as_ref().is_none_or(|(u, _)| *u < until) {
-            tracing::warn!(channel = "wecom", code, until = %until.format("%Y-%m-%d %H:%M:%S"), "WeCom limit reached; no calls until then");
-            *b = Some((until, code.to_string()));
-        }
+        scrub_outcome(o, &self.secret, token)
     }
 
     async fn token(&self) -> Result<Token, Outcome> {
@@ -413,24 +378,11 @@ impl WecomApp {
 
     async fn post(&self, token: &Token, body: &str) -> Answer {
         let url = format!("{}/cgi-bin/message/send", self.cfg.endpoint);
-        let resp = match self
-            .client
-            .post(&url)
-            .query(&[("access_token", token.value.expose())])
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return Answer::Done(self.scrub_outcome(http::call_failed(&e), Some(token))),
-        };
-        let status = resp.status().as_u16();
-        let retry = http::retry_after(resp.headers());
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => return Answer::Done(self.scrub_outcome(http::call_failed(&e), Some(token))),
-        };
+        let (status, retry, text) =
+            match post_json(&self.client, &url, body, &self.secret, token).await {
+                Ok(answer) => answer,
+                Err(outcome) => return Answer::Done(outcome),
+            };
         match classify_send(status, retry, &text) {
             Answer::Done(o) => Answer::Done(self.scrub_outcome(o, Some(token))),
             Answer::TokenRejected(t) => Answer::TokenRejected(self.scrub(&t, Some(token))),
@@ -447,13 +399,13 @@ impl WecomApp {
         now: DateTime<FixedOffset>,
         window: Option<FirstAttempt>,
     ) -> Result<Settled, Outcome> {
-        if let Some(b) = self.blocked(now) {
+        if let Some(b) = self.blocked.check(now) {
             return Err(b);
         }
         let mut token = self.token().await?;
         let mut refreshed = false;
         loop {
-            if let Some(b) = self.blocked(now) {
+            if let Some(b) = self.blocked.check(now) {
                 return Err(b);
             }
             if window.is_some_and(|w| !w.inside(now, self.interval(), self.timeout())) {
@@ -466,7 +418,7 @@ impl WecomApp {
                 }
                 Answer::Done(outcome) => {
                     if let Outcome::RetryAfter { after, code } = &outcome {
-                        self.block(now, *after, code);
+                        self.blocked.block(now, *after, code);
                     }
                     return Err(outcome);
                 }
@@ -478,13 +430,7 @@ impl WecomApp {
                 }
                 Answer::TokenRejected(text) => {
                     tracing::error!(channel = "wecom", answer = %text, "a freshly fetched access token was refused too; giving this call up for now");
-                    return Err(Outcome::Failed {
-                        code: text.split(' ').next().unwrap_or("token").to_string(),
-                        permanent: false,
-                        detail: format!(
-                            "the access token was refused twice, the second time just after a refresh ({text}); not sent"
-                        ),
-                    });
+                    return Err(token_refused_twice(&text));
                 }
             }
         }
@@ -603,7 +549,7 @@ impl WecomApp {
 
     async fn deliver_batch(&self, batch: &Batch) -> Vec<Outcome> {
         let mut out: Vec<Option<Outcome>> = vec![None; batch.items.len()];
-        let blocked = self.blocked(batch.now);
+        let blocked = self.blocked.check(batch.now);
         // Group the deliveries by content (one per job and channel in practice).
         let mut groups: Vec<(&'static str, Value, Vec<usize>)> = Vec::new();
         for (i, item) in batch.items.iter().enumerate() {

@@ -1,6 +1,10 @@
 //! Shared by the CLI tests: a scratch directory per test and a way to run the real binary in it.
 #![allow(dead_code)]
 
+pub mod engine;
+pub mod sms;
+pub mod transport;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -64,6 +68,28 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `disclose ARGS` in `s` with the process clock set to `clock` (`DISCLOSE_CLOCK`: no test waits
+/// for a date).
+pub fn at(s: &Scratch, clock: &str, args: &[&str]) -> Output {
+    s.command(args)
+        .env("DISCLOSE_CLOCK", clock)
+        .output()
+        .unwrap()
+}
+
+/// `disclose ARGS` at `clock`, which must succeed; its stdout.
+pub fn ok(s: &Scratch, clock: &str, args: &[&str]) -> String {
+    let out = at(s, clock, args);
+    assert!(
+        out.status.success(),
+        "disclose {args:?} at {clock}: {:?}\n{}\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -14,6 +14,11 @@
 //! sent, otherwise one error code and nothing sent.
 #![allow(dead_code)]
 
+// Each emulator includes it; `tests/providers.rs` includes all four, hence four copies there.
+#[path = "server.rs"]
+#[allow(clippy::duplicate_mod)]
+mod server;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,13 +127,7 @@ impl Emulator {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = server::serve(app).await;
         Emulator {
             url: format!("http://{addr}/"),
             state,

@@ -19,6 +19,11 @@
 //! ```
 #![allow(dead_code)]
 
+// Each emulator includes it; `tests/providers.rs` includes all four, hence four copies there.
+#[path = "server.rs"]
+#[allow(clippy::duplicate_mod)]
+mod server;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -133,13 +138,7 @@ impl Emulator {
             .route("/cgi-bin/stable_token", post(stable_token))
             .route("/cgi-bin/message/template/send", post(template_send))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = server::serve(app).await;
         Emulator {
             url: format!("http://{addr}"),
             state,
