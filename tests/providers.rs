@@ -1,8 +1,9 @@
 //! `disclose dispatch` of the examples through the provider emulators: with the channel files
 //! pointing at them (as an operator points them at the real APIs), the release goes out as
 //! signed Tencent SendSms calls and WeChat template messages, the unit notice as WeCom
-//! application messages, each to exactly the recipients the outbox dry run lists, once. Then the
-//! same SMS through Alibaba, and through Alibaba as the failover when Tencent is down.
+//! application messages, each to exactly the recipients the outbox dry run lists, once; a
+//! correction of the release reaches exactly those it reached. Then the same SMS through
+//! Alibaba, and through Alibaba as the failover when Tencent is down.
 
 mod common;
 
@@ -135,6 +136,34 @@ async fn the_examples_go_out_through_the_provider_apis_once_each() {
     );
     assert!(wecom.received().is_empty(), "the unit notice is not due yet");
 
+    // A correction of the release (Art 17) reaches exactly those the release reached, through
+    // the same providers, with its own template.
+    let (ok, out) = disclose(
+        &s,
+        &ch,
+        "2026-11-26T11:00:00+08:00",
+        &["dispatch", "examples/lifecycle/04-correction.json"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let corrected: Vec<String> = {
+        let mut v: Vec<String> = tencent
+            .sent()
+            .iter()
+            .filter(|m| m.session_context.contains("zzb-2026-0142-gz"))
+            .map(|m| {
+                assert_eq!(&*m.template_id, "1234569");
+                m.number.clone()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(corrected, NUMBERS, "{out}");
+    assert!(tencent.received().values().all(|&n| n == 2));
+    assert!(wechat.received().values().all(|&n| n == 2), "{:?}", wechat.received());
+    assert_eq!(wechat.received().len(), 4);
+
     // 7 December: the unit notice goes out to the unit's WeCom users; nothing else again.
     let (ok, out) = disclose(&s, &ch, "2026-12-07T09:30:00+08:00", &args).await;
     assert!(ok, "{out}");
@@ -143,8 +172,8 @@ async fn the_examples_go_out_through_the_provider_apis_once_each() {
         [("wufang".to_string(), 1), ("zhengqiang".into(), 1), ("zhouming".into(), 1)],
         "{out}"
     );
-    assert_eq!(tencent.received().values().sum::<usize>(), 4);
-    assert_eq!(wechat.received().values().sum::<usize>(), 4);
+    assert_eq!(tencent.received().values().sum::<usize>(), 8);
+    assert_eq!(wechat.received().values().sum::<usize>(), 8);
 
     // The ledger shows the providers' references.
     let (ok, status) = disclose(
