@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Generates the hostile-input corpus of `tests/hostile.rs`: bad jobs, one file each, named for
-what they test, and `cases.tsv` (file, expected refusal code, whether signed). The expected
-message fragments are in `EXPECTED.tsv`, kept by hand: a fragment is what a person reading the
-refusal must be told, so it is not generated from what the program says.
+what they test, and `cases.tsv` (file, expected refusal code, raw or signed). `EXPECTED.tsv`
+(file, code, a fragment of that refusal's message) is not written here: its fragments were taken
+from the refusals once and reviewed by hand (each names the field, the limit or the fault), and a
+new case needs its row added there. `tests/hostile.rs` checks that the two lists agree.
 
     python3 tests/corpus/make.py      # from the repository root; rewrites tests/corpus/jobs/
 
