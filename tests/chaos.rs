@@ -11,7 +11,6 @@
 mod common;
 
 #[path = "emulators/tencent.rs"]
-#[allow(dead_code)]
 mod tencent_emulator;
 
 use std::collections::HashMap;
@@ -270,9 +269,37 @@ async fn sigkill_five_times_mid_fanout_every_number_reached_exactly_once() {
         HashMap::from([("delivered".into(), n as i64)])
     );
 
+    // Each delivery's reference is the serial number of the one message Tencent sent for it —
+    // also for those the status query settled (it reports the serial it found).
+    let conn = ledger(&s);
+    let serials: HashMap<String, String> = tencent
+        .sent()
+        .into_iter()
+        .map(|m| (m.serial_no.to_string(), m.number.to_string()))
+        .collect();
+    let refs: Vec<(String, String)> = conn
+        .prepare("SELECT address, code FROM deliveries WHERE job_id = 'chaos-kill'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut unmatched = Vec::new();
+    for (address, code) in &refs {
+        let serial = code.strip_prefix("tencent_sms:").unwrap_or(code);
+        if serials.get(serial) != Some(address) {
+            unmatched.push((address, code));
+        }
+    }
+    assert!(
+        unmatched.is_empty(),
+        "{} references match no message sent to that number, e.g. {:?}",
+        unmatched.len(),
+        &unmatched[..unmatched.len().min(5)]
+    );
+
     // The kills left deliveries in flight; their leases ran out and the status query settled
     // every one (none is left unknown, and none of them reached Tencent twice).
-    let conn = ledger(&s);
     let expired: usize = conn
         .prepare("SELECT body FROM audit WHERE kind = 'deliveries.recorded' AND body LIKE '%lease_expired%'")
         .unwrap()
