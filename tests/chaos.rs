@@ -223,6 +223,7 @@ async fn sigkill_five_times_mid_fanout_every_number_reached_exactly_once() {
     let job = mass_sms_job(&s, &config, "chaos-kill", n);
 
     let mut rng = fastrand::Rng::new();
+    let started = Instant::now();
     let mut svc = Service::start(&s, &config, "serve-0.log");
     run(&s, &config, &["submit", &job]);
     let mut kills = Vec::new();
@@ -246,10 +247,18 @@ async fn sigkill_five_times_mid_fanout_every_number_reached_exactly_once() {
         std::thread::sleep(Duration::from_millis(1_100));
         svc = Service::start(&s, &config, &format!("serve-{round}.log"));
     }
-    eprintln!("SIGKILL after {kills:?} of {n} messages");
+    eprintln!(
+        "SIGKILL after {kills:?} of {n} messages; five kills in {:?}",
+        started.elapsed()
+    );
+    let mut last = (0, Instant::now());
 
     svc.until("every delivery to be settled", 120, |_| {
         let st = states(&s, "chaos-kill");
+        if last.1.elapsed() > Duration::from_secs(5) {
+            eprintln!("{:?}: {st:?}", started.elapsed());
+            last = (0, Instant::now());
+        }
         st.get("delivered").copied().unwrap_or(0) as usize == n
     });
     // Anything sent twice would show up by now (the workers poll every second).
