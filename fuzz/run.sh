@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz the job parser and the JCS round trip on stable Rust, for humans (not run in CI).
+# Fuzz the job parser, the JCS round trip, the CSV import and template data on stable Rust, for humans (not run in CI).
 #
 #   fuzz/run.sh [SECONDS]     # each target runs SECONDS (default 60)
 #
@@ -28,8 +28,8 @@ fi
 target_dir="${CARGO_TARGET_DIR:-$root/fuzz/target}"
 
 status=0
-for target in job_parser jcs_roundtrip; do
-    mkdir -p "fuzz/corpus-grown/$target"
+for target in job_parser jcs_roundtrip csv_import template_data; do
+    mkdir -p "fuzz/corpus-grown/$target" "fuzz/corpus/$target"
     echo "== $target: ${secs}s" >&2
     if ! cargo fuzz run -s none --fuzz-dir "$root/fuzz" --target-dir "$target_dir" "$target" \
         "fuzz/corpus-grown/$target" "fuzz/corpus/$target" -- \
