@@ -263,6 +263,7 @@ impl Engine {
             detail: Some(detail),
             retry_at: None,
             deferred: false,
+            lease_until: Some(c.lease_until),
         };
         let job = match self.job(job_id).await {
             Ok(Some(job)) => job,
@@ -331,6 +332,7 @@ impl Engine {
                             )),
                             retry_at: Some(now.timestamp_millis() + wait.as_millis() as i64),
                             deferred: true,
+                            lease_until: Some(c.lease_until),
                         });
                     }
                     _ => {
@@ -580,6 +582,7 @@ pub fn decide(
         detail,
         retry_at,
         deferred: false,
+        lease_until: Some(c.lease_until),
     };
     let again = |code: String, detail: String, at_least: Duration| {
         if c.attempt >= retry.max_attempts {
@@ -644,6 +647,7 @@ mod tests {
             role: "member".into(),
             address: None,
             attempt,
+            lease_until: 0,
         }
     }
 

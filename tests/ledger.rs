@@ -107,6 +107,7 @@ fn deliver_all(l: &dyn Ledger, channel: ChannelKind, at: DateTime<FixedOffset>) 
             detail: None,
             retry_at: None,
             deferred: false,
+            lease_until: None,
         })
         .collect();
     l.record(&records, at).unwrap();
@@ -201,6 +202,35 @@ fn suite_claims_are_exclusive_and_leases_expire_to_unknown(l: &dyn Ledger) {
         unknown.iter().all(|c| c.attempt == 1),
         "a status query is not an attempt"
     );
+
+    // The first worker was not dead, only slow: its late outcome ("not sent, try again") must
+    // not overwrite what the worker that holds the delivery now will record, or the delivery
+    // would go out twice. Outcomes of the current claim are recorded.
+    let stale = |c: &disclose::ledger::Claimed| Record {
+        id: c.id,
+        state: State::Pending,
+        code: Some("connect".into()),
+        detail: None,
+        retry_at: Some(ms),
+        deferred: false,
+        lease_until: Some(first[0].lease_until),
+    };
+    let late: Vec<Record> = first.iter().map(stale).collect();
+    l.record(&late, now()).unwrap();
+    let current: Vec<Record> = unknown
+        .iter()
+        .map(|c| Record {
+            state: State::Delivered,
+            code: Some("SERIAL".into()),
+            retry_at: None,
+            lease_until: Some(c.lease_until),
+            ..stale(c)
+        })
+        .collect();
+    l.record(&current, now()).unwrap();
+    let states = l.counts(&["j2".into()]).unwrap();
+    assert_eq!(states.get(&State::Delivered), Some(&10), "{states:?}");
+    assert_eq!(states.get(&State::Pending), None, "{states:?}");
 }
 
 fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
@@ -225,6 +255,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
             detail: None,
             retry_at: Some(ms + 5_000),
             deferred: false,
+            lease_until: None,
         }],
         now(),
     )
@@ -245,6 +276,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
             detail: None,
             retry_at: None,
             deferred: false,
+            lease_until: None,
         }],
         now(),
     )
@@ -258,6 +290,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
             detail: None,
             retry_at: None,
             deferred: false,
+            lease_until: None,
         }],
         now(),
     )
@@ -322,6 +355,7 @@ fn suite_corrections_reach_exactly_the_original_recipients(l: &dyn Ledger) {
             detail: None,
             retry_at: None,
             deferred: false,
+            lease_until: None,
         })
         .collect();
     l.record(&records, now()).unwrap();
@@ -376,6 +410,7 @@ fn suite_retractions_cancel_what_has_not_gone_out(l: &dyn Ledger) {
             detail: None,
             retry_at: None,
             deferred: false,
+            lease_until: None,
         }],
         now(),
     )
@@ -497,6 +532,7 @@ fn suite_events_are_written_with_the_changes_they_report(l: &dyn Ledger) {
         detail: None,
         retry_at: None,
         deferred: false,
+        lease_until: None,
     };
     l.record(&c.iter().map(outcome).collect::<Vec<_>>(), now())
         .unwrap();

@@ -167,6 +167,9 @@ pub struct Claimed {
     pub address: Option<String>,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When this claim's lease runs out (milliseconds since the epoch); it also names the claim,
+    /// so that an outcome is recorded only while the claim still holds the delivery.
+    pub lease_until: i64,
 }
 
 /// What the engine decided about one claimed delivery.
@@ -182,6 +185,11 @@ pub struct Record {
     /// Pending again without having been handed to the channel (a recipient's limit): the
     /// claim's attempt is given back, so waiting never uses up the retries.
     pub deferred: bool,
+    /// The claim this outcome belongs to ([`Claimed::lease_until`]). It is recorded only if
+    /// that claim still holds the delivery, or nobody does (its lease ran out and it is
+    /// `unknown`): a worker whose lease ran out must not overwrite what the worker that claimed
+    /// the delivery after it is doing. `None`: no such check (tests).
+    pub lease_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

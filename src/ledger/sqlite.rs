@@ -616,6 +616,7 @@ impl SqliteLedger {
                     role,
                     address,
                     attempt,
+                    lease_until: now_ms + lease_ms,
                 });
             }
         }
@@ -921,6 +922,7 @@ impl Ledger for SqliteLedger {
                     && g.0.detail == r.detail
                     && g.0.retry_at == r.retry_at
                     && g.0.deferred == r.deferred
+                    && g.0.lease_until == r.lease_until
             };
             if let Some(g) = groups.iter_mut().find(same) {
                 g.1.push(r.id);
@@ -944,7 +946,8 @@ impl Ledger for SqliteLedger {
             let mut stmt = tx.prepare_cached(
                 "UPDATE deliveries SET state = ?1, code = ?2, detail = ?3, due_at = COALESCE(?4, due_at), lease_until = NULL, updated_at = ?5,
                         attempts = max(attempts - ?7, 0)
-                 WHERE id IN (SELECT value FROM json_each(?6)) AND state IN ('sending', 'unknown')
+                 WHERE id IN (SELECT value FROM json_each(?6))
+                   AND (state = 'unknown' OR (state = 'sending' AND (?8 IS NULL OR lease_until = ?8)))
                  RETURNING id, job_id, channel, recipient",
             )?;
             for (r, ids) in &groups {
@@ -956,7 +959,8 @@ impl Ledger for SqliteLedger {
                     r.retry_at,
                     now_ms,
                     ids,
-                    i64::from(r.deferred)
+                    i64::from(r.deferred),
+                    r.lease_until
                 ];
                 for x in stmt.query_map(params, row)? {
                     returned.push(x?);
@@ -972,7 +976,8 @@ impl Ledger for SqliteLedger {
                         r.code,
                         r.detail,
                         r.retry_at,
-                        i64::from(r.deferred)
+                        i64::from(r.deferred),
+                        r.lease_until
                     ])
                 })
                 .collect();
@@ -982,9 +987,12 @@ impl Ledger for SqliteLedger {
                         due_at = COALESCE(j.retry_at, due_at), lease_until = NULL, updated_at = ?1,
                         attempts = max(attempts - j.deferred, 0)
                  FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, value ->> 2 AS code,
-                              value ->> 3 AS detail, value ->> 4 AS retry_at, value ->> 5 AS deferred
+                              value ->> 3 AS detail, value ->> 4 AS retry_at, value ->> 5 AS deferred,
+                              value ->> 6 AS lease
                        FROM json_each(?2)) AS j
-                 WHERE deliveries.id = j.id AND deliveries.state IN ('sending', 'unknown')
+                 WHERE deliveries.id = j.id
+                   AND (deliveries.state = 'unknown'
+                        OR (deliveries.state = 'sending' AND (j.lease IS NULL OR deliveries.lease_until = j.lease)))
                  RETURNING deliveries.id, deliveries.job_id, deliveries.channel, deliveries.recipient",
             )?;
             for x in stmt.query_map(params![now_ms, rows], row)? {
