@@ -44,7 +44,10 @@ fn main() {
         .and_then(Path::parent)
         .map(|d| d.join("disclose"))
         .expect("target/release/disclose");
-    assert!(bin.exists(), "build it first: cargo build --release --bin disclose");
+    assert!(
+        bin.exists(),
+        "build it first: cargo build --release --bin disclose"
+    );
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = std::env::temp_dir().join(format!("disclose-bench-sms-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
@@ -214,7 +217,8 @@ async fn bare_client(url: &str, calls: usize, in_flight: usize) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
-        let (client, url, host, next) = (client.clone(), url.to_string(), host.clone(), next.clone());
+        let (client, url, host, next) =
+            (client.clone(), url.to_string(), host.clone(), next.clone());
         set.spawn(async move {
             loop {
                 let call = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

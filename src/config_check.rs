@@ -59,11 +59,7 @@ pub fn check(config: &Config) -> Vec<Finding> {
                         config.approval.keys_dir.display()
                     ))
                 } else {
-                    Ok(format!(
-                        "{} trusted ({})",
-                        ids.len(),
-                        ids.join(", ")
-                    ))
+                    Ok(format!("{} trusted ({})", ids.len(), ids.join(", ")))
                 }
             }),
     );
@@ -102,7 +98,11 @@ pub fn check(config: &Config) -> Vec<Finding> {
         Ok(configs) => {
             for cfg in configs {
                 let transport = match &cfg.failover {
-                    Some(f) => format!("{} (failover: {})", cfg.transport.name(), f.transport.name()),
+                    Some(f) => format!(
+                        "{} (failover: {})",
+                        cfg.transport.name(),
+                        f.transport.name()
+                    ),
                     None => cfg.transport.name().to_string(),
                 };
                 let area = format!("channel {}", cfg.channel);
@@ -163,8 +163,7 @@ fn writable(dir: &Path) -> Result<String, String> {
     let shown = dir.display().to_string();
     std::fs::create_dir_all(dir).map_err(|e| format!("{shown}: cannot be created: {e}"))?;
     let probe = dir.join(format!(".disclose-check-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|e| format!("{shown}: cannot be written: {e}"))?;
+    std::fs::write(&probe, b"").map_err(|e| format!("{shown}: cannot be written: {e}"))?;
     let _ = std::fs::remove_file(&probe);
     Ok(shown)
 }

@@ -388,7 +388,9 @@ impl Engine {
             match done {
                 Ok((n, outcomes)) => answers[n] = Some(outcomes),
                 // A channel that panicked: what it held may have been sent.
-                Err(e) => tracing::error!(channel = %channel, error = %e, "a channel call failed unexpectedly; its deliveries are unknown"),
+                Err(e) => {
+                    tracing::error!(channel = %channel, error = %e, "a channel call failed unexpectedly; its deliveries are unknown")
+                }
             }
         }
         for (claimed, outcomes) in claims.iter().zip(answers) {
@@ -452,7 +454,11 @@ impl Engine {
             if self.step(channel, false).await? > 0 {
                 continue;
             }
-            if let Some(end) = self.lanes.get(&channel).and_then(|l| l.quiet_until(clock::now())) {
+            if let Some(end) = self
+                .lanes
+                .get(&channel)
+                .and_then(|l| l.quiet_until(clock::now()))
+            {
                 // A one-shot run does not wait for the morning: what is due stays pending and
                 // goes out at the next run or in `serve` once the window ends.
                 tracing::info!(channel = %channel, until = %end.format("%Y-%m-%d %H:%M"), "quiet hours: deliveries deferred to the end of the window");

@@ -91,7 +91,12 @@ impl QuietHours {
 
 impl std::fmt::Display for QuietHours {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}–{}", self.from.format("%H:%M"), self.to.format("%H:%M"))
+        write!(
+            f,
+            "{}–{}",
+            self.from.format("%H:%M"),
+            self.to.format("%H:%M")
+        )
     }
 }
 
@@ -270,11 +275,13 @@ mod tests {
         let q = quiet("12:00", "13:30");
         assert!(q.contains(at("2026-12-01T13:29:00+08:00")));
         assert!(!q.contains(at("2026-12-01T13:30:00+08:00")));
-        let e = toml::from_str::<HashMap<String, QuietHours>>(
-            "q = { from = \"9pm\", to = \"08:00\" }",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("\"9pm\" is not a time of day"), "{e}");
+        let e =
+            toml::from_str::<HashMap<String, QuietHours>>("q = { from = \"9pm\", to = \"08:00\" }")
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("\"9pm\" is not a time of day"),
+            "{e}"
+        );
         let e = toml::from_str::<HashMap<String, QuietHours>>(
             "q = { from = \"08:00\", to = \"08:00\" }",
         )
@@ -295,7 +302,10 @@ mod tests {
         let a = "+8613800000001";
         assert_eq!(l.take(&[a], t0), vec![None]);
         // Same minute: wait for the next one.
-        assert_eq!(l.take(&[a], t0 + 10_000), vec![Some(Duration::from_secs(40))]);
+        assert_eq!(
+            l.take(&[a], t0 + 10_000),
+            vec![Some(Duration::from_secs(40))]
+        );
         // Others are not held up by one recipient.
         assert_eq!(l.take(&["+8613800000002"], t0 + 10_000), vec![None]);
         // One a minute, until the hour's three are used up; then the next hour.

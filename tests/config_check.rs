@@ -23,13 +23,19 @@ fn every_problem_is_reported_at_once() {
     // broker nobody listens on.
     let channels = common::repo().join("examples/channels");
     std::fs::create_dir_all(s.path("keys")).unwrap();
-    write(&s.path("templates/broken/sms.toml"), "text = \"unterminated\n");
+    write(
+        &s.path("templates/broken/sms.toml"),
+        "text = \"unterminated\n",
+    );
     let out = s
         .command(&["config", "check", "--json"])
         .env("DISCLOSE_PATHS_CHANNELS_DIR", &channels)
         .env("DISCLOSE_APPROVAL_KEYS_DIR", s.path("keys"))
         .env("DISCLOSE_PATHS_TEMPLATES_DIR", s.path("templates"))
-        .env("DISCLOSE_QUEUE_AMQP_URL", "amqp://guest:hunter2@127.0.0.1:1/%2f")
+        .env(
+            "DISCLOSE_QUEUE_AMQP_URL",
+            "amqp://guest:hunter2@127.0.0.1:1/%2f",
+        )
         .env_remove("TENCENTCLOUD_SECRET_ID")
         .env_remove("WECHAT_APPSECRET")
         .env_remove("WECOM_APP_SECRET")
@@ -55,6 +61,10 @@ fn every_problem_is_reported_at_once() {
     problem("channel wecom", "WECOM_APP_SECRET");
     problem("queue", "RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f");
     // What is fine is said to be fine; no password anywhere.
-    assert!(findings.iter().any(|f| f["area"] == "ledger" && f["ok"] == true));
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["area"] == "ledger" && f["ok"] == true)
+    );
     assert!(!stdout(&out).contains("hunter2"));
 }

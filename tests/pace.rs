@@ -58,7 +58,13 @@ fn sms_sent(s: &Scratch) -> Vec<String> {
     let mut to: Vec<String> = s
         .lines("out/outbox/sms.jsonl")
         .iter()
-        .map(|l| format!("{} {}", l["job_id"].as_str().unwrap_or("?"), l["address"].as_str().unwrap()))
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["job_id"].as_str().unwrap_or("?"),
+                l["address"].as_str().unwrap()
+            )
+        })
         .collect();
     to.sort();
     to
@@ -98,7 +104,11 @@ fn sms_in_quiet_hours_waits_for_the_morning_and_then_goes_out() {
     let ch = channels(&s, "quiet_hours = { from = \"21:00\", to = \"08:00\" }");
     let job = sign(
         &s,
-        &notice("quiet-1", "2026-12-01T20:00:00+08:00", "2026-12-09T18:00:00+08:00"),
+        &notice(
+            "quiet-1",
+            "2026-12-01T20:00:00+08:00",
+            "2026-12-09T18:00:00+08:00",
+        ),
         "quiet-1",
     );
 
@@ -111,7 +121,10 @@ fn sms_in_quiet_hours_waits_for_the_morning_and_then_goes_out() {
     );
     let states = sms_states(&s, "quiet-1", &ch);
     assert!(states.iter().any(|(st, _)| st == "pending"), "{states:?}");
-    assert!(!states.iter().any(|(st, _)| st == "delivered"), "{states:?}");
+    assert!(
+        !states.iter().any(|(st, _)| st == "delivered"),
+        "{states:?}"
+    );
 
     // 07:59 the next morning: still quiet.
     dispatch(&s, &ch, "2026-12-02T07:59:00+08:00", &[&job]);
@@ -137,12 +150,20 @@ fn a_number_over_its_daily_limit_is_deferred_to_the_next_day_not_dropped() {
     let ch = channels(&s, "recipient_limits = { per_day = 1 }");
     let first = sign(
         &s,
-        &notice("limit-1", "2026-12-01T09:00:00+08:00", "2026-12-09T18:00:00+08:00"),
+        &notice(
+            "limit-1",
+            "2026-12-01T09:00:00+08:00",
+            "2026-12-09T18:00:00+08:00",
+        ),
         "limit-1",
     );
     let second = sign(
         &s,
-        &notice("limit-2", "2026-12-01T09:00:00+08:00", "2026-12-09T18:00:00+08:00"),
+        &notice(
+            "limit-2",
+            "2026-12-01T09:00:00+08:00",
+            "2026-12-09T18:00:00+08:00",
+        ),
         "limit-2",
     );
 

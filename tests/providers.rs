@@ -105,7 +105,12 @@ async fn the_examples_go_out_through_the_provider_apis_once_each() {
     let tencent = tencent_emulator::Emulator::start().await;
     let wechat = wechat_emulator::Emulator::start().await;
     let wecom = wecom_emulator::Emulator::start().await;
-    let ch = provider_channels(&s, &tencent_transport(&tencent.url), &wechat.url, &wecom.url);
+    let ch = provider_channels(
+        &s,
+        &tencent_transport(&tencent.url),
+        &wechat.url,
+        &wecom.url,
+    );
     let args = [
         "dispatch",
         "--directory",
@@ -118,23 +123,38 @@ async fn the_examples_go_out_through_the_provider_apis_once_each() {
     assert!(ok, "{out}");
     assert_eq!(
         sorted(tencent.received()),
-        NUMBERS.iter().map(|n| (n.to_string(), 1)).collect::<Vec<_>>(),
+        NUMBERS
+            .iter()
+            .map(|n| (n.to_string(), 1))
+            .collect::<Vec<_>>(),
         "{out}"
     );
     // Every message carried our reference and the template the notice names.
     for sent in tencent.sent() {
-        assert!(sent.session_context.contains("zzb-2026-0142"), "{}", sent.session_context);
+        assert!(
+            sent.session_context.contains("zzb-2026-0142"),
+            "{}",
+            sent.session_context
+        );
         assert_eq!(&*sent.template_id, "1234568");
     }
     assert_eq!(
         sorted(wechat.received()),
-        ["oWx_example_0001", "oWx_example_0002", "oWx_example_0006", "oWx_example_0007"]
-            .iter()
-            .map(|o| (o.to_string(), 1))
-            .collect::<Vec<_>>(),
+        [
+            "oWx_example_0001",
+            "oWx_example_0002",
+            "oWx_example_0006",
+            "oWx_example_0007"
+        ]
+        .iter()
+        .map(|o| (o.to_string(), 1))
+        .collect::<Vec<_>>(),
         "{out}"
     );
-    assert!(wecom.received().is_empty(), "the unit notice is not due yet");
+    assert!(
+        wecom.received().is_empty(),
+        "the unit notice is not due yet"
+    );
 
     // A correction of the release (Art 17) reaches exactly those the release reached, through
     // the same providers, with its own template.
@@ -161,7 +181,11 @@ async fn the_examples_go_out_through_the_provider_apis_once_each() {
     };
     assert_eq!(corrected, NUMBERS, "{out}");
     assert!(tencent.received().values().all(|&n| n == 2));
-    assert!(wechat.received().values().all(|&n| n == 2), "{:?}", wechat.received());
+    assert!(
+        wechat.received().values().all(|&n| n == 2),
+        "{:?}",
+        wechat.received()
+    );
     assert_eq!(wechat.received().len(), 4);
 
     // 7 December: the unit notice goes out to the unit's WeCom users; nothing else again.
@@ -169,7 +193,11 @@ async fn the_examples_go_out_through_the_provider_apis_once_each() {
     assert!(ok, "{out}");
     assert_eq!(
         sorted(wecom.received()),
-        [("wufang".to_string(), 1), ("zhengqiang".into(), 1), ("zhouming".into(), 1)],
+        [
+            ("wufang".to_string(), 1),
+            ("zhengqiang".into(), 1),
+            ("zhouming".into(), 1)
+        ],
         "{out}"
     );
     assert_eq!(tencent.received().values().sum::<usize>(), 8);
@@ -184,8 +212,8 @@ async fn the_examples_go_out_through_the_provider_apis_once_each() {
     )
     .await;
     assert!(ok, "{status}");
-    let v: serde_json::Value =
-        serde_json::from_str(status.lines().next().unwrap()).unwrap_or_else(|e| panic!("{e}: {status}"));
+    let v: serde_json::Value = serde_json::from_str(status.lines().next().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {status}"));
     let delivered_sms = v["deliveries"]
         .as_array()
         .unwrap()
@@ -222,7 +250,10 @@ async fn alibaba_carries_the_sms_alone_and_as_the_failover_when_tencent_is_down(
     assert!(ok, "{out}");
     assert_eq!(
         sorted(aliyun.received()),
-        NUMBERS.iter().map(|n| (n.to_string(), 1)).collect::<Vec<_>>(),
+        NUMBERS
+            .iter()
+            .map(|n| (n.to_string(), 1))
+            .collect::<Vec<_>>(),
         "{out}"
     );
 
@@ -243,7 +274,10 @@ async fn alibaba_carries_the_sms_alone_and_as_the_failover_when_tencent_is_down(
     assert_eq!(tencent.received().len(), 0);
     assert_eq!(
         sorted(aliyun.received()),
-        NUMBERS.iter().map(|n| (n.to_string(), 1)).collect::<Vec<_>>(),
+        NUMBERS
+            .iter()
+            .map(|n| (n.to_string(), 1))
+            .collect::<Vec<_>>(),
         "{out}"
     );
     let db = rusqlite::Connection::open(s.path("ledger.db")).unwrap();
@@ -255,5 +289,8 @@ async fn alibaba_carries_the_sms_alone_and_as_the_failover_when_tencent_is_down(
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(refs.len(), 4);
-    assert!(refs.iter().all(|r| r.starts_with("aliyun_sms:")), "{refs:?}");
+    assert!(
+        refs.iter().all(|r| r.starts_with("aliyun_sms:")),
+        "{refs:?}"
+    );
 }

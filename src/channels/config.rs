@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Channel;
-use crate::pace::{QuietHours, RecipientLimits};
 use crate::job::ChannelKind;
+use crate::pace::{QuietHours, RecipientLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelsError {
@@ -458,7 +458,10 @@ mod tests {
         assert_eq!(loaded[&ChannelKind::Sms].transport.name(), "tencent_sms");
         let failover = loaded[&ChannelKind::Sms].failover.as_ref().unwrap();
         assert_eq!(failover.transport.name(), "aliyun_sms");
-        assert_eq!(loaded[&ChannelKind::Wechat].transport.name(), "wechat_template");
+        assert_eq!(
+            loaded[&ChannelKind::Wechat].transport.name(),
+            "wechat_template"
+        );
         assert_eq!(loaded[&ChannelKind::Wecom].transport.name(), "wecom_app");
     }
 

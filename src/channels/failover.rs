@@ -160,7 +160,15 @@ impl Channel for Failover {
             let retry: Vec<usize> = out
                 .iter()
                 .enumerate()
-                .filter(|(_, o)| matches!(o, Outcome::Failed { permanent: false, .. }))
+                .filter(|(_, o)| {
+                    matches!(
+                        o,
+                        Outcome::Failed {
+                            permanent: false,
+                            ..
+                        }
+                    )
+                })
                 .map(|(i, _)| i)
                 .collect();
             let mut tagged: Vec<Outcome> = out.drain(..).map(|o| tag(&primary.0, o)).collect();
@@ -184,10 +192,8 @@ impl Channel for Failover {
             let open: Vec<usize> = (0..batch.items.len())
                 .filter(|&i| !first.get(i).is_some_and(settled))
                 .collect();
-            let mut out: Vec<Outcome> = first
-                .into_iter()
-                .map(|o| tag(&self.primary.0, o))
-                .collect();
+            let mut out: Vec<Outcome> =
+                first.into_iter().map(|o| tag(&self.primary.0, o)).collect();
             out.resize(
                 batch.items.len(),
                 Outcome::Unknown {
@@ -342,7 +348,9 @@ mod tests {
         );
         // First failed call: below the threshold, the engine retries it later.
         let out = f.deliver(&batch(3)).await;
-        assert!(matches!(&out[0], Outcome::Failed { detail, .. } if detail.starts_with("[tencent_sms]")));
+        assert!(
+            matches!(&out[0], Outcome::Failed { detail, .. } if detail.starts_with("[tencent_sms]"))
+        );
         assert_eq!(b.calls.load(Ordering::SeqCst), 0);
         // Second: the channel fails over and the same items go through the secondary at once.
         let out = f.deliver(&batch(3)).await;
@@ -369,7 +377,11 @@ mod tests {
         assert_eq!(f.deliver(&batch(1)).await, vec![ok("tencent_sms:A")]);
         *a.deliver.lock().unwrap() = down();
         f.deliver(&batch(1)).await;
-        assert_eq!(b.calls.load(Ordering::SeqCst), 0, "one failure after a success");
+        assert_eq!(
+            b.calls.load(Ordering::SeqCst),
+            0,
+            "one failure after a success"
+        );
     }
 
     #[tokio::test]
@@ -383,7 +395,10 @@ mod tests {
             Duration::from_secs(60),
         );
         let out = f.deliver(&batch(2)).await;
-        assert!(out.iter().all(|o| matches!(o, Outcome::Unknown { .. })), "{out:?}");
+        assert!(
+            out.iter().all(|o| matches!(o, Outcome::Unknown { .. })),
+            "{out:?}"
+        );
         assert_eq!(b.sent.load(Ordering::SeqCst), 0);
     }
 
@@ -412,6 +427,9 @@ mod tests {
             1,
             Duration::from_secs(60),
         );
-        assert!(matches!(f.resolve(&batch(1)).await[0], Outcome::Unknown { .. }));
+        assert!(matches!(
+            f.resolve(&batch(1)).await[0],
+            Outcome::Unknown { .. }
+        ));
     }
 }
