@@ -119,6 +119,34 @@ CREATE TABLE IF NOT EXISTS obligation_changes (
 );
 "#;
 
+/// The rows of a `SELECT seq, at, job_id, refusals FROM refusals …`, each refusal list parsed.
+fn refusal_rows(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RefusalRow>, LedgerError> {
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (seq, at, job_id, list) = r?;
+        let refusals: Vec<Refusal> = serde_json::from_str(&list)
+            .map_err(|e| LedgerError::Corrupt(format!("refusal {seq}: {e}")))?;
+        out.push(RefusalRow {
+            seq,
+            at,
+            job_id,
+            refusals,
+        });
+    }
+    Ok(out)
+}
+
 /// Up to this many distinct outcomes in a recorded batch, one `UPDATE` per outcome; beyond, one
 /// `UPDATE … FROM json_each` for the whole batch.
 const GROUPED_OUTCOMES: usize = 4;
@@ -1151,27 +1179,7 @@ impl Ledger for SqliteLedger {
         let mut stmt = conn.prepare_cached(
             "SELECT seq, at, job_id, refusals FROM refusals ORDER BY seq DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (seq, at, job_id, list) = r?;
-            let refusals: Vec<Refusal> = serde_json::from_str(&list)
-                .map_err(|e| LedgerError::Corrupt(format!("refusal {seq}: {e}")))?;
-            out.push(RefusalRow {
-                seq,
-                at,
-                job_id,
-                refusals,
-            });
-        }
-        Ok(out)
+        refusal_rows(&mut stmt, params![limit as i64])
     }
 
     fn verify_audit(&self) -> Result<ChainStatus, LedgerError> {
@@ -1362,27 +1370,7 @@ impl Ledger for SqliteLedger {
             "SELECT seq, at, job_id, refusals FROM refusals
              WHERE julianday(at) >= julianday(?1) AND julianday(at) < julianday(?2) ORDER BY seq",
         )?;
-        let rows = stmt.query_map(params![ts(from), ts(to)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (seq, at, job_id, list) = r?;
-            let refusals: Vec<Refusal> = serde_json::from_str(&list)
-                .map_err(|e| LedgerError::Corrupt(format!("refusal {seq}: {e}")))?;
-            out.push(RefusalRow {
-                seq,
-                at,
-                job_id,
-                refusals,
-            });
-        }
-        Ok(out)
+        refusal_rows(&mut stmt, params![ts(from), ts(to)])
     }
 
     fn audit_entries(
