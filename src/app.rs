@@ -25,59 +25,83 @@ pub struct App {
     pub engine: Arc<Engine>,
 }
 
+/// Each part the configuration names, opened, or why it cannot be: shared by [`App::start`]
+/// (which needs every part) and `disclose config check` (which reports on each).
+pub(crate) struct Parts {
+    pub ledger: Result<Arc<dyn Ledger>, String>,
+    pub keys: Result<KeyStore, String>,
+    /// `Ok(None)`: no policy.toml, the built-in defaults apply.
+    pub policy: Result<Option<PolicyConfig>, String>,
+    pub templates: Result<Templates, String>,
+    /// Each channel file with its opened transport; `Err`: the files themselves are wrong.
+    pub channels: Result<Vec<(ChannelConfig, Result<Arc<dyn Channel>, String>)>, Vec<String>>,
+}
+
+impl Parts {
+    pub(crate) fn open(config: &Config) -> Parts {
+        let policy_path = config.paths.channels_dir.join("policy.toml");
+        Parts {
+            ledger: ledger::open(&config.ledger.url)
+                .map(Arc::from)
+                .map_err(|e| format!("ledger {}: {e}", config.ledger.url)),
+            keys: KeyStore::load(&config.approval.keys_dir)
+                .map_err(|e| format!("approval keys: {e}")),
+            policy: if policy_path.exists() {
+                PolicyConfig::load(&policy_path)
+                    .map(Some)
+                    .map_err(|e| format!("policy: {e}"))
+            } else {
+                Ok(None)
+            },
+            templates: Templates::load(&config.paths.templates_dir)
+                .map_err(|e| format!("templates ({}): {e}", config.paths.templates_dir.display())),
+            channels: channel_configs(&config.paths.channels_dir).map(|configs| {
+                configs
+                    .into_iter()
+                    .map(|cfg| {
+                        let built = cfg
+                            .build(&config.paths.output_dir)
+                            .map_err(|e| format!("channel {}: {e}", cfg.channel));
+                        (cfg, built)
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
 impl App {
     pub fn start(config: Config) -> anyhow::Result<App> {
+        let parts = Parts::open(&config);
         let mut problems: Vec<String> = Vec::new();
-        let ledger: Option<Arc<dyn Ledger>> = match ledger::open(&config.ledger.url) {
-            Ok(l) => Some(Arc::from(l)),
-            Err(e) => {
-                problems.push(format!("ledger {}: {e}", config.ledger.url));
-                None
-            }
-        };
-        let keys = KeyStore::load(&config.approval.keys_dir)
-            .map_err(|e| problems.push(format!("approval keys: {e}")))
+        let ledger = parts.ledger.map_err(|e| problems.push(e)).ok();
+        let keys = parts.keys.map_err(|e| problems.push(e)).ok();
+        let policy = parts
+            .policy
+            .map(|p| p.unwrap_or_else(PolicyConfig::defaults))
+            .map_err(|e| problems.push(e))
             .ok();
-        let policy_path = config.paths.channels_dir.join("policy.toml");
-        let policy = if policy_path.exists() {
-            PolicyConfig::load(&policy_path)
-                .map_err(|e| problems.push(format!("policy: {e}")))
-                .ok()
-        } else {
-            Some(PolicyConfig::defaults())
-        };
-        let templates = Templates::load(&config.paths.templates_dir)
-            .map_err(|e| {
-                problems.push(format!(
-                    "templates ({}): {e}",
-                    config.paths.templates_dir.display()
-                ))
-            })
-            .ok();
-        let channel_configs = channel_configs(&config.paths.channels_dir)
-            .map_err(|e| problems.extend(e))
-            .ok();
+        let templates = parts.templates.map_err(|e| problems.push(e)).ok();
         let mut built: Vec<(ChannelConfig, Arc<dyn Channel>)> = Vec::new();
-        for cfg in channel_configs.into_iter().flatten() {
-            match cfg.build(&config.paths.output_dir) {
-                Ok(ch) => built.push((cfg, ch)),
-                Err(e) => problems.push(format!("channel {}: {e}", cfg.channel)),
+        match parts.channels {
+            Ok(channels) => {
+                for (cfg, channel) in channels {
+                    match channel {
+                        Ok(ch) => built.push((cfg, ch)),
+                        Err(e) => problems.push(e),
+                    }
+                }
             }
+            Err(e) => problems.extend(e),
         }
-        let (Some(ledger), Some(keys), Some(policy), Some(templates)) =
-            (ledger, keys, policy, templates)
+        let (Some(ledger), Some(keys), Some(policy), Some(templates), true) =
+            (ledger, keys, policy, templates, problems.is_empty())
         else {
             return Err(anyhow!(
                 "the configuration has problems:\n  - {}",
                 problems.join("\n  - ")
             ));
         };
-        if !problems.is_empty() {
-            return Err(anyhow!(
-                "the configuration has problems:\n  - {}",
-                problems.join("\n  - ")
-            ));
-        }
         let templates = Arc::new(templates);
         let engine = Arc::new(Engine::new(
             ledger.clone(),
@@ -103,7 +127,7 @@ impl App {
 }
 
 /// The channel files in `dir`, or the built-in defaults when the directory holds none.
-pub(crate) fn channel_configs(dir: &Path) -> Result<Vec<ChannelConfig>, Vec<String>> {
+fn channel_configs(dir: &Path) -> Result<Vec<ChannelConfig>, Vec<String>> {
     let has_channel_files = std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.filter_map(|e| e.ok()).any(|e| {
             let name = e.file_name();

@@ -10,11 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::approval::KeyStore;
-use crate::channels;
+use crate::app::Parts;
 use crate::config::Config;
-use crate::policy::PolicyConfig;
-use crate::render::Templates;
 
 /// One line of the check: what was looked at, and what was found.
 #[derive(Debug, Clone, Serialize)]
@@ -39,64 +36,55 @@ fn found(out: &mut Vec<Finding>, area: &str, result: Result<String, String>) {
 /// Check everything; the findings in a fixed order.
 pub fn check(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
+    let parts = Parts::open(config);
     found(
         &mut out,
         "ledger",
-        crate::ledger::open(&config.ledger.url)
-            .map(|_| config.ledger.url.clone())
-            .map_err(|e| format!("{}: {e}", config.ledger.url)),
+        parts.ledger.map(|_| config.ledger.url.clone()),
     );
     found(
         &mut out,
         "approval keys",
-        KeyStore::load(&config.approval.keys_dir)
-            .map_err(|e| e.to_string())
-            .and_then(|k| {
-                let ids: Vec<&str> = k.key_ids().collect();
-                if ids.is_empty() {
-                    Err(format!(
-                        "{}: no <key_id>.pub files: no job could be approved",
-                        config.approval.keys_dir.display()
-                    ))
-                } else {
-                    Ok(format!("{} trusted ({})", ids.len(), ids.join(", ")))
-                }
-            }),
+        parts.keys.and_then(|k| {
+            let ids: Vec<&str> = k.key_ids().collect();
+            if ids.is_empty() {
+                Err(format!(
+                    "{}: no <key_id>.pub files: no job could be approved",
+                    config.approval.keys_dir.display()
+                ))
+            } else {
+                Ok(format!("{} trusted ({})", ids.len(), ids.join(", ")))
+            }
+        }),
     );
     let channels_dir = &config.paths.channels_dir;
-    let policy = channels_dir.join("policy.toml");
     found(
         &mut out,
         "policy",
-        if policy.exists() {
-            PolicyConfig::load(&policy)
-                .map(|_| policy.display().to_string())
-                .map_err(|e| e.to_string())
-        } else {
-            Ok("built-in defaults (SPEC's channel matrix)".into())
-        },
+        parts.policy.map(|p| match p {
+            Some(_) => channels_dir.join("policy.toml").display().to_string(),
+            None => "built-in defaults (SPEC's channel matrix)".into(),
+        }),
     );
     found(
         &mut out,
         "templates",
-        Templates::load(&config.paths.templates_dir)
-            .map(|t| {
-                format!(
-                    "{} notices in {}",
-                    t.names().len(),
-                    config.paths.templates_dir.display()
-                )
-            })
-            .map_err(|e| format!("{}: {e}", config.paths.templates_dir.display())),
+        parts.templates.map(|t| {
+            format!(
+                "{} notices in {}",
+                t.names().len(),
+                config.paths.templates_dir.display()
+            )
+        }),
     );
-    match channel_configs(channels_dir) {
+    match parts.channels {
         Err(problems) => {
             for p in problems {
                 found(&mut out, "channels", Err(p));
             }
         }
-        Ok(configs) => {
-            for cfg in configs {
+        Ok(channels) => {
+            for (cfg, built) in channels {
                 let transport = match &cfg.failover {
                     Some(f) => format!(
                         "{} (failover: {})",
@@ -106,13 +94,7 @@ pub fn check(config: &Config) -> Vec<Finding> {
                     None => cfg.transport.name().to_string(),
                 };
                 let area = format!("channel {}", cfg.channel);
-                found(
-                    &mut out,
-                    &area,
-                    cfg.build(&config.paths.output_dir)
-                        .map(|_| transport)
-                        .map_err(|e| e.to_string()),
-                );
+                found(&mut out, &area, built.map(|_| transport));
             }
         }
     }
@@ -152,10 +134,6 @@ pub fn check(config: &Config) -> Vec<Finding> {
         writable(&config.paths.output_dir).map(|d| format!("output directory {d}")),
     );
     out
-}
-
-fn channel_configs(dir: &Path) -> Result<Vec<channels::ChannelConfig>, Vec<String>> {
-    crate::app::channel_configs(dir)
 }
 
 /// The directory exists (or can be made) and a file can be written in it.
