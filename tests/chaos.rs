@@ -14,11 +14,11 @@ mod common;
 mod tencent_emulator;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::service::Service;
 use common::{Scratch, stdout, write};
 use tencent_emulator::{Emulator, Mode};
 
@@ -62,90 +62,9 @@ fn run(s: &Scratch, config: &Path, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// A running `disclose serve`, killed when dropped so that no test leaves a process behind.
-struct Service {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Service {
-    fn start(s: &Scratch, config: &Path, log: &str) -> Service {
-        let log = s.path(log);
-        let child = cmd(s, config, &["serve"])
-            .env("DISCLOSE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut svc = Service { child, log };
-        svc.until("the service to start", 30, |svc| {
-            svc.log().contains("intake from the spool directory")
-        });
-        svc
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Poll `done` every 20 ms for at most `secs`; fail with the service's log if it never holds.
-    fn until(&mut self, what: &str, secs: u64, mut done: impl FnMut(&mut Service) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !done(self) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "the service exited ({status}) while waiting for {what}:\n{}",
-                    self.tail()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {secs} s for {what}; the end of the service log:\n{}",
-                self.tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no handler, no flush, no goodbye
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(&mut self) {
-        let ok = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -s TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{status}\n{}", self.tail());
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM\n{}",
-                self.tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `disclose serve` with `config`.
+fn serve(s: &Scratch, config: &Path, log: &str) -> Service {
+    Service::spawn(cmd(s, config, &["serve"]), s.path(log))
 }
 
 fn ledger(s: &Scratch) -> rusqlite::Connection {
@@ -224,7 +143,7 @@ async fn sigkill_five_times_mid_fanout_every_number_reached_exactly_once() {
 
     let mut rng = fastrand::Rng::new();
     let started = Instant::now();
-    let mut svc = Service::start(&s, &config, "serve-0.log");
+    let mut svc = serve(&s, &config, "serve-0.log");
     run(&s, &config, &["submit", &job]);
     let mut kills = Vec::new();
     for round in 1..=5 {
@@ -245,7 +164,7 @@ async fn sigkill_five_times_mid_fanout_every_number_reached_exactly_once() {
         drop(svc);
         // Each restart: what the killed process had in flight is `sending` with a lease of 1 s.
         std::thread::sleep(Duration::from_millis(1_100));
-        svc = Service::start(&s, &config, &format!("serve-{round}.log"));
+        svc = serve(&s, &config, &format!("serve-{round}.log"));
     }
     eprintln!(
         "SIGKILL after {kills:?} of {n} messages; five kills in {:?}",
@@ -263,7 +182,8 @@ async fn sigkill_five_times_mid_fanout_every_number_reached_exactly_once() {
     });
     // Anything sent twice would show up by now (the workers poll every second).
     std::thread::sleep(Duration::from_millis(1_500));
-    svc.terminate();
+    let status = svc.terminate(30);
+    assert!(status.success(), "{status}\n{}", svc.tail());
 
     let received = tencent.received();
     let twice: Vec<_> = received.iter().filter(|(_, c)| **c > 1).collect();

@@ -7,11 +7,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::service::Service;
 use common::{Scratch, repo, stdout, write};
 use serde_json::Value;
 
@@ -34,93 +34,14 @@ fn run(s: &Scratch, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// A running `disclose serve`, killed when dropped so that no test leaves a process behind.
-struct Service {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Service {
-    fn start(s: &Scratch, config: Option<&Path>, log: &str) -> Service {
-        let mut args = Vec::new();
-        if let Some(c) = config {
-            args.extend(["--config", c.to_str().unwrap()]);
-        }
-        args.push("serve");
-        let log = s.path(log);
-        let child = cmd(s, &args)
-            .env("DISCLOSE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut svc = Service { child, log };
-        svc.until("the service to start", 30, |svc| {
-            svc.log().contains("intake from the spool directory")
-        });
-        svc
+/// `disclose serve` on this test's spool, with `config` if given.
+fn serve(s: &Scratch, config: Option<&Path>, log: &str) -> Service {
+    let mut args = Vec::new();
+    if let Some(c) = config {
+        args.extend(["--config", c.to_str().unwrap()]);
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Poll `done` every 20 ms for at most `secs`; fail with the service's log if it never holds.
-    fn until(&mut self, what: &str, secs: u64, mut done: impl FnMut(&mut Service) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "waited {secs} s for {what}; the end of the service log:\n{}",
-                self.tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The last lines of the log, for failure messages.
-    fn tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -s {name}");
-    }
-
-    /// SIGTERM, then the exit status, which must come within `secs`.
-    fn terminate(&mut self, secs: u64) -> ExitStatus {
-        self.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running {secs} s after SIGTERM; the end of the log:\n{}",
-                self.tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    args.push("serve");
+    Service::spawn(cmd(s, &args), s.path(log))
 }
 
 /// The `*.json` names in a directory (sorted), or none if it does not exist.
@@ -200,7 +121,7 @@ fn spooled_jobs_are_taken_in_name_order_and_bad_input_is_refused_with_reasons() 
     let order = json_files(&spool);
     assert_eq!(order.len(), 3);
 
-    let mut svc = Service::start(&s, None, "serve.log");
+    let mut svc = serve(&s, None, "serve.log");
     svc.until("the three spooled files to be taken", 30, |_| {
         json_files(&spool).is_empty()
     });
@@ -334,7 +255,7 @@ fn sigterm_mid_fanout_exits_cleanly_and_a_restart_finishes_exactly_once() {
     let path = common::sign(&s, &job, "mass");
     let outbox = s.path("out/outbox/sms.jsonl");
 
-    let mut svc = Service::start(&s, Some(&config), "serve-1.log");
+    let mut svc = serve(&s, Some(&config), "serve-1.log");
     run(&s, &["--config", c, "submit", &path]);
     svc.until("the fan-out to start", 60, |_| lines(&outbox) >= 500);
     let started = Instant::now();
@@ -350,7 +271,7 @@ fn sigterm_mid_fanout_exits_cleanly_and_a_restart_finishes_exactly_once() {
     eprintln!("SIGTERM: exited 0 in {took:?} with {at_stop}/{n} sent");
     drop(svc);
 
-    let mut svc = Service::start(&s, Some(&config), "serve-2.log");
+    let mut svc = serve(&s, Some(&config), "serve-2.log");
     svc.until("the rest of the fan-out", 120, |_| lines(&outbox) >= n);
     std::thread::sleep(Duration::from_millis(1_500)); // anything more would show up by now
     assert!(svc.terminate(15).success());
@@ -405,12 +326,11 @@ fn sigkill_mid_intake_loses_nothing_and_decides_nothing_twice() {
     let config = s.path("disclose.toml");
     write(&config, "[engine]\nlease_secs = 1\n");
 
-    let mut svc = Service::start(&s, Some(&config), "serve-1.log");
+    let mut svc = serve(&s, Some(&config), "serve-1.log");
     svc.until("intake to get going", 60, |_| {
         json_files(&spool.join("done")).len() >= 20
     });
-    svc.child.kill().unwrap(); // SIGKILL
-    svc.child.wait().unwrap();
+    svc.kill9();
     let done_at_kill = json_files(&spool.join("done")).len();
     let committed_at_kill: i64 = ledger(&s)
         .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
@@ -428,7 +348,7 @@ fn sigkill_mid_intake_loses_nothing_and_decides_nothing_twice() {
 
     std::thread::sleep(Duration::from_millis(1_100)); // the killed process's leases run out
     let letters = s.path("out/outbox/letter.jsonl");
-    let mut svc = Service::start(&s, Some(&config), "serve-2.log");
+    let mut svc = serve(&s, Some(&config), "serve-2.log");
     svc.until("every job and letter", 120, |_| {
         json_files(&spool).is_empty() && lines(&letters) >= 2 * n
     });
@@ -488,7 +408,7 @@ fn sigkill_mid_intake_loses_nothing_and_decides_nothing_twice() {
 fn a_ledger_outage_leaves_the_job_in_the_spool_until_the_ledger_is_back() {
     let s = Scratch::new("serve-spool-outage");
     let spool = s.path("spool");
-    let mut svc = Service::start(&s, None, "serve.log");
+    let mut svc = serve(&s, None, "serve.log");
 
     let fault = ledger(&s);
     fault
