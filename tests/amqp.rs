@@ -267,8 +267,10 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
 
     // The ledger has room again: intake resumes by itself.
     s.publish(vec![("o-after".into(), s.job("o-after"))]).await;
+    // The recovery is logged after the commit the count sees: wait for both.
     wait_until("intake to resume", 60, || {
         s.count("SELECT count(*) FROM jobs WHERE id = 'o-after'") == 1
+            && serve.log().contains("the ledger records decisions again")
     })
     .await;
     assert_eq!(

@@ -67,6 +67,9 @@ impl Verdict {
     }
 }
 
+/// Jobs per thread below which a batch is decided on one thread.
+const PARALLEL_MIN: usize = 8;
+
 pub struct Intake {
     pub ledger: Arc<dyn Ledger>,
     pub keys: KeyStore,
@@ -175,15 +178,51 @@ impl Intake {
 
     /// [`Intake::admit`] for many jobs at once with one ledger commit (group commit), for when a
     /// broker hands over many messages together. All are recorded or none is; verdicts in order.
+    /// Decide a batch, on every core when it is large enough to pay for the threads: parsing,
+    /// the approval signature and the policy are independent per job (the ledger's lookups are
+    /// reads), and a burst from the broker otherwise waits on one core while the other idles.
+    /// Verdicts come back in the order of `bodies`.
+    fn evaluate_all(
+        &self,
+        bodies: &[&[u8]],
+        now: DateTime<FixedOffset>,
+    ) -> Result<Vec<Verdict>, LedgerError> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(bodies.len() / PARALLEL_MIN.max(1));
+        if threads < 2 {
+            return bodies.iter().map(|b| self.evaluate(b, now)).collect();
+        }
+        let chunk = bodies.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = bodies
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|b| self.evaluate(b, now))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut verdicts = Vec::with_capacity(bodies.len());
+            for part in parts {
+                match part.join() {
+                    Ok(v) => verdicts.extend(v?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(verdicts)
+        })
+    }
+
     pub fn admit_many(
         &self,
         bodies: &[&[u8]],
         now: DateTime<FixedOffset>,
     ) -> Result<Vec<Verdict>, LedgerError> {
-        let mut verdicts = bodies
-            .iter()
-            .map(|b| self.evaluate(b, now))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut verdicts = self.evaluate_all(bodies, now)?;
         let committed = {
             let mut decisions = Vec::with_capacity(verdicts.len());
             for (v, body) in verdicts.iter().zip(bodies) {
