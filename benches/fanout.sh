@@ -46,4 +46,7 @@ measure "directory import" "$BIN" directory import --group subscribers --kind pu
 measure "dispatch (plan + deliver)" "$BIN" dispatch "$work/signed.json"
 lines=$(wc -l < "$work/out/outbox/sms.jsonl")
 echo "outbox lines written: $lines"
+# The baseline in the same run: SQLite alone doing the writes the ledger's design needs per
+# delivery (planned, claimed, finished), nothing else.
+python3 benches/sqlite_floor.py "$N" "$work/floor.db"
 grep -E "^bench-fanout" "$work/out.log" || true
