@@ -116,47 +116,8 @@ async fn main() -> anyhow::Result<()> {
 
     // The events, seen as an upstream system sees them: declared before the service starts so
     // that none is missed.
-    let conn = Connection::connect(URL, ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
-    ch.exchange_declare(
-        queue.events_exchange.as_str().into(),
-        ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
     let events_q = format!("{name}.completed");
-    ch.queue_declare(
-        events_q.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
-    ch.queue_bind(
-        events_q.as_str().into(),
-        queue.events_exchange.as_str().into(),
-        "job.completed".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    let mut completed = ch
-        .basic_consume(
-            events_q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let (mut conn, mut ch, mut completed) = subscribe(&queue.events_exchange, &events_q).await?;
 
     let log = std::fs::File::create(work.join("serve.log"))?;
     let mut serve = disclose(&["serve"])
@@ -177,8 +138,8 @@ async fn main() -> anyhow::Result<()> {
     });
     let [sms_web, web_only, letters] = templates;
     let (sms_web, web_only, letters) = (sms_web?, web_only?, letters?);
-    let (secret, _) = (repo.join("examples/keys/example-2026.key"), ());
-    let (key_id, key) = disclose::approval::load_signing_key(&secret)?;
+    let (key_id, key) =
+        disclose::approval::load_signing_key(&repo.join("examples/keys/example-2026.key"))?;
     let job = |i: u64| -> Vec<u8> {
         let now = disclose::clock::now();
         let mut raw = match i % 3 {
@@ -198,8 +159,12 @@ async fn main() -> anyhow::Result<()> {
         };
         raw["id"] = format!("{name}-{i:06}").into();
         raw["approval"]["approved_at"] = (now - chrono::Duration::minutes(5)).to_rfc3339().into();
-        if let Some(s) = raw.get_mut("schedule").and_then(Value::as_object_mut) {
-            s.remove("publish_at");
+        if raw.get("schedule").is_some() {
+            // Out now, with a publicity period of 14 days (Art 3: at least 5 working days).
+            raw["schedule"] = serde_json::json!({
+                "publish_at": now.to_rfc3339(),
+                "expires_at": (now + chrono::Duration::days(14)).to_rfc3339(),
+            });
         }
         disclose::approval::sign(&mut raw, &key_id, &key).expect("signs");
         serde_json::to_vec(&raw).expect("serialises")
@@ -222,12 +187,22 @@ async fn main() -> anyhow::Result<()> {
     let mut next_sample = Instant::now() + Duration::from_secs(60);
     let end = started + Duration::from_secs(60 * minutes);
     let mut finishing_until = None;
+    let mut reconnects = 0u32;
     loop {
         let now = Instant::now();
         if now < end && now >= next_job {
             let id = format!("{name}-{published:06}");
             let body = job(published);
-            disclose::intake::amqp::publish(&queue, vec![(id.clone(), body)]).await?;
+            // The broker may be restarting (other tests on this machine, or a drill): the
+            // upstream system would retry, and so does the soak.
+            let mut tries = 0;
+            while let Err(e) =
+                disclose::intake::amqp::publish(&queue, vec![(id.clone(), body.clone())]).await
+            {
+                tries += 1;
+                anyhow::ensure!(tries < 120, "cannot publish for 2 minutes: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             published_at.insert(id, Instant::now());
             published += 1;
             next_job += gap;
@@ -266,13 +241,23 @@ async fn main() -> anyhow::Result<()> {
         {
             break;
         }
-        let wait = next_job.min(next_sample).saturating_duration_since(Instant::now());
-        if let Ok(Some(Ok(d))) = tokio::time::timeout(
-            wait.min(Duration::from_millis(200)),
-            completed.next(),
-        )
-        .await
-        {
+        let wait = next_job
+            .min(next_sample)
+            .saturating_duration_since(Instant::now());
+        let got = tokio::time::timeout(wait.min(Duration::from_millis(200)), completed.next());
+        let d = match got.await {
+            Ok(Some(Ok(d))) => Some(d),
+            Ok(Some(Err(_)) | None) => {
+                reconnects += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(parts) = subscribe(&queue.events_exchange, &events_q).await {
+                    (conn, ch, completed) = parts;
+                }
+                None
+            }
+            Err(_) => None,
+        };
+        if let Some(d) = d {
             let v: Value = serde_json::from_slice(&d.data).unwrap_or_default();
             if let Some(t) = v["job_id"].as_str().and_then(|id| published_at.remove(id)) {
                 latencies.push(t.elapsed().as_millis() as u64);
@@ -281,15 +266,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let status = serve.wait()?;
     let numbers = emu.received();
-    let twice = numbers.values().filter(|&&c| c > 1).count();
+    // Every third job is the SMS notice to every subscriber: each number gets exactly that many.
+    let sms_jobs = published.div_ceil(3) as usize;
+    let more = numbers.values().filter(|&&c| c > sms_jobs).count();
+    let fewer = subscribers as usize - numbers.values().filter(|&&c| c >= sms_jobs).count();
     println!();
     println!(
-        "published {published}, completed {done}; the emulator received {} SMS ({} numbers), {twice} numbers more often than jobs sent to them; serve exit {status}",
+        "published {published}, completed {done}; the emulator received {} SMS for {sms_jobs} SMS notices to {subscribers}: {more} numbers got one twice, {fewer} missed one; serve exit {status}",
         numbers.values().sum::<usize>(),
-        numbers.len()
     );
     if let (Some(first), Some(last)) = (samples.get(1).or(samples.first()), samples.last()) {
         println!(
@@ -304,8 +293,13 @@ async fn main() -> anyhow::Result<()> {
             last.3
         );
     }
-    for q in [&queue.jobs_queue, &queue.dead_letter_queue] {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+    if reconnects > 0 {
+        println!("the soak's event consumer reconnected {reconnects} times (the broker went away)");
+    }
+    for q in [&queue.jobs_queue, &queue.dead_letter_queue, &events_q] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
     for e in [
         &queue.jobs_exchange,
@@ -349,4 +343,53 @@ fn sample(pid: u32) -> (u64, usize, usize, usize) {
         }
     }
     (field("VmRSS:"), fds, sockets, field("Threads:") as usize)
+}
+
+/// A durable queue bound to `job.completed` on the events exchange, and a consumer of it. The
+/// queue outlives a connection, so events published while the soak reconnects wait in it.
+async fn subscribe(
+    exchange: &str,
+    queue: &str,
+) -> anyhow::Result<(Connection, lapin::Channel, lapin::Consumer)> {
+    let conn = Connection::connect(URL, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.exchange_declare(
+        exchange.into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        "job.completed".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let consumer = ch
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((conn, ch, consumer))
 }
