@@ -117,7 +117,20 @@ async fn main() -> anyhow::Result<()> {
     // The events, seen as an upstream system sees them: declared before the service starts so
     // that none is missed.
     let events_q = format!("{name}.completed");
-    let (mut conn, mut ch, mut completed) = subscribe(&queue.events_exchange, &events_q).await?;
+    let (mut conn, mut ch, mut completed) = {
+        let mut tries = 0;
+        loop {
+            match subscribe(&queue.events_exchange, &events_q).await {
+                Ok(parts) => break parts,
+                Err(e) if tries < 120 => {
+                    tries += 1;
+                    eprintln!("waiting for the broker: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
 
     let log = std::fs::File::create(work.join("serve.log"))?;
     let mut serve = disclose(&["serve"])
