@@ -24,7 +24,6 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const PREFETCH: u16 = 64;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -33,6 +32,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(50_000);
+    // The consumer's prefetch, the same for the bare consumer and `serve` ([queue] prefetch).
+    let prefetch: u16 = std::env::var("BENCH_PREFETCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(disclose::config::QueueSection::default().prefetch);
     let name = format!("bench-{}", std::process::id());
     let dir = std::env::temp_dir().join(format!("disclose-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -80,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
         dead_letter_exchange: format!("{name}.dlx"),
         dead_letter_queue: format!("{name}.dead"),
         events_exchange: format!("{name}.events"),
-        prefetch: PREFETCH,
+        prefetch,
         ..Default::default()
     };
 
@@ -95,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let publish_rate = n as f64 / t.elapsed().as_secs_f64();
     let conn = Connection::connect(URL, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
-    ch.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let mut consumer = ch
         .basic_consume(
             raw_cfg.jobs_queue.as_str().into(),
@@ -134,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .env("DISCLOSE_QUEUE_DEAD_LETTER_QUEUE", &cfg.dead_letter_queue)
         .env("DISCLOSE_QUEUE_EVENTS_EXCHANGE", &cfg.events_exchange)
-        .env("DISCLOSE_QUEUE_PREFETCH", PREFETCH.to_string())
+        .env("DISCLOSE_QUEUE_PREFETCH", prefetch.to_string())
         .env("DISCLOSE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -192,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = BasicProperties::default();
 
-    println!("jobs: {n} × {size} bytes, prefetch {PREFETCH}");
+    println!("jobs: {n} × {size} bytes, prefetch {prefetch}");
     println!("publish + confirm (quorum):      {publish_rate:>8.0} msg/s");
     println!("(b) raw consume + ack (quorum):  {raw_rate:>8.0} msg/s");
     println!(
