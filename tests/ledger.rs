@@ -1042,3 +1042,72 @@ fn pg_replicas_starting_together_migrate_without_racing() {
         .get(0);
     assert_eq!(versions, 1);
 }
+
+/// A notice to 100,000 subscribers: imported, planned in one statement, claimed and recorded
+/// 1,000 at a time, each with its own provider reference; all delivered, the chain intact.
+/// Prints the time of each step (`--nocapture`) as a yardstick, not a limit: this machine is
+/// shared.
+#[test]
+fn pg_a_hundred_thousand_deliveries_in_batches() {
+    const N: usize = 100_000;
+    let schema = PgSchema::new("hundred");
+    let l = schema.open();
+    let start = std::time::Instant::now();
+    let imported = import(
+        &l,
+        "subscribers",
+        GroupKind::Public,
+        (0..N)
+            .map(|i| member(&format!("m{i:06}"), Some(&format!("+86138{i:08}")), false))
+            .collect(),
+    );
+    assert_eq!(imported, N as u64);
+    let import_time = start.elapsed();
+    let Accepted::New { planned } = accept(
+        &l,
+        &job("big", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    ) else {
+        panic!("not new")
+    };
+    assert_eq!(planned[&ChannelKind::Sms], N as u64);
+    let plan_time = start.elapsed() - import_time;
+    let ms = now().timestamp_millis();
+    let mut claimed = 0;
+    loop {
+        let c = l.claim(ChannelKind::Sms, ms, 600_000, 1_000).unwrap();
+        if c.is_empty() {
+            break;
+        }
+        assert!(c.len() <= 1_000);
+        claimed += c.len();
+        let records: Vec<Record> = c
+            .iter()
+            .map(|c| Record {
+                id: c.id,
+                state: State::Delivered,
+                code: Some(format!("ref-{}", c.id)),
+                detail: None,
+                retry_at: None,
+                deferred: false,
+                lease_until: Some(c.lease_until),
+            })
+            .collect();
+        l.record(&records, now()).unwrap();
+    }
+    let deliver_time = start.elapsed() - import_time - plan_time;
+    assert_eq!(claimed, N);
+    assert_eq!(
+        l.counts(&[]).unwrap(),
+        BTreeMap::from([(State::Delivered, N as u64)])
+    );
+    assert_eq!(
+        l.verify_audit().unwrap(),
+        ChainStatus::Intact {
+            entries: schema.audit_len()
+        }
+    );
+    eprintln!(
+        "{N} deliveries: import {import_time:?}, plan {plan_time:?}, claim+record {deliver_time:?}"
+    );
+}

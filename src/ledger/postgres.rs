@@ -897,13 +897,14 @@ impl PgLedger {
         // changed meanwhile, so a row it claimed and committed is not taken again. The rows are
         // chosen once, in a materialised CTE: as `WHERE id IN (subquery)` the planner may rescan
         // the subquery, which then skips the rows this statement already updated and takes more
-        // than the limit. The state is a literal for the partial index.
+        // than the limit. Joined by `= ANY (ARRAY(…))`, primary-key lookups: as a join the planner
+        // reads the whole table to hash it. The state is a literal for the partial index.
         let sql = format!(
             "WITH due AS MATERIALIZED (
                  SELECT id FROM deliveries WHERE channel = $3 AND state = '{from_state}' AND due_at <= $2
                  ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
              UPDATE deliveries d SET state = 'sending', lease_until = $1, attempts = d.{bump}, updated_at = $2
-             FROM due WHERE d.id = due.id AND d.state = '{from_state}'
+             WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND d.state = '{from_state}'
              RETURNING d.id, d.job_id, d.recipient, d.name, d.role, d.address, d.attempts"
         );
         let lease_until = now_ms + lease_ms;
