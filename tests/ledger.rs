@@ -1111,3 +1111,35 @@ fn pg_a_hundred_thousand_deliveries_in_batches() {
         "{N} deliveries: import {import_time:?}, plan {plan_time:?}, claim+record {deliver_time:?}"
     );
 }
+
+/// A connection the server dropped (a restart, a failover, an idle timeout) is replaced: at most
+/// the call that finds it broken fails, with the server's reason, and the next one works.
+#[test]
+fn pg_a_dropped_connection_is_replaced() {
+    let schema = PgSchema::new("reconnect");
+    let app = format!("reconnect_{}", std::process::id());
+    let l = PgLedger::open(&format!(
+        "{}&application_name={app}&pool_size=1",
+        schema.url()
+    ))
+    .unwrap();
+    assert!(!l.has_job("x").unwrap());
+    let killed: i64 = schema
+        .client()
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "the pool's one connection");
+    match l.has_job("x") {
+        Ok(false) => {}
+        Err(e) => {
+            assert!(e.to_string().contains("PostgreSQL"), "{e}");
+            assert!(!l.has_job("x").unwrap(), "the next call reconnects");
+        }
+        Ok(true) => panic!("no such job"),
+    }
+    suite_refusals_are_recorded_but_do_not_take_the_id(&l);
+}

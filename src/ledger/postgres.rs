@@ -219,9 +219,14 @@ fn connect(config: &::postgres::Config) -> Result<Client, LedgerError> {
     config.connect(NoTls).map_err(LedgerError::from)
 }
 
+/// A connection unused for this long is checked before it is used: the server may have been
+/// restarted, or a proxy may have dropped it, while nothing noticed.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+
 /// One pool thread: takes the next task, connecting first when it has no connection.
 fn worker(config: ::postgres::Config, tasks: Arc<Mutex<mpsc::Receiver<Task>>>) {
     let mut client: Option<Client> = None;
+    let mut last_used = std::time::Instant::now();
     loop {
         let task = {
             let rx = tasks.lock().unwrap_or_else(|e| e.into_inner());
@@ -231,9 +236,16 @@ fn worker(config: ::postgres::Config, tasks: Arc<Mutex<mpsc::Receiver<Task>>>) {
                 Err(_) => return,
             }
         };
-        if client.as_ref().is_some_and(|c| c.is_closed()) {
+        // The blocking client reads its socket only during a call, so a connection the server
+        // closed meanwhile still looks open: after a pause, ask before trusting it.
+        if let Some(c) = client.as_mut()
+            && (c.is_closed()
+                || (last_used.elapsed() > IDLE_CHECK
+                    && c.is_valid(Duration::from_secs(5)).is_err()))
+        {
             client = None;
         }
+        last_used = std::time::Instant::now();
         if client.is_none() {
             match connect(&config) {
                 Ok(c) => client = Some(c),
@@ -260,6 +272,10 @@ impl PgLedger {
         let mut config: ::postgres::Config = url
             .parse()
             .map_err(|e: ::postgres::Error| LedgerError::Pg(format!("ledger url: {e}")))?;
+        if config.get_application_name().is_none() {
+            // So that an operator can tell the ledger's connections apart in pg_stat_activity.
+            config.application_name("disclose");
+        }
         if config.get_connect_timeout().is_none() {
             // An unreachable server is reported at start-up, not waited on for minutes.
             config.connect_timeout(Duration::from_secs(10));
