@@ -1143,3 +1143,102 @@ fn pg_a_dropped_connection_is_replaced() {
     }
     suite_refusals_are_recorded_but_do_not_take_the_id(&l);
 }
+
+/// The same job arriving at two replicas at once (a redelivered message): one accepts it, the
+/// other answers `Duplicate`, neither fails, and it is planned once.
+#[test]
+fn pg_the_same_job_at_two_replicas_at_once_is_accepted_once() {
+    let schema = PgSchema::new("samejob");
+    let ledgers = [
+        std::sync::Arc::new(schema.open()),
+        std::sync::Arc::new(schema.open()),
+    ];
+    import(
+        ledgers[0].as_ref(),
+        "subscribers",
+        GroupKind::Public,
+        (0..50)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
+            .collect(),
+    );
+    for round in 0..20 {
+        let id = format!("dup{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = ledgers
+            .iter()
+            .map(|l| {
+                let (l, barrier, id) = (l.clone(), barrier.clone(), id.clone());
+                std::thread::spawn(move || {
+                    let j = job(&id, serde_json::json!({}));
+                    let p = plan(&[ChannelKind::Sms], &["subscribers"], None);
+                    barrier.wait();
+                    accept(l.as_ref(), &j, &p)
+                })
+            })
+            .collect();
+        let answers: Vec<Accepted> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let new = answers
+            .iter()
+            .filter(|a| matches!(a, Accepted::New { .. }))
+            .count();
+        assert_eq!(new, 1, "round {round}: {answers:?}");
+        assert!(answers.contains(&Accepted::Duplicate), "{answers:?}");
+        assert_eq!(
+            ledgers[1].counts(&[id]).unwrap().get(&State::Pending),
+            Some(&50)
+        );
+    }
+    assert_eq!(
+        ledgers[0].verify_audit().unwrap(),
+        ChainStatus::Intact {
+            entries: schema.audit_len()
+        }
+    );
+}
+
+/// An import streamed in several batches that fails after some of them were written (line
+/// 11,001 of 12,000) leaves the group as it was: the batches were in one transaction.
+#[test]
+fn pg_an_import_failing_after_several_batches_changes_nothing() {
+    let schema = PgSchema::new("bigimport");
+    let l = schema.open();
+    import(&l, "g", GroupKind::Public, vec![member("old", None, false)]);
+    let mut members = (0..12_000).map(|i| {
+        if i == 11_000 {
+            Err(format!("line {}: broken", i + 1))
+        } else {
+            Ok(member(&format!("m{i:05}"), None, false))
+        }
+    });
+    let e = l
+        .replace_group("g", GroupKind::Public, &mut members, now())
+        .unwrap_err();
+    assert!(e.to_string().contains("line 11001"), "{e}");
+    let ids: Vec<String> = l
+        .members("g", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, ["old"]);
+    assert_eq!(l.groups().unwrap()[0].members, 1);
+    // The whole file, repeated ids included (the last row of an id wins, as on SQLite).
+    let mut members =
+        (0..12_000).map(|i| Ok(member(&format!("m{:05}", i % 11_000), None, i >= 11_000)));
+    assert_eq!(
+        l.replace_group("g", GroupKind::Public, &mut members, now())
+            .unwrap(),
+        12_000
+    );
+    let first = l.members("g", None, 1).unwrap();
+    assert_eq!((first[0].id.as_str(), first[0].opted_out), ("m00000", true));
+    // Repeated within one batch too.
+    import(
+        &l,
+        "g",
+        GroupKind::Public,
+        vec![member("a", None, false), member("a", None, true)],
+    );
+    let a = l.members("g", None, 10).unwrap();
+    assert_eq!((a.len(), a[0].opted_out), (1, true));
+}

@@ -952,6 +952,8 @@ enum ImportMsg {
     Batch(Vec<Member>),
     /// The input failed part-way: roll back, leaving the group as it was.
     Abort(String),
+    /// Every member was sent: commit. Without it (the caller panicked) nothing is committed.
+    End,
 }
 
 fn insert_members(
@@ -1039,7 +1041,12 @@ impl Ledger for PgLedger {
                         }
                         // Dropping the transaction rolls it back.
                         Ok(ImportMsg::Abort(e)) => return Err(LedgerError::Aborted(e)),
-                        Err(_) => break,
+                        Ok(ImportMsg::End) => break,
+                        Err(_) => {
+                            return Err(LedgerError::Aborted(
+                                "the import stopped before its end".into(),
+                            ));
+                        }
                     }
                 }
                 tx.execute(
@@ -1061,12 +1068,13 @@ impl Ledger for PgLedger {
             .send(task)
             .map_err(|_| stopped())?;
         let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        // A failed send means the transaction already failed: its answer says why.
+        let mut end = ImportMsg::End;
         for m in members {
             match m {
                 Ok(m) => batch.push(m),
                 Err(e) => {
-                    // If the thread already stopped, its answer says why.
-                    let _ = batches.send(ImportMsg::Abort(e));
+                    end = ImportMsg::Abort(e);
                     batch.clear();
                     break;
                 }
@@ -1074,7 +1082,6 @@ impl Ledger for PgLedger {
             if batch.len() == IMPORT_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
                 if batches.send(ImportMsg::Batch(full)).is_err() {
-                    // The transaction failed; its answer says why.
                     break;
                 }
             }
@@ -1082,6 +1089,7 @@ impl Ledger for PgLedger {
         if !batch.is_empty() {
             let _ = batches.send(ImportMsg::Batch(batch));
         }
+        let _ = batches.send(end);
         drop(batches);
         answer.recv().map_err(|_| stopped())?
     }
