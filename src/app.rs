@@ -43,7 +43,7 @@ impl Parts {
         Parts {
             ledger: ledger::open(&config.ledger.url)
                 .map(Arc::from)
-                .map_err(|e| format!("ledger {}: {e}", config.ledger.url)),
+                .map_err(|e| format!("ledger {}: {e}", ledger::redact_url(&config.ledger.url))),
             keys: KeyStore::load(&config.approval.keys_dir)
                 .map_err(|e| format!("approval keys: {e}")),
             policy: if policy_path.exists() {

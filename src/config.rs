@@ -25,7 +25,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerSection {
-    /// A file path or `sqlite://PATH` (default `var/ledger.db`).
+    /// A file path or `sqlite://PATH` (default `var/ledger.db`), or `postgres://…` (see README).
     pub url: String,
 }
 

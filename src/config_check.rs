@@ -40,7 +40,9 @@ pub fn check(config: &Config) -> Vec<Finding> {
     found(
         &mut out,
         "ledger",
-        parts.ledger.map(|_| config.ledger.url.clone()),
+        parts
+            .ledger
+            .map(|_| crate::ledger::redact_url(&config.ledger.url)),
     );
     found(
         &mut out,

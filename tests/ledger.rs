@@ -1,12 +1,14 @@
-//! The ledger's contract, as one suite every implementation must pass (SQLite now; PostgreSQL
-//! joins with the operations issue by calling the same `suite_*` functions).
+//! The ledger's contract, as one suite every implementation must pass: each `suite_*` function
+//! runs against SQLite (`sqlite_*`) and against PostgreSQL (`pg_*`, a schema of its own per test
+//! in database `test` on 127.0.0.1:5432), plus what only PostgreSQL has to show: two ledgers
+//! (as two replicas) sharing one schema.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset};
 use disclose::job::{ChannelKind, Job};
 use disclose::ledger::{
-    Acceptance, Accepted, ChainStatus, Ledger, Member, Record, SqliteLedger, State,
+    Acceptance, Accepted, ChainStatus, Ledger, Member, PgLedger, Record, SqliteLedger, State,
 };
 use disclose::policy::{GroupKind, Plan, Refusal};
 
@@ -738,4 +740,505 @@ fn sqlite_audit_chain_detects_tampering() {
         l2.verify_audit().unwrap(),
         ChainStatus::Broken { seq: 2, .. }
     ));
+}
+
+// ---- PostgreSQL ----
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A schema of its own in database `test`, selected through the URL alone (as a `serve` replica
+/// would be configured), and dropped afterwards even when the test fails.
+struct PgSchema {
+    name: String,
+}
+
+impl PgSchema {
+    fn new(tag: &str) -> PgSchema {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("ledger_{tag}_{}_{nanos}", std::process::id());
+        PgSchema { name }
+    }
+    fn url(&self) -> String {
+        format!("{PG_URL}?options=-c search_path={}", self.name)
+    }
+    fn open(&self) -> PgLedger {
+        PgLedger::open(&self.url()).unwrap()
+    }
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
+    }
+    fn audit_len(&self) -> u64 {
+        let n: i64 = self
+            .client()
+            .query_one("SELECT count(*) FROM audit", &[])
+            .unwrap()
+            .get(0);
+        n as u64
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // On a thread of its own: the blocking client cannot run inside an async test's runtime.
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = postgres::Client::connect(PG_URL, postgres::NoTls) {
+                let _ = c.batch_execute(&sql);
+            }
+        })
+        .join();
+    }
+}
+
+fn run_pg(name: &str, suite: fn(&dyn Ledger)) {
+    let schema = PgSchema::new(name);
+    let l = schema.open();
+    suite(&l);
+    assert_eq!(
+        l.verify_audit().unwrap(),
+        ChainStatus::Intact {
+            entries: schema.audit_len()
+        }
+    );
+}
+
+#[test]
+fn pg_plans_each_group_member_once_and_skips_opt_outs() {
+    run_pg(
+        "plans",
+        suite_plans_each_group_member_once_and_skips_opt_outs,
+    );
+}
+
+#[test]
+fn pg_claims_are_exclusive_and_leases_expire_to_unknown() {
+    run_pg(
+        "claims",
+        suite_claims_are_exclusive_and_leases_expire_to_unknown,
+    );
+}
+
+#[test]
+fn pg_retries_wait_until_due_and_finals_stick() {
+    run_pg("retries", suite_retries_wait_until_due_and_finals_stick);
+}
+
+#[test]
+fn pg_publish_at_defers_every_delivery() {
+    run_pg("schedule", suite_publish_at_defers_every_delivery);
+}
+
+#[test]
+fn pg_corrections_reach_exactly_the_original_recipients() {
+    run_pg(
+        "corrections",
+        suite_corrections_reach_exactly_the_original_recipients,
+    );
+}
+
+#[test]
+fn pg_retractions_cancel_what_has_not_gone_out() {
+    run_pg(
+        "retractions",
+        suite_retractions_cancel_what_has_not_gone_out,
+    );
+}
+
+#[test]
+fn pg_refusals_are_recorded_but_do_not_take_the_id() {
+    run_pg(
+        "refusals",
+        suite_refusals_are_recorded_but_do_not_take_the_id,
+    );
+}
+
+#[test]
+fn pg_directory_import_replaces_atomically() {
+    run_pg("directory", suite_directory_import_replaces_atomically);
+}
+
+#[test]
+fn pg_events_are_written_with_the_changes_they_report() {
+    run_pg(
+        "events",
+        suite_events_are_written_with_the_changes_they_report,
+    );
+}
+
+#[test]
+fn pg_group_commit_records_many_decisions_at_once() {
+    run_pg("group", suite_group_commit_records_many_decisions_at_once);
+}
+
+/// As on SQLite: changing an entry by hand, or removing one, is found and named.
+#[test]
+fn pg_audit_chain_detects_tampering() {
+    let schema = PgSchema::new("tamper");
+    let l = schema.open();
+    suite_plans_each_group_member_once_and_skips_opt_outs(&l);
+    let n = schema.audit_len();
+    assert!(n >= 3);
+    let mut c = schema.client();
+    c.execute(
+        "UPDATE audit SET body = replace(body, 'j1', 'jX') WHERE seq = 3",
+        &[],
+    )
+    .unwrap();
+    match l.verify_audit().unwrap() {
+        ChainStatus::Broken { seq, reason } => assert_eq!(seq, 3, "{reason}"),
+        other => panic!("tampering not found: {other:?}"),
+    }
+    // Recomputing the tampered entry's hash does not help: the next entry's link breaks.
+    let row = c
+        .query_one(
+            "SELECT at, kind, job_id, body, prev FROM audit WHERE seq = 3",
+            &[],
+        )
+        .unwrap();
+    let (at, kind, job, body, prev): (String, String, Option<String>, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let forged = disclose::ledger::audit::entry_hash(3, &at, &kind, job.as_deref(), &body, &prev);
+    c.execute("UPDATE audit SET hash = $1 WHERE seq = 3", &[&forged])
+        .unwrap();
+    if n > 3 {
+        assert!(matches!(
+            l.verify_audit().unwrap(),
+            ChainStatus::Broken { seq: 4, .. }
+        ));
+    }
+    let schema2 = PgSchema::new("tamper_delete");
+    let l2 = schema2.open();
+    suite_plans_each_group_member_once_and_skips_opt_outs(&l2);
+    schema2
+        .client()
+        .execute("DELETE FROM audit WHERE seq = 2", &[])
+        .unwrap();
+    assert!(matches!(
+        l2.verify_audit().unwrap(),
+        ChainStatus::Broken { seq: 2, .. }
+    ));
+}
+
+/// Two replicas (two ledgers, each with its own pool) on one schema, each looping claim → record
+/// on the same channel: every delivery is claimed exactly once, all are delivered, both did
+/// some of the work, and their audit appends form one intact chain.
+#[test]
+fn pg_two_replicas_share_the_work_without_claiming_twice() {
+    const N: usize = 20_000;
+    let schema = PgSchema::new("replicas");
+    let a = std::sync::Arc::new(schema.open());
+    let b = std::sync::Arc::new(schema.open());
+    import(
+        a.as_ref(),
+        "subscribers",
+        GroupKind::Public,
+        (0..N)
+            .map(|i| member(&format!("m{i:05}"), Some(&format!("+86138{i:08}")), false))
+            .collect(),
+    );
+    let Accepted::New { planned } = accept(
+        a.as_ref(),
+        &job("big", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    ) else {
+        panic!("not new")
+    };
+    assert_eq!(planned[&ChannelKind::Sms], N as u64);
+    let ms = now().timestamp_millis();
+    let worker = |l: std::sync::Arc<PgLedger>| {
+        std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = l.claim(ChannelKind::Sms, ms, 600_000, 50).unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                let records: Vec<Record> = claimed
+                    .iter()
+                    .map(|c| Record {
+                        id: c.id,
+                        state: State::Delivered,
+                        code: Some(format!("ref-{}", c.id)),
+                        detail: None,
+                        retry_at: None,
+                        deferred: false,
+                        lease_until: Some(c.lease_until),
+                    })
+                    .collect();
+                l.record(&records, now()).unwrap();
+                mine.extend(claimed.iter().map(|c| c.id));
+            }
+        })
+    };
+    let (ta, tb) = (worker(a.clone()), worker(b.clone()));
+    let (ids_a, ids_b) = (ta.join().unwrap(), tb.join().unwrap());
+    assert!(
+        !ids_a.is_empty() && !ids_b.is_empty(),
+        "both replicas must have claimed some: {} and {}",
+        ids_a.len(),
+        ids_b.len()
+    );
+    let mut claims: std::collections::HashMap<i64, u32> = Default::default();
+    for id in ids_a.iter().chain(&ids_b) {
+        *claims.entry(*id).or_default() += 1;
+    }
+    let twice: Vec<_> = claims.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "claimed more than once: {twice:?}");
+    assert_eq!(claims.len(), N);
+    let counts = a.counts(&["big".into()]).unwrap();
+    assert_eq!(counts, BTreeMap::from([(State::Delivered, N as u64)]));
+    assert_eq!(
+        b.verify_audit().unwrap(),
+        ChainStatus::Intact {
+            entries: schema.audit_len()
+        }
+    );
+    // One job.completed, though both replicas recorded outcomes of the job.
+    let completed: i64 = schema
+        .client()
+        .query_one(
+            "SELECT count(*) FROM events WHERE name = 'job.completed'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(completed, 1);
+}
+
+/// The blocking client runs on the ledger's own threads: calling the ledger straight from async
+/// code must work, not panic with "Cannot start a runtime from within a runtime".
+#[tokio::test(flavor = "current_thread")]
+async fn pg_ledger_can_be_called_from_async_code() {
+    let schema = PgSchema::new("async");
+    let l = schema.open();
+    assert!(!l.has_job("nope").unwrap());
+    suite_refusals_are_recorded_but_do_not_take_the_id(&l);
+    assert!(l.has_job("j5").unwrap());
+    drop(l);
+}
+
+/// Two ledgers opened on a fresh schema at the same moment (replicas starting together): the
+/// migrations run once each without a conflict, and the schema version is recorded once.
+#[test]
+fn pg_replicas_starting_together_migrate_without_racing() {
+    let schema = PgSchema::new("migrate");
+    let url = schema.url();
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgLedger::open(&url).map(|_| ()))
+        })
+        .collect();
+    for o in opens {
+        o.join().unwrap().unwrap();
+    }
+    let versions: i64 = schema
+        .client()
+        .query_one("SELECT count(*) FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1);
+}
+
+/// A notice to 100,000 subscribers: imported, planned in one statement, claimed and recorded
+/// 1,000 at a time, each with its own provider reference; all delivered, the chain intact.
+/// Prints the time of each step (`--nocapture`) as a yardstick, not a limit: this machine is
+/// shared.
+#[test]
+fn pg_a_hundred_thousand_deliveries_in_batches() {
+    const N: usize = 100_000;
+    let schema = PgSchema::new("hundred");
+    let l = schema.open();
+    let start = std::time::Instant::now();
+    let imported = import(
+        &l,
+        "subscribers",
+        GroupKind::Public,
+        (0..N)
+            .map(|i| member(&format!("m{i:06}"), Some(&format!("+86138{i:08}")), false))
+            .collect(),
+    );
+    assert_eq!(imported, N as u64);
+    let import_time = start.elapsed();
+    let Accepted::New { planned } = accept(
+        &l,
+        &job("big", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    ) else {
+        panic!("not new")
+    };
+    assert_eq!(planned[&ChannelKind::Sms], N as u64);
+    let plan_time = start.elapsed() - import_time;
+    let ms = now().timestamp_millis();
+    let mut claimed = 0;
+    loop {
+        let c = l.claim(ChannelKind::Sms, ms, 600_000, 1_000).unwrap();
+        if c.is_empty() {
+            break;
+        }
+        assert!(c.len() <= 1_000);
+        claimed += c.len();
+        let records: Vec<Record> = c
+            .iter()
+            .map(|c| Record {
+                id: c.id,
+                state: State::Delivered,
+                code: Some(format!("ref-{}", c.id)),
+                detail: None,
+                retry_at: None,
+                deferred: false,
+                lease_until: Some(c.lease_until),
+            })
+            .collect();
+        l.record(&records, now()).unwrap();
+    }
+    let deliver_time = start.elapsed() - import_time - plan_time;
+    assert_eq!(claimed, N);
+    assert_eq!(
+        l.counts(&[]).unwrap(),
+        BTreeMap::from([(State::Delivered, N as u64)])
+    );
+    assert_eq!(
+        l.verify_audit().unwrap(),
+        ChainStatus::Intact {
+            entries: schema.audit_len()
+        }
+    );
+    eprintln!(
+        "{N} deliveries: import {import_time:?}, plan {plan_time:?}, claim+record {deliver_time:?}"
+    );
+}
+
+/// A connection the server dropped (a restart, a failover, an idle timeout) is replaced: at most
+/// the call that finds it broken fails, with the server's reason, and the next one works.
+#[test]
+fn pg_a_dropped_connection_is_replaced() {
+    let schema = PgSchema::new("reconnect");
+    let app = format!("reconnect_{}", std::process::id());
+    let l = PgLedger::open(&format!(
+        "{}&application_name={app}&pool_size=1",
+        schema.url()
+    ))
+    .unwrap();
+    assert!(!l.has_job("x").unwrap());
+    let killed: i64 = schema
+        .client()
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "the pool's one connection");
+    match l.has_job("x") {
+        Ok(false) => {}
+        Err(e) => {
+            assert!(e.to_string().contains("PostgreSQL"), "{e}");
+            assert!(!l.has_job("x").unwrap(), "the next call reconnects");
+        }
+        Ok(true) => panic!("no such job"),
+    }
+    suite_refusals_are_recorded_but_do_not_take_the_id(&l);
+}
+
+/// The same job arriving at two replicas at once (a redelivered message): one accepts it, the
+/// other answers `Duplicate`, neither fails, and it is planned once.
+#[test]
+fn pg_the_same_job_at_two_replicas_at_once_is_accepted_once() {
+    let schema = PgSchema::new("samejob");
+    let ledgers = [
+        std::sync::Arc::new(schema.open()),
+        std::sync::Arc::new(schema.open()),
+    ];
+    import(
+        ledgers[0].as_ref(),
+        "subscribers",
+        GroupKind::Public,
+        (0..50)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
+            .collect(),
+    );
+    for round in 0..20 {
+        let id = format!("dup{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = ledgers
+            .iter()
+            .map(|l| {
+                let (l, barrier, id) = (l.clone(), barrier.clone(), id.clone());
+                std::thread::spawn(move || {
+                    let j = job(&id, serde_json::json!({}));
+                    let p = plan(&[ChannelKind::Sms], &["subscribers"], None);
+                    barrier.wait();
+                    accept(l.as_ref(), &j, &p)
+                })
+            })
+            .collect();
+        let answers: Vec<Accepted> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let new = answers
+            .iter()
+            .filter(|a| matches!(a, Accepted::New { .. }))
+            .count();
+        assert_eq!(new, 1, "round {round}: {answers:?}");
+        assert!(answers.contains(&Accepted::Duplicate), "{answers:?}");
+        assert_eq!(
+            ledgers[1].counts(&[id]).unwrap().get(&State::Pending),
+            Some(&50)
+        );
+    }
+    assert_eq!(
+        ledgers[0].verify_audit().unwrap(),
+        ChainStatus::Intact {
+            entries: schema.audit_len()
+        }
+    );
+}
+
+/// An import streamed in several batches that fails after some of them were written (line
+/// 11,001 of 12,000) leaves the group as it was: the batches were in one transaction.
+#[test]
+fn pg_an_import_failing_after_several_batches_changes_nothing() {
+    let schema = PgSchema::new("bigimport");
+    let l = schema.open();
+    import(&l, "g", GroupKind::Public, vec![member("old", None, false)]);
+    let mut members = (0..12_000).map(|i| {
+        if i == 11_000 {
+            Err(format!("line {}: broken", i + 1))
+        } else {
+            Ok(member(&format!("m{i:05}"), None, false))
+        }
+    });
+    let e = l
+        .replace_group("g", GroupKind::Public, &mut members, now())
+        .unwrap_err();
+    assert!(e.to_string().contains("line 11001"), "{e}");
+    let ids: Vec<String> = l
+        .members("g", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, ["old"]);
+    assert_eq!(l.groups().unwrap()[0].members, 1);
+    // The whole file, repeated ids included (the last row of an id wins, as on SQLite).
+    let mut members =
+        (0..12_000).map(|i| Ok(member(&format!("m{:05}", i % 11_000), None, i >= 11_000)));
+    assert_eq!(
+        l.replace_group("g", GroupKind::Public, &mut members, now())
+            .unwrap(),
+        12_000
+    );
+    let first = l.members("g", None, 1).unwrap();
+    assert_eq!((first[0].id.as_str(), first[0].opted_out), ("m00000", true));
+    // Repeated within one batch too.
+    import(
+        &l,
+        "g",
+        GroupKind::Public,
+        vec![member("a", None, false), member("a", None, true)],
+    );
+    let a = l.members("g", None, 10).unwrap();
+    assert_eq!((a.len(), a[0].opted_out), (1, true));
 }

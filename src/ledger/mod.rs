@@ -4,9 +4,14 @@
 //! delivery engine claims due deliveries from it. Retries, schedules, corrections ("who got the
 //! original?") and status queries are all the same table.
 //!
-//! [`Ledger`] is synchronous: SQLite is an in-process library and the PostgreSQL implementation
-//! will use a blocking client too; async callers go through `spawn_blocking`. Both
-//! implementations must pass one shared test suite (`tests/ledger.rs`).
+//! Two implementations pass one shared test suite (`tests/ledger.rs`): [`SqliteLedger`], the
+//! embedded default for one machine, and [`PgLedger`] (`postgres://…`), which several `serve`
+//! replicas share: claims with `FOR UPDATE SKIP LOCKED` and leases, one audit chain serialised
+//! by an advisory lock, migrations at start-up. [`open`] picks one from the configured URL.
+//!
+//! [`Ledger`] is synchronous: SQLite is an in-process library, and PostgreSQL runs its blocking
+//! client on threads of its own (so it may be called from async code without panicking); async
+//! callers still go through `spawn_blocking` so as not to hold up the runtime.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,8 +22,10 @@ use crate::job::{ChannelKind, Job};
 use crate::policy::{GroupKind, Plan, Refusal, Target};
 
 pub mod audit;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PgLedger;
 pub use sqlite::SqliteLedger;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +42,11 @@ pub enum LedgerError {
     Aborted(String),
     #[error("ledger data is inconsistent: {0}")]
     Corrupt(String),
-    #[error(
-        "unsupported ledger url {0:?}: use a file path, sqlite://PATH, or postgres://… (PostgreSQL arrives with the operations issue)"
-    )]
+    /// PostgreSQL's answer (never with the connection's password).
+    #[error("ledger database error (PostgreSQL): {0}")]
+    Pg(String),
+    /// The URL, with any password masked.
+    #[error("unsupported ledger url {0:?}: use a file path, sqlite://PATH, or postgres://…")]
     UnsupportedUrl(String),
 }
 
@@ -317,7 +326,7 @@ pub struct ChangeRecord {
     pub recorded_at: String,
 }
 
-/// The durable record. Implementations: [`SqliteLedger`]; PostgreSQL in a later issue.
+/// The durable record. Implementations: [`SqliteLedger`], [`PgLedger`].
 pub trait Ledger: Send + Sync {
     /// Replace a group of the directory in one transaction (SPEC: re-import replaces the group).
     fn replace_group(
@@ -472,14 +481,75 @@ pub trait Ledger: Send + Sync {
     fn changes(&self, obligation: &str) -> Result<Vec<ChangeRecord>, LedgerError>;
 }
 
-/// Open the ledger named by a URL: a path or `sqlite://PATH` (SQLite, the embedded default).
+/// Open the ledger named by a URL: a path or `sqlite://PATH` (SQLite, the embedded default), or
+/// `postgres://…` / `postgresql://…` (PostgreSQL: connects and applies the migrations now, so an
+/// unreachable server is reported at start-up).
 pub fn open(url: &str) -> Result<Box<dyn Ledger>, LedgerError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(LedgerError::UnsupportedUrl(url.to_string()));
+        return Ok(Box::new(PgLedger::open(url)?));
     }
     let path = url.strip_prefix("sqlite://").unwrap_or(url);
     if path.contains("://") {
-        return Err(LedgerError::UnsupportedUrl(url.to_string()));
+        return Err(LedgerError::UnsupportedUrl(redact_url(url)));
     }
     Ok(Box::new(SqliteLedger::open(std::path::Path::new(path))?))
+}
+
+/// The URL as it may be shown in logs and errors: a password (`user:PASSWORD@` or
+/// `password=…`) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@').map(|i| rest + i)
+            && let Some(colon) = out[rest..at].find(':').map(|i| rest + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/ledger?options=-c search_path=x"),
+            "postgres://app:***@db:5432/ledger?options=-c search_path=x"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/ledger?user=app&password=s3cret"),
+            "postgresql://db/ledger?user=app&password=***"
+        );
+        assert_eq!(redact_url("postgres://app@db/l"), "postgres://app@db/l");
+        assert_eq!(redact_url("var/ledger.db"), "var/ledger.db");
+        let e = open("mysql://root:s3cret@h/db").err().unwrap().to_string();
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn an_unreachable_postgres_is_an_error_that_hides_the_password() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let e = open("postgres://app:s3cret@127.0.0.1:1/db")
+            .err()
+            .expect("no server there")
+            .to_string();
+        assert!(e.contains("PostgreSQL"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
 }

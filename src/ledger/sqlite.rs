@@ -155,7 +155,7 @@ pub struct SqliteLedger {
     conn: Mutex<Connection>,
 }
 
-fn ts(t: DateTime<FixedOffset>) -> String {
+pub(super) fn ts(t: DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
@@ -174,7 +174,10 @@ fn address_sql(channel: ChannelKind) -> &'static str {
     }
 }
 
-fn named_address(r: &crate::job::NamedRecipient, channel: ChannelKind) -> Option<String> {
+pub(super) fn named_address(
+    r: &crate::job::NamedRecipient,
+    channel: ChannelKind,
+) -> Option<String> {
     match channel {
         ChannelKind::Sms => r
             .phone
