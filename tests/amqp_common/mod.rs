@@ -72,6 +72,12 @@ impl Setup {
 
     /// `disclose serve` with this test's queues, ledger, outputs and keys.
     pub fn serve(&self) -> Serve {
+        self.serve_with(&[])
+    }
+
+    /// `disclose serve` as [`Setup::serve`] does, with more environment (e.g. another ledger
+    /// URL, a channels directory, provider credentials).
+    pub fn serve_with(&self, env: &[(&str, String)]) -> Serve {
         let log = self.path(&format!("serve-{}.log", fastrand::u32(..)));
         let mut c = Command::new(BIN);
         c.current_dir(repo())
@@ -94,6 +100,7 @@ impl Setup {
             .env("DISCLOSE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        c.envs(env.iter().map(|(k, v)| (k, v)));
         let child = c.spawn().unwrap();
         Serve { child, log }
     }
