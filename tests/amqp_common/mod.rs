@@ -72,6 +72,11 @@ impl Setup {
 
     /// `disclose serve` with this test's queues, ledger, outputs and keys.
     pub fn serve(&self) -> Serve {
+        self.serve_with(&[])
+    }
+
+    /// [`Setup::serve`] with more environment (e.g. a channels directory of the test's own).
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> Serve {
         let log = self.path(&format!("serve-{}.log", fastrand::u32(..)));
         let mut c = Command::new(BIN);
         c.current_dir(repo())
@@ -94,6 +99,7 @@ impl Setup {
             .env("DISCLOSE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        c.envs(env.iter().copied());
         let child = c.spawn().unwrap();
         Serve { child, log }
     }
