@@ -10,11 +10,12 @@
 //!   them and back off, claim nothing new, and once space is back every delivery ends with an
 //!   outcome and nothing is sent twice (the outbox channel's file counts the sends).
 //!
-//! A read-only file system under the service cannot be shown this way: Linux refuses
-//! `mount -o remount,ro` (EBUSY) while a process holds a file open for writing, which the
-//! service does with its ledger, and ext4's error remount (`errors=remount-ro`) cannot be undone
-//! without unmounting. SQLite reports a read-only file system as an I/O error, the same path as
-//! the disk full shown here.
+//! - Read-only: a file system cannot be made read-only under the running service — Linux
+//!   refuses `mount -o remount,ro` (EBUSY) while a process holds a file on it open for writing,
+//!   as the service does its ledger, and ext4's own error remount (`errors=remount-ro`) sticks
+//!   (`emergency_ro`) until unmounted. What an operator does meet is a service (re)started on a
+//!   ledger remounted read-only: it must refuse to start saying why, touch no job, and take
+//!   them all once the file system is writable again.
 //!
 //! Mounting needs root (CI runs as root): without it these tests fail saying so, never skip.
 
@@ -171,6 +172,43 @@ fn audit_verify(s: &Scratch, ledger: &Path) {
     );
 }
 
+/// Drop `n` signed letter jobs (two letters each) into the spool; their file names.
+fn spool_letters(spool: &Path, prefix: &str, n: usize) -> Vec<String> {
+    let (key_id, key) =
+        disclose::approval::load_signing_key(&repo().join("examples/keys/example-2026.key"))
+            .unwrap();
+    let template = common::example("03-investigation-result-letters.json");
+    for i in 0..n {
+        let mut job = template.clone();
+        let id = format!("{prefix}-{i:03}");
+        job["id"] = id.clone().into();
+        disclose::approval::sign(&mut job, &key_id, &key).unwrap();
+        disclose::intake::spool::submit(spool, &id, &serde_json::to_vec(&job).unwrap()).unwrap();
+    }
+    let spooled = json_files(spool);
+    assert_eq!(spooled.len(), n);
+    spooled
+}
+
+/// The letters outbox holds the two letters of each of `n` jobs, each exactly once.
+fn every_letter_once(outbox: &Path, n: usize) {
+    let letters = sent(outbox);
+    let pairs: HashSet<(&str, &str)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["job_id"].as_str().unwrap(),
+                l["recipient"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        (letters.len(), pairs.len()),
+        (2 * n, 2 * n),
+        "every letter exactly once"
+    );
+}
+
 /// Jobs spooled while the ledger's disk is full stay in the spool, the stall is logged once
 /// with its cause, the service neither dies nor spins, and once the filler is gone every job is
 /// taken once and every letter goes out once.
@@ -185,19 +223,7 @@ fn a_full_ledger_disk_holds_jobs_in_the_spool_until_space_is_back() {
     checkpoint(&ledger);
     let filler = fill(&fs.0);
     let n = 40;
-    let (key_id, key) =
-        disclose::approval::load_signing_key(&repo().join("examples/keys/example-2026.key"))
-            .unwrap();
-    let template = common::example("03-investigation-result-letters.json");
-    for i in 0..n {
-        let mut job = template.clone();
-        let id = format!("full-{i:03}");
-        job["id"] = id.clone().into();
-        disclose::approval::sign(&mut job, &key_id, &key).unwrap();
-        disclose::intake::spool::submit(&spool, &id, &serde_json::to_vec(&job).unwrap()).unwrap();
-    }
-    let spooled = json_files(&spool);
-    assert_eq!(spooled.len(), n);
+    let spooled = spool_letters(&spool, "full", n);
 
     svc.until("the stall to be logged", 30, |svc| {
         svc.log().contains("spool intake stalled")
@@ -242,21 +268,7 @@ fn a_full_ledger_disk_holds_jobs_in_the_spool_until_space_is_back() {
     assert!(svc.log().contains("spool intake: working again"));
     assert_eq!(json_files(&spool.join("done")), spooled);
     assert!(json_files(&spool.join("refused")).is_empty());
-    let letters = sent(&letters);
-    let pairs: HashSet<(&str, &str)> = letters
-        .iter()
-        .map(|l| {
-            (
-                l["job_id"].as_str().unwrap(),
-                l["recipient"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        (letters.len(), pairs.len()),
-        (2 * n, 2 * n),
-        "every letter exactly once"
-    );
+    every_letter_once(&letters, n);
     assert_eq!(
         count(
             &ledger,
@@ -428,6 +440,72 @@ fn deliveries_recorded_on_a_full_disk_wait_and_nothing_is_sent_twice() {
         0,
         "every delivery has its outcome"
     );
+    assert!(svc.terminate(30).success());
+    audit_verify(&s, &ledger);
+    drop(svc);
+}
+
+/// The ledger's file system read-only when the service starts (remounted read-only after an
+/// error, say, and the service restarted by systemd): it refuses to start, naming the ledger and
+/// the reason, and leaves the spool alone; once the file system is writable again, the next start
+/// takes every job spooled meanwhile, once. (A file system cannot be made read-only under a
+/// running service: see the module comment.)
+#[test]
+fn a_read_only_ledger_file_system_stops_the_start_saying_why_and_loses_no_job() {
+    let s = Scratch::new("disk-read-only");
+    let fs = Tmpfs::mount(s.path("ledgerfs"), "8m");
+    let ledger = fs.0.join("ledger.db");
+    let spool = s.path("spool");
+    run(&s, &ledger, &["audit", "verify"]); // creates the ledger
+    let remount = |how: &str| {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&fs.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "remount,{how}: {}", stderr(&out));
+    };
+    remount("ro");
+    let n = 10;
+    let spooled = spool_letters(&spool, "ro", n);
+
+    let mut child = cmd(&s, &ledger, &["serve"])
+        .env("DISCLOSE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve still running after 20 s on a read-only ledger");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut why = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut why).unwrap();
+    assert!(!status.success(), "{why}");
+    assert!(
+        why.contains(ledger.to_str().unwrap()) && why.contains("Read-only file system"),
+        "names the ledger and the reason: {why}"
+    );
+    assert_eq!(json_files(&spool), spooled, "the spool is left alone");
+    assert!(json_files(&spool.join("done")).is_empty());
+    assert!(json_files(&spool.join("refused")).is_empty());
+
+    remount("rw");
+    let mut svc = Service::spawn(cmd(&s, &ledger, &["serve"]), s.path("serve.log"));
+    let letters = s.path("out/outbox/letter.jsonl");
+    svc.until("every job taken and every letter sent", 60, |_| {
+        json_files(&spool).is_empty() && sent(&letters).len() >= 2 * n
+    });
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(json_files(&spool.join("done")), spooled);
+    every_letter_once(&letters, n);
     assert!(svc.terminate(30).success());
     audit_verify(&s, &ledger);
     drop(svc);
