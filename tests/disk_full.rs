@@ -10,6 +10,8 @@
 //!   them and back off, claim nothing new, and once space is back every delivery ends with an
 //!   outcome and nothing is sent twice (the outbox channel's file counts the sends).
 //!
+//! - Events: the publisher that sent a batch to RabbitMQ but cannot mark it published keeps it
+//!   and retries the marking; it does not put the same batch on the broker again on every pass.
 //! - Read-only: a file system cannot be made read-only under the running service — Linux
 //!   refuses `mount -o remount,ro` (EBUSY) while a process holds a file on it open for writing,
 //!   as the service does its ledger, and ext4's own error remount (`errors=remount-ro`) sticks
@@ -19,6 +21,7 @@
 //!
 //! Mounting needs root (CI runs as root): without it these tests fail saying so, never skip.
 
+mod amqp_common;
 mod common;
 
 use std::collections::HashSet;
@@ -509,4 +512,100 @@ fn a_read_only_ledger_file_system_stops_the_start_saying_why_and_loses_no_job() 
     assert!(svc.terminate(30).success());
     audit_verify(&s, &ledger);
     drop(svc);
+}
+
+/// Starts the broker application again whatever happens to the test.
+struct BrokerUp;
+
+impl Drop for BrokerUp {
+    fn drop(&mut self) {
+        amqp_common::rabbitmqctl(&["start_app"]);
+        amqp_common::rabbitmqctl(&["await_startup"]);
+    }
+}
+
+/// The events outbox when the ledger's disk is full: the publisher sends a batch, the broker
+/// confirms it, and the ledger cannot mark it published. The batch must not go out again on
+/// every pass while the disk stays full (a flood of copies for every consumer); it is held,
+/// marked once space is back, and the consumer gets each event exactly once. To put the events
+/// certainly between their publication and their marking when the disk is full, they are written
+/// into the outbox while the broker is stopped, and the disk filled before it starts again.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_confirmed_while_the_disk_is_full_are_not_published_again_and_again() {
+    let mut s = amqp_common::Setup::new("disk-full-events");
+    let fs = Tmpfs::mount(s.path("ledgerfs"), "8m");
+    s.ledger_path = fs.0.join("ledger.db");
+    let tap = s.bind_events().await;
+    let mut serve = s.serve();
+    amqp_common::wait_until("the service to start", 30, || {
+        serve.log().contains("serving: intake from RabbitMQ") && s.ledger().exists()
+    })
+    .await;
+
+    let _up = BrokerUp;
+    assert!(
+        amqp_common::rabbitmqctl(&["stop_app"]),
+        "rabbitmqctl stop_app"
+    );
+    let n = 100;
+    let db = rusqlite::Connection::open(s.ledger()).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for i in 0..n {
+        let payload = serde_json::json!({"event": "job.accepted", "job_id": format!("disk-{i}")});
+        db.execute(
+            "INSERT INTO events (name, job_id, payload) VALUES ('job.accepted', ?1, ?2)",
+            rusqlite::params![format!("disk-{i}"), payload.to_string()],
+        )
+        .unwrap();
+    }
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+    checkpoint(&s.ledger());
+    let filler = fill(&fs.0);
+    assert!(
+        amqp_common::rabbitmqctl(&["start_app"]),
+        "rabbitmqctl start_app"
+    );
+    assert!(amqp_common::rabbitmqctl(&["await_startup"]));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while amqp_common::ready(&tap).await < n {
+        assert!(
+            Instant::now() < deadline,
+            "the events never went out:\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Long enough for a dozen passes of the publisher (every 200 ms when it is idle).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    serve.assert_running();
+    let on_the_broker = amqp_common::ready(&tap).await;
+    assert_eq!(
+        on_the_broker, n,
+        "each event once on the broker while the disk is full"
+    );
+    let log = serve.log();
+    assert_eq!(
+        log.matches("cannot mark published events").count(),
+        1,
+        "logged once per outage:\n{log}"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    amqp_common::wait_until("the events to be marked published", 30, || {
+        s.count("SELECT count(*) FROM events WHERE published_at IS NULL") == 0
+    })
+    .await;
+    assert!(serve.log().contains("the events outbox is writable again"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = amqp_common::drain(&tap, Duration::from_secs(1)).await;
+    let ids: HashSet<String> = got.iter().filter_map(|m| m.message_id.clone()).collect();
+    assert_eq!(
+        (got.len(), ids.len()),
+        (n as usize, n as usize),
+        "each event exactly once"
+    );
+    assert_eq!(serve.stop().code(), Some(0));
 }
