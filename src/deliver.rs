@@ -74,6 +74,9 @@ const JOB_CACHE: usize = 256;
 /// Channel calls' worth of deliveries claimed (and recorded) per ledger transaction.
 const CALLS_PER_CLAIM: usize = 5;
 const MAX_CLAIM: usize = 1_000;
+/// Backoff while the outcomes of a send cannot be written (see [`Engine::record`]).
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Engine {
     pub fn new(
@@ -238,11 +241,52 @@ impl Engine {
                 .await?;
         }
         let done = records.iter().filter(|r| r.state != State::Pending).count() as u64;
-        let ledger = self.ledger.clone();
-        let records = blocking(move || ledger.record(&records, now).map(|()| records)).await?;
+        let records = self.record(channel, records, now).await?;
         crate::metrics::recorded(channel, &records);
         self.finished.fetch_add(done, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// Record the outcomes of a send. What was handed to the channel has gone out, so its
+    /// outcomes are kept and written again with backoff while the ledger cannot write (disk
+    /// full, read-only, I/O error) instead of being dropped: dropped, the deliveries would stay
+    /// `sending` until their lease ran out and then need a status query (or, on a channel
+    /// without one, a resend) to learn what this worker already knows. The retries stop when
+    /// the claim's lease runs out: from then on the delivery is `unknown` and the status query
+    /// owns it, and the error goes back to the worker loop.
+    async fn record(
+        &self,
+        channel: ChannelKind,
+        records: Vec<Record>,
+        now: DateTime<FixedOffset>,
+    ) -> Result<Vec<Record>, EngineError> {
+        let records = Arc::new(records);
+        let started = std::time::Instant::now();
+        let mut backoff = RECORD_RETRY_FIRST;
+        let mut outage = false;
+        loop {
+            let (ledger, batch) = (self.ledger.clone(), records.clone());
+            match blocking(move || ledger.record(&batch, now)).await {
+                Ok(()) => {
+                    if outage {
+                        tracing::info!(channel = %channel, deliveries = records.len(), "delivery outcomes recorded after the ledger came back");
+                    }
+                    return Ok(Arc::try_unwrap(records).unwrap_or_else(|r| (*r).clone()));
+                }
+                Err(EngineError::Ledger(LedgerError::Corrupt(d))) => {
+                    return Err(EngineError::Ledger(LedgerError::Corrupt(d)));
+                }
+                Err(error) if started.elapsed() + backoff < self.lease => {
+                    if !outage {
+                        tracing::error!(channel = %channel, deliveries = records.len(), %error, "cannot record delivery outcomes; keeping them and retrying with backoff");
+                        outage = true;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECORD_RETRY_MAX);
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -30,6 +30,8 @@ use crate::shutdown::Shutdown;
 const BATCH: usize = 500;
 /// How long the publisher waits when the outbox is empty.
 const IDLE: Duration = Duration::from_millis(200);
+/// The longest wait between attempts to mark published events while the ledger cannot write.
+const MARK_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Publish the ledger's outbox of events to the events exchange until shutdown.
 pub async fn run(
@@ -103,8 +105,48 @@ async fn publish_loop(
         Err(e) => return Ended::Lost(e),
     };
     up.connected();
+    // Events the broker confirmed that the ledger could not mark published (disk full, I/O
+    // error). They are marked first, with backoff, before the outbox is read again: read again,
+    // they would go out once more on every pass for as long as the ledger cannot write.
+    let mut unmarked: Vec<i64> = Vec::new();
+    let mut backoff = IDLE;
     loop {
         let stopping = shutdown.is_set();
+        if !unmarked.is_empty() {
+            let (ledger, seqs) = (ledger.clone(), unmarked.clone());
+            let marked = match tokio::task::spawn_blocking(move || {
+                ledger.mark_published(&seqs, crate::clock::now())
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => Err(LedgerError::Aborted(format!("marking task failed: {e}"))),
+            };
+            match marked {
+                Ok(()) => {
+                    unmarked.clear();
+                    backoff = IDLE;
+                    if ledger_down.swap(false, Ordering::SeqCst) {
+                        tracing::info!("the events outbox is writable again");
+                    }
+                }
+                Err(error) => {
+                    if !ledger_down.swap(true, Ordering::SeqCst) {
+                        tracing::error!(%error, events = unmarked.len(), "cannot mark published events in the ledger; holding them (not publishing again) and retrying with backoff");
+                    }
+                    if stopping {
+                        // Left unmarked: published again at the next start (at least once).
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait() => {}
+                    }
+                    backoff = (backoff * 2).min(MARK_BACKOFF_MAX);
+                    continue;
+                }
+            }
+        }
         let events = match pending(ledger).await {
             Ok(events) => {
                 if ledger_down.swap(false, Ordering::SeqCst) {
@@ -137,18 +179,9 @@ async fn publish_loop(
             Err(e) => return Ended::Lost(e),
         };
         let full = published.len() == events.len();
-        if !published.is_empty() {
-            let ledger = ledger.clone();
-            let marked = tokio::task::spawn_blocking(move || {
-                ledger.mark_published(&published, crate::clock::now())
-            })
-            .await;
-            if !matches!(marked, Ok(Ok(()))) {
-                // Published but not marked: they go out again next pass (at-least-once).
-                tracing::warn!("could not mark published events; they will be published again");
-                tokio::time::sleep(IDLE).await;
-            }
-        }
+        // Marked at the top of the next pass. Should the process die first, they go out again
+        // at the next start (at least once, the same message id).
+        unmarked = published;
         if !full {
             tracing::warn!("the broker did not confirm some events; publishing them again");
             tokio::time::sleep(IDLE).await;

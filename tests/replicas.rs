@@ -204,8 +204,13 @@ async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
         e.push(("DISCLOSE_API_TOKEN", "replicas-test".into()));
         e
     };
-    let mut a = s.serve_with(&with_port(ports[0]));
-    let mut b = s.serve_with(&with_port(ports[1]));
+    let serve = |port: u16| {
+        let env = with_port(port);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.serve_with(&env)
+    };
+    let mut a = serve(ports[0]);
+    let mut b = serve(ports[1]);
     until("both replicas to consume", 60, &[&a, &b], || {
         a.log().contains("consuming jobs from RabbitMQ")
             && b.log().contains("consuming jobs from RabbitMQ")

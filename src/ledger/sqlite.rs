@@ -194,6 +194,21 @@ pub(super) fn named_address(
     }
 }
 
+/// Why the ledger file cannot be written, if the operating system says so. SQLite reports a
+/// read-only file system (or a full one) at open only as "unable to open database file"; the
+/// operator needs the reason (`Read-only file system`), so ask the OS directly.
+fn unwritable(path: &Path) -> Option<LedgerError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .err()
+        .map(|source| LedgerError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
 /// The recipient of a publication channel: the page itself.
 pub const PAGE_RECIPIENT: &str = "page";
 
@@ -205,14 +220,18 @@ impl SqliteLedger {
                 source,
             })?;
         }
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // 64 MiB of page cache (the default is 2 MiB): a million-delivery fan-out works on far more
-        // than 2 MiB of b-tree, and re-reading pages dominated its time.
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.execute_batch(SCHEMA)?;
+        let connect = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // 64 MiB of page cache (the default is 2 MiB): a million-delivery fan-out works on far
+            // more than 2 MiB of b-tree, and re-reading pages dominated its time.
+            conn.pragma_update(None, "cache_size", -65_536)?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = connect().map_err(|e| unwritable(path).unwrap_or(LedgerError::Db(e)))?;
         Ok(SqliteLedger {
             conn: Mutex::new(conn),
         })

@@ -75,9 +75,8 @@ impl Setup {
         self.serve_with(&[])
     }
 
-    /// `disclose serve` as [`Setup::serve`] does, with more environment (e.g. another ledger
-    /// URL, a channels directory, provider credentials).
-    pub fn serve_with(&self, env: &[(&str, String)]) -> Serve {
+    /// [`Setup::serve`] with more environment (e.g. a channels directory of the test's own).
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> Serve {
         let log = self.path(&format!("serve-{}.log", fastrand::u32(..)));
         let mut c = Command::new(BIN);
         c.current_dir(repo())
@@ -100,7 +99,7 @@ impl Setup {
             .env("DISCLOSE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
-        c.envs(env.iter().map(|(k, v)| (k, v)));
+        c.envs(env.iter().copied());
         let child = c.spawn().unwrap();
         Serve { child, log }
     }

@@ -1,0 +1,315 @@
+//! The events publisher survives the broker going away while it publishes (issue 8, 1(b);
+//! SPEC §5): the broker application stopped and started, and every connection closed by the
+//! broker, in the middle of a stream of thousands of events. Every event the ledger holds reaches
+//! a consumer bound to the events exchange; none is lost.
+//!
+//! Events are at least once by design (src/events.rs): an event the broker took but whose confirm
+//! was lost with the connection is published again. Raw duplicates cannot be ruled out by the
+//! publisher alone (only the broker knows whether it enqueued a message whose confirm never
+//! arrived), so every message carries `message_id = disclose-event-<seq>` and these tests check
+//! what a consumer relies on: after dedup by message id, exactly the ledger's events, each
+//! duplicate byte-for-byte the same event. They print how many raw duplicates they saw.
+//!
+//! These tests disturb every client of the shared broker, so they live in their own test binary
+//! (cargo runs test binaries one after another) and take a lock to run one at a time here.
+
+mod amqp_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use amqp_common::{BIN, Setup, drain_until, rabbitmqctl, repo, wait_until};
+
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Jobs per test: each gives `job.accepted`, a `delivery.delivered` and a `job.completed`
+/// event (one SMS each).
+const JOBS: usize = 1000;
+
+/// Starts the broker application again whatever happens to the test.
+struct BrokerUp;
+
+impl Drop for BrokerUp {
+    fn drop(&mut self) {
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    }
+}
+
+/// The shipped channel files with the SMS lane (the outbox: a line per message) paced at 100
+/// messages a second, one per call, so that the deliveries and their events stream for about
+/// ten seconds instead of finishing before the broker can be disturbed. Quiet hours and
+/// per-number limits are left out: every job goes to the same one subscriber, at any hour.
+fn paced_channels(s: &Setup) -> String {
+    let dir = s.path("channels");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(repo().join("channels")).unwrap() {
+        let path = entry.unwrap().path();
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("quiet_hours") && !l.starts_with("recipient_limits"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let text = if path.file_name().unwrap() == "sms.toml" {
+            let paced = text.replace(
+                "batch_size = 200\n",
+                "batch_size = 1\ncalls_per_second = 100\n",
+            );
+            assert_ne!(paced, text, "sms.toml changed shape");
+            paced
+        } else {
+            text
+        };
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    dir.to_str().unwrap().to_string()
+}
+
+/// `disclose ARGS` on this test's ledger and channels, which must succeed.
+fn disclose(s: &Setup, channels: &str, args: &[&str]) {
+    let out = Command::new(BIN)
+        .current_dir(repo())
+        .args(args)
+        .env("DISCLOSE_LEDGER_URL", s.ledger())
+        .env("DISCLOSE_PATHS_CHANNELS_DIR", channels)
+        .env("DISCLOSE_PATHS_OUTPUT_DIR", s.path("out"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "disclose {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A public notice by SMS to the one subscriber, signed with this test's key.
+fn sms_job(s: &Setup, id: &str) -> Vec<u8> {
+    let mut raw = s.job_value(id);
+    raw["channels"] = serde_json::json!(["sms"]);
+    raw["audience"] = serde_json::json!({"groups": ["subscribers"], "recipients": []});
+    disclose::approval::sign(&mut raw, &s.key_id, &s.key).unwrap();
+    serde_json::to_vec(&raw).unwrap()
+}
+
+async fn start(s: &Setup, prefix: &str) -> (String, amqp_common::Serve) {
+    let channels = paced_channels(s);
+    let csv = s.path("subscribers.csv");
+    std::fs::write(&csv, "id,name,phone\nm1,订阅者,+8613900000001\n").unwrap();
+    disclose(
+        s,
+        &channels,
+        &[
+            "directory",
+            "import",
+            "--group",
+            "subscribers",
+            "--kind",
+            "public",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let tap = s.bind_events().await;
+    let bodies = (0..JOBS)
+        .map(|i| {
+            let id = format!("{prefix}-{i:05}");
+            (id.clone(), sms_job(s, &id))
+        })
+        .collect();
+    s.publish(bodies).await;
+    let serve = s.serve_with(&[("DISCLOSE_PATHS_CHANNELS_DIR", &channels)]);
+    (tap, serve)
+}
+
+fn delivered(s: &Setup) -> i64 {
+    s.count("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+}
+
+fn unpublished(s: &Setup) -> i64 {
+    s.count("SELECT count(*) FROM events WHERE published_at IS NULL")
+}
+
+/// The ledger's events: message id → (name, payload).
+fn ledger_events(ledger: &Path) -> BTreeMap<String, (String, String)> {
+    let db =
+        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = db
+        .prepare("SELECT seq, name, payload FROM events ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            format!("disclose-event-{}", r.get::<_, i64>(0)?),
+            (r.get(1)?, r.get(2)?),
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Every delivery done and every event published; then the tap holds exactly the ledger's
+/// events after dedup by message id, each duplicate the same event. Returns the raw duplicates.
+async fn every_event_once(s: &Setup, tap: &str) -> usize {
+    wait_until("every delivery", 120, || delivered(s) >= JOBS as i64).await;
+    wait_until("every event published", 60, || {
+        s.jobs() == JOBS as i64 && unpublished(s) == 0
+    })
+    .await;
+    let expected = ledger_events(&s.ledger());
+    // Each job: job.accepted, at least one delivery.delivered, job.completed.
+    assert!(
+        expected.len() >= 3 * JOBS,
+        "only {} events in the ledger",
+        expected.len()
+    );
+    let want: BTreeSet<String> = expected.keys().cloned().collect();
+    let got = drain_until(tap, Duration::from_secs(5), |got| {
+        got.iter()
+            .filter_map(|m| m.message_id.as_deref())
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= want.len()
+    })
+    .await;
+    // Anything still on its way would come within this quiet second.
+    let late = amqp_common::drain(tap, Duration::from_secs(1)).await;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for m in got.iter().chain(&late) {
+        let id = m
+            .message_id
+            .clone()
+            .unwrap_or_else(|| panic!("an event without a message id: {m:?}"));
+        let (name, payload) = expected
+            .get(&id)
+            .unwrap_or_else(|| panic!("{id} is not an event of the ledger"));
+        assert_eq!(&m.routing_key, name, "{id}: routing key = event name");
+        assert_eq!(
+            String::from_utf8_lossy(&m.body),
+            *payload,
+            "{id}: every copy is the ledger's event"
+        );
+        *seen.entry(id).or_default() += 1;
+    }
+    let missing: Vec<&String> = want.iter().filter(|id| !seen.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} events never arrived, e.g. {:?}",
+        missing.len(),
+        want.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(
+        seen.len(),
+        want.len(),
+        "after dedup: exactly the ledger's events"
+    );
+    let raw_duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{} events, {} messages received, {raw_duplicates} raw duplicates (same message id)",
+        want.len(),
+        got.len() + late.len()
+    );
+    raw_duplicates
+}
+
+/// How many log lines of the events publisher say `what`.
+fn events_lines(log: &str, what: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(what) && l.contains("task=\"events\""))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_restart_while_events_are_published_loses_none() {
+    let _alone = ALONE.lock().await;
+    let s = Setup::new("ev-restart");
+    let t0 = Instant::now();
+    let (tap, mut serve) = start(&s, "er").await;
+    wait_until("deliveries and events under way", 60, || {
+        delivered(&s) >= 100
+            && s.count("SELECT count(*) FROM events WHERE published_at IS NOT NULL") > 0
+    })
+    .await;
+    let _up = BrokerUp;
+    assert!(rabbitmqctl(&["stop_app"]), "rabbitmqctl stop_app");
+    let at_stop = delivered(&s);
+    eprintln!(
+        "broker stopped after {:?} at {at_stop} delivered",
+        t0.elapsed()
+    );
+    assert!(
+        at_stop < JOBS as i64 - 200,
+        "the fan-out was nearly over when the broker stopped; the test proves little"
+    );
+    // While the broker is away deliveries go on, and their events wait in the ledger.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    serve.assert_running();
+    assert!(
+        delivered(&s) > at_stop,
+        "deliveries must go on while the broker is away"
+    );
+    let waiting = unpublished(&s);
+    assert!(waiting > 0, "events of the outage wait in the ledger");
+    assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app");
+    assert!(rabbitmqctl(&["await_startup"]));
+    eprintln!(
+        "broker up again after {:?}; {waiting} events were waiting",
+        t0.elapsed()
+    );
+    every_event_once(&s, &tap).await;
+    serve.assert_running();
+    let log = serve.log();
+    // Each loss and each recovery logged once, however many reconnection attempts it took.
+    assert_eq!(
+        events_lines(&log, "lost connection to RabbitMQ"),
+        1,
+        "{log}"
+    );
+    assert_eq!(events_lines(&log, "reconnected to RabbitMQ"), 1, "{log}");
+    assert_eq!(serve.stop().code(), Some(0));
+    eprintln!("done after {:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_closed_by_the_broker_while_events_are_published_lose_none() {
+    let _alone = ALONE.lock().await;
+    let s = Setup::new("ev-close");
+    let t0 = Instant::now();
+    let (tap, mut serve) = start(&s, "ec").await;
+    // Twice, a few seconds apart, while events stream out.
+    for (round, at_least) in [(1, 100), (2, 400)] {
+        wait_until("deliveries and events under way", 60, || {
+            delivered(&s) >= at_least
+        })
+        .await;
+        let at_close = delivered(&s);
+        assert!(
+            at_close < JOBS as i64 - 100,
+            "the fan-out was nearly over at close {round}; the test proves little"
+        );
+        assert!(rabbitmqctl(&["close_all_connections", "test"]));
+        eprintln!(
+            "close {round} after {:?} at {at_close} delivered",
+            t0.elapsed()
+        );
+        wait_until("the publisher to reconnect", 30, || {
+            events_lines(&serve.log(), "reconnected to RabbitMQ") >= round
+        })
+        .await;
+    }
+    every_event_once(&s, &tap).await;
+    serve.assert_running();
+    let log = serve.log();
+    assert_eq!(
+        events_lines(&log, "lost connection to RabbitMQ"),
+        2,
+        "{log}"
+    );
+    assert_eq!(events_lines(&log, "reconnected to RabbitMQ"), 2, "{log}");
+    assert_eq!(serve.stop().code(), Some(0));
+    eprintln!("done after {:?}", t0.elapsed());
+}
