@@ -261,11 +261,20 @@ async fn main() -> anyhow::Result<()> {
         let d = match got.await {
             Ok(Some(Ok(d))) => Some(d),
             Ok(Some(Err(_)) | None) => {
+                // A dead consumer may never answer again: subscribe afresh, until it works.
                 reconnects += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Ok(parts) = subscribe(&queue.events_exchange, &events_q).await {
-                    (conn, ch, completed) = parts;
-                }
+                let mut tries = 0;
+                (conn, ch, completed) = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match subscribe(&queue.events_exchange, &events_q).await {
+                        Ok(parts) => break parts,
+                        Err(e) if tries < 120 => {
+                            tries += 1;
+                            eprintln!("waiting for the broker: {e}");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 None
             }
             Err(_) => None,

@@ -135,8 +135,10 @@ async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
     let schema = PgSchema(format!("replicas_{}", std::process::id()));
     let tencent = Emulator::start().await;
 
-    // The shipped channels with SMS through the emulator: batches of 200 (Tencent's maximum),
-    // four workers per replica, and a status query that may settle an unknown at once.
+    // The shipped channels with SMS through the emulator: batches of 50 and two workers per
+    // replica, so that a kill leaves at most 500 deliveries in flight (the status query that
+    // settles them runs at Tencent's 20 a second), and a status query that may settle an
+    // unknown at once.
     let channels = s.path("channels");
     std::fs::create_dir_all(&channels).unwrap();
     for entry in std::fs::read_dir(amqp_common::repo().join("channels")).unwrap() {
@@ -146,11 +148,11 @@ async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
     std::fs::write(
         channels.join("sms.toml"),
         format!(
-            "channel = \"sms\"\nbatch_size = 200\nconcurrency = 4\n\
+            "channel = \"sms\"\nbatch_size = 50\nconcurrency = 2\n\
              [retry]\nmax_attempts = 10\nbase_ms = 50\nmax_ms = 500\n\
              [transport]\ntype = \"tencent_sms\"\nendpoint = \"{}\"\nsms_sdk_app_id = \"{}\"\n\
              secret_id_env = \"TEST_TENCENT_ID\"\nsecret_key_env = \"TEST_TENCENT_KEY\"\n\
-             timeout_ms = 5000\nresolve_after_secs = 0\nstatus_queries_per_second = 50\n",
+             timeout_ms = 5000\nresolve_after_secs = 0\nstatus_queries_per_second = 20\n",
             tencent.url,
             tencent_emulator::SMS_SDK_APP_ID
         ),
