@@ -214,7 +214,7 @@ impl Drop for SmallDisk {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_the_limit() {
+async fn a_ledger_outage_holds_jobs_unacknowledged_and_takes_them_when_it_is_back() {
     let mut s = Setup::new("outage");
     // Root ignores file modes, and a locked SQLite file makes every ledger user wait out a 10 s
     // busy timeout in turn; a full disk fails every write at once. So the ledger lives on a
@@ -223,7 +223,8 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
         panic!("cannot mount a tmpfs (not root?): this test needs one to break the ledger");
     };
     s.ledger_path = disk.0.join("ledger.db");
-    // Delivered twice (first time + one redelivery), then dead-lettered by the broker.
+    // Handed back to the broker, a job would be dead-lettered at its second failure: the outage
+    // below lasts far longer than that.
     s.delivery_limit = 1;
     let mut serve = s.serve();
     s.publish(vec![("o-before".into(), s.job("o-before"))])
@@ -234,8 +235,71 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
     .await;
 
     let filler = disk.fill();
-    s.publish(vec![("o-during".into(), s.job("o-during"))])
-        .await;
+    s.publish(vec![
+        ("o-during-1".into(), s.job("o-during-1")),
+        ("o-during-2".into(), s.job("o-during-2")),
+    ])
+    .await;
+    wait_until("the outage to be noticed", 30, || {
+        serve.log().contains("the ledger is unavailable")
+    })
+    .await;
+    // Ten seconds of a full disk: the jobs stay in hand, none is dead-lettered.
+    let dead = drain(&s.dlq, Duration::from_secs(10)).await;
+    assert!(dead.is_empty(), "dead-lettered during the outage: {dead:?}");
+    serve.assert_running();
+    assert_eq!(
+        s.count("SELECT count(*) FROM jobs WHERE id LIKE 'o-during%'"),
+        0
+    );
+    std::fs::remove_file(filler).unwrap();
+
+    // The ledger has room again: the held jobs are recorded, and intake goes on.
+    s.publish(vec![("o-after".into(), s.job("o-after"))]).await;
+    // The recovery is logged after the commit the count sees: wait for both.
+    wait_until("intake to resume", 60, || {
+        s.count("SELECT count(*) FROM jobs WHERE id IN ('o-during-1', 'o-during-2', 'o-after')")
+            == 3
+            && serve.log().contains("the ledger records decisions again")
+    })
+    .await;
+    assert!(drain(&s.dlq, Duration::from_millis(500)).await.is_empty());
+    serve.assert_running();
+    let log = serve.log();
+    assert_eq!(
+        log.matches("the ledger is unavailable").count(),
+        1,
+        "the outage is logged once:\n{log}"
+    );
+    drop(serve);
+    drop(disk);
+}
+
+/// A message whose decision the ledger refuses to record for a reason of its own (here a
+/// trigger the test installs, standing in for any fault tied to one message) is handed back to
+/// the broker and dead-lettered past the delivery limit — never retried forever — while the jobs
+/// that arrived in the same batch are recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_the_ledger_cannot_record_is_dead_lettered_past_the_limit_and_its_batch_goes_on()
+{
+    let mut s = Setup::new("poison");
+    s.delivery_limit = 1;
+    let mut serve = s.serve();
+    s.publish(vec![("p-first".into(), s.job("p-first"))]).await;
+    wait_until("the first job", 60, || s.jobs() == 1).await;
+    rusqlite::Connection::open(s.ledger())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON jobs WHEN NEW.id = 'p-poison'
+             BEGIN SELECT RAISE(ABORT, 'this job cannot be recorded'); END;",
+        )
+        .unwrap();
+    s.publish(vec![
+        ("p-a".into(), s.job("p-a")),
+        ("p-poison".into(), s.job("p-poison")),
+        ("p-b".into(), s.job("p-b")),
+    ])
+    .await;
     let dead = {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -251,7 +315,7 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
         }
     };
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].message_id.as_deref(), Some("o-during"));
+    assert_eq!(dead[0].message_id.as_deref(), Some("p-poison"));
     assert_eq!(
         dead[0]
             .headers
@@ -263,28 +327,21 @@ async fn a_ledger_outage_hands_jobs_back_to_the_broker_which_dead_letters_past_t
         !dead[0].headers.contains_key("x-refusal-code"),
         "not refused: handed back"
     );
-    std::fs::remove_file(filler).unwrap();
-
-    // The ledger has room again: intake resumes by itself.
-    s.publish(vec![("o-after".into(), s.job("o-after"))]).await;
-    // The recovery is logged after the commit the count sees: wait for both.
-    wait_until("intake to resume", 60, || {
-        s.count("SELECT count(*) FROM jobs WHERE id = 'o-after'") == 1
-            && serve.log().contains("the ledger records decisions again")
+    wait_until("the rest of its batch", 30, || {
+        s.count("SELECT count(*) FROM jobs WHERE id IN ('p-a', 'p-b')") == 2
     })
     .await;
     assert_eq!(
-        s.count("SELECT count(*) FROM jobs WHERE id = 'o-during'"),
+        s.count("SELECT count(*) FROM jobs WHERE id = 'p-poison'"),
         0
     );
     serve.assert_running();
-    let log = serve.log();
-    assert_eq!(
-        log.matches("the ledger failed").count(),
-        1,
-        "the outage is logged once:\n{log}"
+    assert!(
+        serve
+            .log()
+            .contains("cannot record the decision about a job"),
+        "{}",
+        serve.log()
     );
-    assert!(log.contains("the ledger records decisions again"), "{log}");
     drop(serve);
-    drop(disk);
 }

@@ -65,6 +65,10 @@ pub type AmqpChannel = lapin::Channel;
 /// How long a message whose decision could not be recorded is held before it is handed back:
 /// without the pause a short ledger outage would burn through the delivery limit in milliseconds.
 const INTERNAL_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// How often jobs held through a ledger outage are tried again: from this …
+const OUTAGE_BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// … doubling up to this.
+const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// At most this many messages already in hand are decided in one ledger transaction.
 const GROUP_COMMIT_MAX: usize = 64;
 
@@ -378,7 +382,7 @@ async fn consume(
                             Some(None) | None => break,
                         }
                     }
-                    in_hand.spawn(handle(state.clone(), publisher.clone(), cfg.dead_letter_exchange.clone(), batch));
+                    in_hand.spawn(handle(state.clone(), publisher.clone(), cfg.dead_letter_exchange.clone(), batch, shutdown.clone()));
                     if let Some(e) = lost {
                         break Ended::Lost(e);
                     }
@@ -409,49 +413,90 @@ async fn consume(
 
 /// Decide a batch of messages with one ledger commit, then answer the broker for each. An `Err`
 /// means the AMQP channel is gone (unanswered messages return to the queue by themselves).
+///
+/// When the ledger cannot record anything (disk full, database gone: [`LedgerError::is_unavailable`])
+/// the batch is held unacknowledged and tried again with backoff until it can be recorded or the
+/// service stops: the prefetch is then used up, so no more jobs are taken meanwhile, and no
+/// approved job is dead-lettered for a full disk. Any other failure is about the messages: the
+/// batch is decided again one message at a time, and a message that fails alone is handed back
+/// to the broker, which dead-letters it past the delivery limit (never an endless loop).
 async fn handle(
     state: Arc<State>,
     publisher: Arc<AmqpChannel>,
     dead_letter_exchange: String,
     batch: Vec<lapin::message::Delivery>,
+    shutdown: Shutdown,
 ) -> lapin::Result<()> {
-    let bodies: Vec<Vec<u8>> = batch.iter().map(|d| d.data.clone()).collect();
-    let intake = state.intake.clone();
-    let verdicts = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-        intake.admit_many(&refs, crate::clock::now())
-    })
-    .await
-    .map_err(|e| lapin::Error::from(std::io::Error::other(format!("admit task: {e}"))))?;
-    let verdicts = match verdicts {
-        Ok(v) => {
-            if state.ledger_down.swap(false, Ordering::SeqCst) {
-                tracing::info!("the ledger records decisions again");
+    let mut wait = OUTAGE_BACKOFF_MIN;
+    let verdicts = loop {
+        match admit(&state, &batch).await? {
+            Ok(v) => break v,
+            Err(e) if e.is_unavailable() => {
+                if !state.ledger_down.swap(true, Ordering::SeqCst) {
+                    tracing::error!(error = %e, "cannot record job decisions: the ledger is unavailable; \
+                        jobs in hand are held unacknowledged and no more are taken until it is back");
+                }
+                if shutdown.is_set() {
+                    // Unanswered, they return to the queue when the channel closes.
+                    return Ok(());
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(OUTAGE_BACKOFF_MAX);
             }
-            v
-        }
-        Err(e) => {
-            if !state.ledger_down.swap(true, Ordering::SeqCst) {
-                tracing::error!(error = %e, "cannot record job decisions: the ledger failed; \
-                    messages are handed back to the broker (dead-lettered past the delivery limit)");
-            }
-            tokio::time::sleep(INTERNAL_ERROR_PAUSE).await;
-            for delivery in batch {
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, jobs = batch.len(), "a batch of job decisions failed; deciding its jobs one at a time");
+                for delivery in batch {
+                    Box::pin(handle(
+                        state.clone(),
+                        publisher.clone(),
+                        dead_letter_exchange.clone(),
+                        vec![delivery],
+                        shutdown.clone(),
+                    ))
                     .await?;
+                }
+                return Ok(());
             }
-            return Ok(());
+            Err(e) => {
+                tracing::error!(error = %e, job = crate::job::sniff_id(&batch[0].data).as_deref().unwrap_or("?"),
+                    "cannot record the decision about a job; the message is handed back to the broker \
+                     (dead-lettered past the delivery limit)");
+                tokio::time::sleep(INTERNAL_ERROR_PAUSE).await;
+                for delivery in batch {
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        })
+                        .await?;
+                }
+                return Ok(());
+            }
         }
     };
+    if state.ledger_down.swap(false, Ordering::SeqCst) {
+        tracing::info!("the ledger records decisions again");
+    }
     for (delivery, verdict) in batch.into_iter().zip(verdicts) {
         answer(&state, &publisher, &dead_letter_exchange, delivery, verdict).await?;
     }
     Ok(())
+}
+
+/// Decide the messages' jobs and record the decisions in one ledger transaction.
+async fn admit(
+    state: &State,
+    batch: &[lapin::message::Delivery],
+) -> lapin::Result<Result<Vec<super::Verdict>, crate::ledger::LedgerError>> {
+    let bodies: Vec<Vec<u8>> = batch.iter().map(|d| d.data.clone()).collect();
+    let intake = state.intake.clone();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        intake.admit_many(&refs, crate::clock::now())
+    })
+    .await
+    .map_err(|e| lapin::Error::from(std::io::Error::other(format!("admit task: {e}"))))
 }
 
 /// Answer the broker for one decided message: ack, or dead-letter with the refusal and ack.

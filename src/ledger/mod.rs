@@ -45,9 +45,38 @@ pub enum LedgerError {
     /// PostgreSQL's answer (never with the connection's password).
     #[error("ledger database error (PostgreSQL): {0}")]
     Pg(String),
+    /// PostgreSQL cannot be reached or cannot take writes now (connection lost, server shutting
+    /// down, disk full): nothing about the request, which works once the server is back.
+    #[error("ledger unavailable (PostgreSQL): {0}")]
+    PgUnavailable(String),
     /// The URL, with any password masked.
     #[error("unsupported ledger url {0:?}: use a file path, sqlite://PATH, or postgres://…")]
     UnsupportedUrl(String),
+}
+
+impl LedgerError {
+    /// The ledger as a whole cannot record anything now — its disk is full or read-only, an I/O
+    /// error, the database server is gone — as opposed to something about one request. Intake
+    /// holds its jobs through such an outage instead of handing them back to the broker, whose
+    /// delivery limit would otherwise dead-letter approved jobs for a full disk (SPEC §5).
+    pub fn is_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            LedgerError::Io { .. } | LedgerError::PgUnavailable(_) => true,
+            LedgerError::Db(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::DiskFull
+                    | C::SystemIoFailure
+                    | C::ReadOnly
+                    | C::CannotOpen
+                    | C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::OutOfMemory
+                    | C::FileLockingProtocolFailed
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// One row of the recipient directory.

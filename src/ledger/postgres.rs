@@ -162,6 +162,12 @@ impl From<::postgres::Error> for LedgerError {
         // The server's message (and SQLSTATE) when there is one: `Display` alone says only
         // "db error". Neither carries the connection's password.
         match e.as_db_error() {
+            // SQLSTATE classes 08 (connection), 53 (insufficient resources: disk full, out of
+            // memory, too many connections), 57 (operator intervention: shutting down) and 58
+            // (system error, I/O): the server, not the request.
+            Some(db) if ["08", "53", "57", "58"].contains(&&db.code().code()[..2]) => {
+                LedgerError::PgUnavailable(format!("{} ({})", db.message(), db.code().code()))
+            }
             Some(db) => LedgerError::Pg(format!("{} ({})", db.message(), db.code().code())),
             None => {
                 let mut text = e.to_string();
@@ -173,7 +179,8 @@ impl From<::postgres::Error> for LedgerError {
                     }
                     source = s.source();
                 }
-                LedgerError::Pg(text)
+                // No answer from the server at all: the connection is gone or never came up.
+                LedgerError::PgUnavailable(text)
             }
         }
     }
@@ -309,7 +316,7 @@ impl PgLedger {
         let task: Task = Box::new(move |client| {
             let _ = reply.send(client.and_then(f));
         });
-        let stopped = || LedgerError::Pg("the database worker stopped".into());
+        let stopped = || LedgerError::PgUnavailable("the database worker stopped".into());
         self.tasks
             .as_ref()
             .ok_or_else(stopped)?
@@ -1061,7 +1068,7 @@ impl Ledger for PgLedger {
             });
             let _ = reply.send(result);
         });
-        let stopped = || LedgerError::Pg("the database worker stopped".into());
+        let stopped = || LedgerError::PgUnavailable("the database worker stopped".into());
         self.tasks
             .as_ref()
             .ok_or_else(stopped)?
