@@ -11,8 +11,16 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet
 BIN=$CARGO_TARGET_DIR/release/disclose
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 export DISCLOSE_LEDGER_URL=$work/ledger.db DISCLOSE_PATHS_OUTPUT_DIR=$work/out
+# BENCH_PG=postgres://user@host/db: the same on a PostgreSQL ledger, in a schema of its own
+# (dropped afterwards).
+if [ -n "${BENCH_PG:-}" ]; then
+  schema="bench_fanout_$$"
+  export DISCLOSE_LEDGER_URL="$BENCH_PG?options=-c search_path=$schema"
+  trap 'rm -rf "$work"; PGOPTIONS=--client-min-messages=warning psql -q "$BENCH_PG" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null' EXIT
+else
+  trap 'rm -rf "$work"' EXIT
+fi
 
 python3 - "$N" > "$work/subscribers.csv" <<'PY'
 import sys
@@ -48,5 +56,5 @@ lines=$(wc -l < "$work/out/outbox/sms.jsonl")
 echo "outbox lines written: $lines"
 # The baseline in the same run: SQLite alone doing the writes the ledger's design needs per
 # delivery (planned, claimed, finished), nothing else.
-python3 benches/sqlite_floor.py "$N" "$work/floor.db"
+[ -n "${BENCH_PG:-}" ] || python3 benches/sqlite_floor.py "$N" "$work/floor.db"
 grep -E "^bench-fanout" "$work/out.log" || true

@@ -5,6 +5,7 @@
 #
 #   benches/run-all.sh                      # sizes 1000 10000 100000 1000000
 #   SIZES="1000 10000" benches/run-all.sh   # a quicker pass
+#   BENCH_PG=postgres://postgres@127.0.0.1:5432/test benches/run-all.sh   # also the fan-out on PostgreSQL
 #
 # Needs: RabbitMQ on 127.0.0.1:5672 (intake), Debian's fonts-noto-cjk (letters), python3, GNU time.
 set -euo pipefail
@@ -28,8 +29,17 @@ echo
 echo "== fan-out through the outbox (dry-run) transport; baseline: SQLite alone"
 for n in $SIZES; do
   echo "-- $n subscribers"
-  benches/fanout.sh "$n"
+  BENCH_PG= benches/fanout.sh "$n"
 done
+
+if [ -n "${BENCH_PG:-}" ]; then
+  echo
+  echo "== the same fan-out on the PostgreSQL ledger ($BENCH_PG)"
+  for n in $SIZES; do
+    echo "-- $n subscribers"
+    benches/fanout.sh "$n"
+  done
+fi
 
 echo
 echo "== SMS through the Tencent emulator; baseline: a bare reqwest client"
