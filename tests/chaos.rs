@@ -90,26 +90,9 @@ fn total(m: &HashMap<String, usize>) -> usize {
 
 /// Import `n` subscribers and sign a release addressed to them over SMS only; the signed file.
 fn mass_sms_job(s: &Scratch, config: &Path, id: &str, n: usize) -> String {
-    write(&s.path("subscribers.csv"), &common::subscribers_csv(n));
-    let csv = s.path("subscribers.csv");
-    run(
-        s,
-        config,
-        &[
-            "directory",
-            "import",
-            "--group",
-            "subscribers",
-            "--kind",
-            "public",
-            csv.to_str().unwrap(),
-        ],
-    );
-    let mut job = common::example("01-pre-appointment-release.json");
-    job["id"] = id.into();
-    job["channels"] = serde_json::json!(["sms"]);
-    job["audience"]["groups"] = serde_json::json!(["subscribers"]);
-    common::sign(s, &job, id)
+    common::mass_sms_job(s, id, n, |args| {
+        run(s, config, args);
+    })
 }
 
 /// SIGKILL at five random points of a 20,000-number fan-out, a restart after each, then the run

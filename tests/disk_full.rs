@@ -296,7 +296,6 @@ fn deliveries_recorded_on_a_full_disk_wait_and_nothing_is_sent_twice() {
     let fs = Tmpfs::mount(s.path("ledgerfs"), "16m");
     let ledger = fs.0.join("ledger.db");
     let n = 2_000;
-    write(&s.path("subscribers.csv"), &common::subscribers_csv(n));
     common::small_batch_channels(&s);
     // Two workers, 25 calls of 10 numbers a second: the fan-out lasts about eight seconds.
     let sms = s.path("channels/sms.toml");
@@ -318,27 +317,11 @@ fn deliveries_recorded_on_a_full_disk_wait_and_nothing_is_sent_twice() {
         ),
     );
     let c = config.to_str().unwrap();
-    let csv = s.path("subscribers.csv");
-    run(
-        &s,
-        &ledger,
-        &[
-            "--config",
-            c,
-            "directory",
-            "import",
-            "--group",
-            "subscribers",
-            "--kind",
-            "public",
-            csv.to_str().unwrap(),
-        ],
-    );
-    let mut job = common::example("01-pre-appointment-release.json");
-    job["id"] = "full-fanout".into();
-    job["channels"] = serde_json::json!(["sms"]);
-    job["audience"]["groups"] = serde_json::json!(["subscribers"]);
-    let path = common::sign(&s, &job, "fanout");
+    let path = common::mass_sms_job(&s, "full-fanout", n, |args| {
+        let mut all = vec!["--config", c];
+        all.extend_from_slice(args);
+        run(&s, &ledger, &all);
+    });
     let outbox = s.path("out/outbox/sms.jsonl");
 
     let mut svc = Service::spawn(

@@ -222,7 +222,6 @@ fn spooled_jobs_are_taken_in_name_order_and_bad_input_is_refused_with_reasons() 
 fn sigterm_mid_fanout_exits_cleanly_and_a_restart_finishes_exactly_once() {
     let s = Scratch::new("serve-spool-term");
     let n = 5_000;
-    write(&s.path("subscribers.csv"), &common::subscribers_csv(n));
     common::small_batch_channels(&s);
     let config = s.path("disclose.toml");
     write(
@@ -233,26 +232,11 @@ fn sigterm_mid_fanout_exits_cleanly_and_a_restart_finishes_exactly_once() {
         ),
     );
     let c = config.to_str().unwrap();
-    let csv_path = s.path("subscribers.csv");
-    run(
-        &s,
-        &[
-            "--config",
-            c,
-            "directory",
-            "import",
-            "--group",
-            "subscribers",
-            "--kind",
-            "public",
-            csv_path.to_str().unwrap(),
-        ],
-    );
-    let mut job = common::example("01-pre-appointment-release.json");
-    job["id"] = "mass-term".into();
-    job["channels"] = serde_json::json!(["sms"]);
-    job["audience"]["groups"] = serde_json::json!(["subscribers"]);
-    let path = common::sign(&s, &job, "mass");
+    let path = common::mass_sms_job(&s, "mass-term", n, |args| {
+        let mut all = vec!["--config", c];
+        all.extend_from_slice(args);
+        run(&s, &all);
+    });
     let outbox = s.path("out/outbox/sms.jsonl");
 
     let mut svc = serve(&s, Some(&config), "serve-1.log");

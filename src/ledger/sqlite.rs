@@ -228,8 +228,8 @@ impl SqliteLedger {
             // 64 MiB of page cache (the default is 2 MiB): a million-delivery fan-out works on far
             // more than 2 MiB of b-tree, and re-reading pages dominated its time.
             conn.pragma_update(None, "cache_size", -65_536)?;
-        // Room for every statement the engine and intake repeat (the default keeps 16).
-        conn.set_prepared_statement_cache_capacity(64);
+            // Room for every statement the engine and intake repeat (the default keeps 16).
+            conn.set_prepared_statement_cache_capacity(64);
             conn.execute_batch(SCHEMA)?;
             Ok(conn)
         };

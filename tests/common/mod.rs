@@ -115,6 +115,28 @@ pub fn subscribers_csv(n: usize) -> String {
     csv
 }
 
+/// `n` subscribers imported as the public group `subscribers` (by `import`, which runs
+/// `disclose ARGS` the caller's way: its configuration, ledger, environment), and a release to
+/// them over SMS only, signed; the signed file.
+pub fn mass_sms_job(s: &Scratch, id: &str, n: usize, import: impl FnOnce(&[&str])) -> String {
+    let csv = s.path("subscribers.csv");
+    write(&csv, &subscribers_csv(n));
+    import(&[
+        "directory",
+        "import",
+        "--group",
+        "subscribers",
+        "--kind",
+        "public",
+        csv.to_str().unwrap(),
+    ]);
+    let mut job = example("01-pre-appointment-release.json");
+    job["id"] = id.into();
+    job["channels"] = serde_json::json!(["sms"]);
+    job["audience"]["groups"] = serde_json::json!(["subscribers"]);
+    sign(s, &job, id)
+}
+
 /// The shipped channel files, copied into `s/channels/` with SMS batches of 10 instead of 200,
 /// so that a fan-out takes many small steps and a kill lands mid-way.
 pub fn small_batch_channels(s: &Scratch) -> PathBuf {
