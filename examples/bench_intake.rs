@@ -129,16 +129,7 @@ async fn main() -> anyhow::Result<()> {
         .env("DISCLOSE_LEDGER_URL", &ledger)
         .env("DISCLOSE_PATHS_OUTPUT_DIR", dir.join("out"))
         .env("DISCLOSE_APPROVAL_KEYS_DIR", dir.join("keys"))
-        .env("DISCLOSE_QUEUE_AMQP_URL", URL)
-        .env("DISCLOSE_QUEUE_JOBS_EXCHANGE", &cfg.jobs_exchange)
-        .env("DISCLOSE_QUEUE_JOBS_QUEUE", &cfg.jobs_queue)
-        .env(
-            "DISCLOSE_QUEUE_DEAD_LETTER_EXCHANGE",
-            &cfg.dead_letter_exchange,
-        )
-        .env("DISCLOSE_QUEUE_DEAD_LETTER_QUEUE", &cfg.dead_letter_queue)
-        .env("DISCLOSE_QUEUE_EVENTS_EXCHANGE", &cfg.events_exchange)
-        .env("DISCLOSE_QUEUE_PREFETCH", prefetch.to_string())
+        .envs(cfg.env())
         .env("DISCLOSE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

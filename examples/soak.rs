@@ -88,15 +88,7 @@ async fn main() -> anyhow::Result<()> {
             .env("DISCLOSE_LEDGER_URL", work.join("ledger.db"))
             .env("DISCLOSE_PATHS_OUTPUT_DIR", work.join("out"))
             .env("DISCLOSE_PATHS_CHANNELS_DIR", work.join("channels"))
-            .env("DISCLOSE_QUEUE_AMQP_URL", URL)
-            .env("DISCLOSE_QUEUE_JOBS_EXCHANGE", &queue.jobs_exchange)
-            .env("DISCLOSE_QUEUE_JOBS_QUEUE", &queue.jobs_queue)
-            .env(
-                "DISCLOSE_QUEUE_DEAD_LETTER_EXCHANGE",
-                &queue.dead_letter_exchange,
-            )
-            .env("DISCLOSE_QUEUE_DEAD_LETTER_QUEUE", &queue.dead_letter_queue)
-            .env("DISCLOSE_QUEUE_EVENTS_EXCHANGE", &queue.events_exchange)
+            .envs(queue.env())
             .env("SOAK_TENCENT_ID", SECRET_ID)
             .env("SOAK_TENCENT_KEY", SECRET_KEY)
             .env("DISCLOSE_LOG", "warn");

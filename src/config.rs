@@ -74,6 +74,43 @@ pub struct QueueSection {
     pub delivery_limit: u32,
 }
 
+impl QueueSection {
+    /// The environment that gives a `disclose` process this section (`DISCLOSE_QUEUE_*`, the
+    /// overrides of [`Config::load`]), for the programs and tests that start `serve` on queues
+    /// of their own.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            (
+                "DISCLOSE_QUEUE_SPOOL_DIR",
+                self.spool_dir.display().to_string(),
+            ),
+            ("DISCLOSE_QUEUE_JOBS_EXCHANGE", self.jobs_exchange.clone()),
+            ("DISCLOSE_QUEUE_JOBS_QUEUE", self.jobs_queue.clone()),
+            (
+                "DISCLOSE_QUEUE_DEAD_LETTER_EXCHANGE",
+                self.dead_letter_exchange.clone(),
+            ),
+            (
+                "DISCLOSE_QUEUE_DEAD_LETTER_QUEUE",
+                self.dead_letter_queue.clone(),
+            ),
+            (
+                "DISCLOSE_QUEUE_EVENTS_EXCHANGE",
+                self.events_exchange.clone(),
+            ),
+            ("DISCLOSE_QUEUE_PREFETCH", self.prefetch.to_string()),
+            (
+                "DISCLOSE_QUEUE_DELIVERY_LIMIT",
+                self.delivery_limit.to_string(),
+            ),
+        ];
+        if let Some(url) = &self.amqp_url {
+            env.push(("DISCLOSE_QUEUE_AMQP_URL", url.clone()));
+        }
+        env
+    }
+}
+
 impl Default for QueueSection {
     fn default() -> Self {
         QueueSection {
@@ -252,6 +289,32 @@ fn read(p: &Path) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `env()` writes, the configuration reads back: a program that starts `serve` with
+    /// it gets exactly its queue section.
+    #[test]
+    fn queue_env_round_trips_through_the_overrides() {
+        let q = QueueSection {
+            amqp_url: Some("amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            spool_dir: "/tmp/spool-x".into(),
+            jobs_exchange: "x.jobs".into(),
+            jobs_queue: "x.q".into(),
+            dead_letter_exchange: "x.dlx".into(),
+            dead_letter_queue: "x.dead".into(),
+            events_exchange: "x.events".into(),
+            prefetch: 7,
+            delivery_limit: 3,
+        };
+        let env: std::collections::HashMap<&str, String> = q.env().into_iter().collect();
+        let c = Config::from_toml("", "test", |k| env.get(k).cloned()).unwrap();
+        assert_eq!(format!("{:?}", c.queue), format!("{q:?}"));
+        assert!(
+            !QueueSection::default()
+                .env()
+                .iter()
+                .any(|(k, _)| *k == "DISCLOSE_QUEUE_AMQP_URL")
+        );
+    }
 
     #[test]
     fn defaults_need_no_services() {

@@ -84,17 +84,7 @@ impl Setup {
             .env("DISCLOSE_LEDGER_URL", self.ledger())
             .env("DISCLOSE_PATHS_OUTPUT_DIR", self.path("out"))
             .env("DISCLOSE_APPROVAL_KEYS_DIR", self.path("keys"))
-            .env("DISCLOSE_QUEUE_AMQP_URL", URL)
-            .env("DISCLOSE_QUEUE_JOBS_EXCHANGE", &self.jobs_exchange)
-            .env("DISCLOSE_QUEUE_JOBS_QUEUE", &self.jobs_queue)
-            .env("DISCLOSE_QUEUE_DEAD_LETTER_EXCHANGE", &self.dlx)
-            .env("DISCLOSE_QUEUE_DEAD_LETTER_QUEUE", &self.dlq)
-            .env("DISCLOSE_QUEUE_EVENTS_EXCHANGE", &self.events_exchange)
-            .env(
-                "DISCLOSE_QUEUE_DELIVERY_LIMIT",
-                self.delivery_limit.to_string(),
-            )
-            .env("DISCLOSE_QUEUE_PREFETCH", "64")
+            .envs(self.queue_section().env())
             .env("DISCLOSE_SERVE_GRACE_SECS", "5")
             .env("DISCLOSE_LOG", "info")
             .stdout(Stdio::null())
