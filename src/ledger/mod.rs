@@ -517,11 +517,42 @@ pub fn open(url: &str) -> Result<Box<dyn Ledger>, LedgerError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(PgLedger::open(url)?));
     }
-    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        if url.contains("://") {
+            return Err(LedgerError::UnsupportedUrl(redact_url(url)));
+        }
+        return Ok(Box::new(SqliteLedger::open(std::path::Path::new(url))?));
+    };
+    // `sqlite://PATH?cache_mib=N`: the page cache's bound (default 64 MiB). The cache grows with
+    // the ledger file up to it; a small host can hold the service's memory lower, at some cost
+    // to large fan-outs.
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut cache_mib = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("cache_mib", n)) => match n.parse::<u32>() {
+                Ok(n) if (1..=65_536).contains(&n) => cache_mib = Some(n),
+                _ => {
+                    return Err(LedgerError::Aborted(format!(
+                        "ledger url {url:?}: cache_mib={n}: expected a whole number of MiB from 1 to 65536"
+                    )));
+                }
+            },
+            _ => {
+                return Err(LedgerError::Aborted(format!(
+                    "ledger url {url:?}: unknown parameter {pair:?} (a SQLite ledger takes cache_mib=N)"
+                )));
+            }
+        }
+    }
     if path.contains("://") {
         return Err(LedgerError::UnsupportedUrl(redact_url(url)));
     }
-    Ok(Box::new(SqliteLedger::open(std::path::Path::new(path))?))
+    let ledger = SqliteLedger::open(std::path::Path::new(path))?;
+    if let Some(mib) = cache_mib {
+        ledger.set_cache_mib(mib)?;
+    }
+    Ok(Box::new(ledger))
 }
 
 /// The URL as it may be shown in logs and errors: a password (`user:PASSWORD@` or
@@ -554,6 +585,28 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sqlite_url_may_bound_the_page_cache_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("disclose-cache-mib-{}", std::process::id()));
+        let db = dir.join("l.db");
+        let url = |q: &str| format!("sqlite://{}{q}", db.display());
+        assert!(open(&url("?cache_mib=8")).is_ok());
+        let cache: i64 = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        // A pragma of the connection, not of the file: a new connection has SQLite's default.
+        assert_ne!(cache, -8 * 1024);
+        for bad in ["?cache_mib=0", "?cache_mib=lots", "?pool_size=4"] {
+            let err = open(&url(bad))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("cache_mib"), "{bad}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn urls_are_shown_without_their_password() {

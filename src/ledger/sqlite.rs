@@ -239,6 +239,13 @@ impl SqliteLedger {
         })
     }
 
+    /// Bound the page cache to `mib` MiB (the default is 64).
+    pub fn set_cache_mib(&self, mib: u32) -> Result<(), LedgerError> {
+        self.lock()
+            .pragma_update(None, "cache_size", -(i64::from(mib) * 1024))?;
+        Ok(())
+    }
+
     /// `synchronous=FULL`: every commit reaches the disk before it returns.
     pub fn set_full_sync(&self) -> Result<(), LedgerError> {
         self.lock().pragma_update(None, "synchronous", "FULL")?;
