@@ -12,6 +12,7 @@
 //! Each minute it publishes JOBS_PER_MINUTE jobs, evenly spaced, in turn: a public notice to
 //! the SUBSCRIBERS by SMS and on the website, a website-only notice, and investigation-result
 //! letters to two named people. Needs RabbitMQ on 127.0.0.1:5672 and Debian's fonts-noto-cjk.
+//! `SOAK_CACHE_MIB=N` bounds the ledger's page cache; `MALLOC_ARENA_MAX` reaches `serve` too.
 
 #[path = "../tests/emulators/tencent.rs"]
 #[allow(dead_code)]
@@ -76,6 +77,12 @@ async fn main() -> anyhow::Result<()> {
         events_exchange: format!("{name}.events"),
         ..Default::default()
     };
+    // SOAK_CACHE_MIB=N: the ledger's page cache bounded to N MiB (sqlite://…?cache_mib=N), to
+    // see the service's memory level off once the ledger file outgrows it.
+    let ledger_url = match std::env::var("SOAK_CACHE_MIB") {
+        Ok(n) => format!("sqlite://{}?cache_mib={n}", work.join("ledger.db").display()),
+        Err(_) => work.join("ledger.db").display().to_string(),
+    };
     let bin = std::env::current_exe()?
         .parent()
         .and_then(Path::parent)
@@ -85,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         let mut c = Command::new(&bin);
         c.current_dir(&repo)
             .args(args)
-            .env("DISCLOSE_LEDGER_URL", work.join("ledger.db"))
+            .env("DISCLOSE_LEDGER_URL", &ledger_url)
             .env("DISCLOSE_PATHS_OUTPUT_DIR", work.join("out"))
             .env("DISCLOSE_PATHS_CHANNELS_DIR", work.join("channels"))
             .envs(queue.env())
