@@ -80,7 +80,10 @@ async fn main() -> anyhow::Result<()> {
     // SOAK_CACHE_MIB=N: the ledger's page cache bounded to N MiB (sqlite://…?cache_mib=N), to
     // see the service's memory level off once the ledger file outgrows it.
     let ledger_url = match std::env::var("SOAK_CACHE_MIB") {
-        Ok(n) => format!("sqlite://{}?cache_mib={n}", work.join("ledger.db").display()),
+        Ok(n) => format!(
+            "sqlite://{}?cache_mib={n}",
+            work.join("ledger.db").display()
+        ),
         Err(_) => work.join("ledger.db").display().to_string(),
     };
     let bin = std::env::current_exe()?
