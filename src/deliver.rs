@@ -359,7 +359,26 @@ impl Engine {
                 .iter()
                 .map(|i| i.address.as_deref().unwrap_or(""))
                 .collect();
-            let waits = limiter.take(&addresses, now.timestamp_millis());
+            // Replicas on one PostgreSQL ledger share the counts there; a ledger that keeps
+            // none (SQLite: one process) leaves them to this process's limiter.
+            let (ledger, owned, windows, now_ms) = (
+                self.ledger.clone(),
+                addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                limiter.windows.clone(),
+                now.timestamp_millis(),
+            );
+            let shared = blocking(move || {
+                let addresses: Vec<&str> = owned.iter().map(String::as_str).collect();
+                ledger.take_recipient_quota(channel, &addresses, &windows, now_ms)
+            })
+            .await?;
+            let waits = match shared {
+                Some(waits) => waits
+                    .into_iter()
+                    .map(|w| w.map(|ms| Duration::from_millis(ms.max(0) as u64)))
+                    .collect(),
+                None => limiter.take(&addresses, now_ms),
+            };
             let mut kept = Vec::with_capacity(items.len());
             let mut kept_claims = Vec::with_capacity(items.len());
             for ((item, c), wait) in items.into_iter().zip(sendable).zip(waits) {
