@@ -1314,6 +1314,19 @@ fn pg_recipient_limits_are_shared_by_replicas() {
             .all(|h| h.len() == 64 && !addresses.contains(h))
     );
 
+    // A recipient counted yesterday and not since: its row is swept by the first call that
+    // finds a day rolled over (a past window counts as zero; rows must not pile up).
+    a.take_recipient_quota(ChannelKind::Sms, &["+8613900000000"], &windows, now_ms)
+        .unwrap();
+    let rows = |schema: &PgSchema| -> i64 {
+        schema
+            .client()
+            .query_one("SELECT count(*) FROM recipient_counts", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(rows(&schema), 51);
+
     // The next natural day: granted again, up to the limit; one channel's counts are not another's.
     let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
     let next_day = midnight + 1_000;
@@ -1335,6 +1348,7 @@ fn pg_recipient_limits_are_shared_by_replicas() {
         .unwrap()
         .unwrap();
     assert_eq!(out, vec![None]);
+    assert_eq!(rows(&schema), 51, "50 numbers on SMS and one on e-mail");
 }
 
 /// Several windows at once and an address twice in one call, as the in-memory limiter counts:
