@@ -360,23 +360,28 @@ impl Engine {
                 .map(|i| i.address.as_deref().unwrap_or(""))
                 .collect();
             // Replicas on one PostgreSQL ledger share the counts there; a ledger that keeps
-            // none (SQLite: one process) leaves them to this process's limiter.
-            let (ledger, owned, windows, now_ms) = (
-                self.ledger.clone(),
-                addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                limiter.windows.clone(),
-                now.timestamp_millis(),
-            );
+            // none (SQLite: one process) leaves them to this process's limiter. Only items with
+            // an address go to the ledger: the others are never held back (below).
+            let now_ms = now.timestamp_millis();
+            let (positions, owned): (Vec<usize>, Vec<String>) = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| item.address.clone().map(|a| (i, a)))
+                .unzip();
+            let (ledger, windows) = (self.ledger.clone(), limiter.windows.clone());
             let shared = blocking(move || {
                 let addresses: Vec<&str> = owned.iter().map(String::as_str).collect();
                 ledger.take_recipient_quota(channel, &addresses, &windows, now_ms)
             })
             .await?;
             let waits = match shared {
-                Some(waits) => waits
-                    .into_iter()
-                    .map(|w| w.map(|ms| Duration::from_millis(ms.max(0) as u64)))
-                    .collect(),
+                Some(shared) => {
+                    let mut waits = vec![None; items.len()];
+                    for (i, wait) in positions.into_iter().zip(shared) {
+                        waits[i] = wait.map(|ms| Duration::from_millis(ms.max(0) as u64));
+                    }
+                    waits
+                }
                 None => limiter.take(&addresses, now_ms),
             };
             let mut kept = Vec::with_capacity(items.len());
