@@ -71,6 +71,8 @@ async fn blocking<T: Send + 'static>(
 /// How long a status query waits before asking again about a delivery that is still unknown.
 const UNKNOWN_RECHECK: Duration = Duration::from_secs(300);
 const JOB_CACHE: usize = 256;
+/// How long deliveries wait when the ledger's shared recipient counts cannot be read.
+const QUOTA_UNAVAILABLE_RETRY_MS: i64 = 30_000;
 /// Channel calls' worth of deliveries claimed (and recorded) per ledger transaction.
 const CALLS_PER_CLAIM: usize = 5;
 const MAX_CLAIM: usize = 1_000;
@@ -373,7 +375,15 @@ impl Engine {
                 let addresses: Vec<&str> = owned.iter().map(String::as_str).collect();
                 ledger.take_recipient_quota(channel, &addresses, &windows, now_ms)
             })
-            .await?;
+            .await;
+            // Without the shared counts nothing is known about these recipients today: hold the
+            // deliveries back briefly (no attempt used) rather than fail the claim, whose other
+            // jobs may already have gone out and must be recorded.
+            let unavailable = shared.is_err();
+            let shared = shared.unwrap_or_else(|error| {
+                tracing::warn!(channel = %channel, %error, "shared recipient counts unavailable; deferring");
+                Some(vec![Some(QUOTA_UNAVAILABLE_RETRY_MS); positions.len()])
+            });
             let waits = match shared {
                 Some(shared) => {
                     let mut waits = vec![None; items.len()];
@@ -394,10 +404,17 @@ impl Engine {
                             id: c.id,
                             state: State::Pending,
                             code: Some("recipient_limit".into()),
-                            detail: Some(format!(
-                                "this recipient reached the channel's limit; deferred {} s",
-                                wait.as_secs()
-                            )),
+                            detail: Some(if unavailable {
+                                format!(
+                                    "the recipient counts could not be read; deferred {} s",
+                                    wait.as_secs()
+                                )
+                            } else {
+                                format!(
+                                    "this recipient reached the channel's limit; deferred {} s",
+                                    wait.as_secs()
+                                )
+                            }),
                             retry_at: Some(now.timestamp_millis() + wait.as_millis() as i64),
                             deferred: true,
                             lease_until: Some(c.lease_until),
