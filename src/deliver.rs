@@ -71,6 +71,8 @@ async fn blocking<T: Send + 'static>(
 /// How long a status query waits before asking again about a delivery that is still unknown.
 const UNKNOWN_RECHECK: Duration = Duration::from_secs(300);
 const JOB_CACHE: usize = 256;
+/// How long deliveries wait when the ledger's shared recipient counts cannot be read.
+const QUOTA_UNAVAILABLE_RETRY_MS: i64 = 30_000;
 /// Channel calls' worth of deliveries claimed (and recorded) per ledger transaction.
 const CALLS_PER_CLAIM: usize = 5;
 const MAX_CLAIM: usize = 1_000;
@@ -359,7 +361,39 @@ impl Engine {
                 .iter()
                 .map(|i| i.address.as_deref().unwrap_or(""))
                 .collect();
-            let waits = limiter.take(&addresses, now.timestamp_millis());
+            // Replicas on one PostgreSQL ledger share the counts there; a ledger that keeps
+            // none (SQLite: one process) leaves them to this process's limiter. Only items with
+            // an address go to the ledger: the others are never held back (below).
+            let now_ms = now.timestamp_millis();
+            let (positions, owned): (Vec<usize>, Vec<String>) = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| item.address.clone().map(|a| (i, a)))
+                .unzip();
+            let (ledger, windows) = (self.ledger.clone(), limiter.windows.clone());
+            let shared = blocking(move || {
+                let addresses: Vec<&str> = owned.iter().map(String::as_str).collect();
+                ledger.take_recipient_quota(channel, &addresses, &windows, now_ms)
+            })
+            .await;
+            // Without the shared counts nothing is known about these recipients today: hold the
+            // deliveries back briefly (no attempt used) rather than fail the claim, whose other
+            // jobs may already have gone out and must be recorded.
+            let unavailable = shared.is_err();
+            let shared = shared.unwrap_or_else(|error| {
+                tracing::warn!(channel = %channel, %error, "shared recipient counts unavailable; deferring");
+                Some(vec![Some(QUOTA_UNAVAILABLE_RETRY_MS); positions.len()])
+            });
+            let waits = match shared {
+                Some(shared) => {
+                    let mut waits = vec![None; items.len()];
+                    for (i, wait) in positions.into_iter().zip(shared) {
+                        waits[i] = wait.map(|ms| Duration::from_millis(ms.max(0) as u64));
+                    }
+                    waits
+                }
+                None => limiter.take(&addresses, now_ms),
+            };
             let mut kept = Vec::with_capacity(items.len());
             let mut kept_claims = Vec::with_capacity(items.len());
             for ((item, c), wait) in items.into_iter().zip(sendable).zip(waits) {
@@ -370,10 +404,17 @@ impl Engine {
                             id: c.id,
                             state: State::Pending,
                             code: Some("recipient_limit".into()),
-                            detail: Some(format!(
-                                "this recipient reached the channel's limit; deferred {} s",
-                                wait.as_secs()
-                            )),
+                            detail: Some(if unavailable {
+                                format!(
+                                    "the recipient counts could not be read; deferred {} s",
+                                    wait.as_secs()
+                                )
+                            } else {
+                                format!(
+                                    "this recipient reached the channel's limit; deferred {} s",
+                                    wait.as_secs()
+                                )
+                            }),
                             retry_at: Some(now.timestamp_millis() + wait.as_millis() as i64),
                             deferred: true,
                             lease_until: Some(c.lease_until),

@@ -125,7 +125,7 @@ impl RecipientLimits {
         .collect()
     }
 
-    fn windows(&self) -> Vec<(u32, u32)> {
+    pub(crate) fn windows(&self) -> Vec<(u32, u32)> {
         [
             (60, self.per_minute),
             (3_600, self.per_hour),
@@ -142,7 +142,7 @@ impl RecipientLimits {
 /// gets more than `n` in one window; what is over waits for the next window.
 pub struct RecipientLimiter {
     /// (window length in seconds, messages per window)
-    windows: Vec<(u32, u32)>,
+    pub(crate) windows: Vec<(u32, u32)>,
     cells: Mutex<HashMap<u64, Cell>>,
     hasher: std::hash::RandomState,
 }
@@ -155,7 +155,7 @@ struct Cell {
 }
 
 /// Natural days begin at midnight China Standard Time.
-const CHINA_MS: i64 = 8 * 3_600_000;
+pub(crate) const CHINA_MS: i64 = 8 * 3_600_000;
 
 impl RecipientLimiter {
     /// `None` when no limit is set.

@@ -1242,3 +1242,146 @@ fn pg_an_import_failing_after_several_batches_changes_nothing() {
     let a = l.members("g", None, 10).unwrap();
     assert_eq!((a.len(), a[0].opted_out), (1, true));
 }
+
+/// Per-recipient limits on PostgreSQL are one count per recipient for all replicas (issue 4:
+/// "so that no citizen is flooded"): two ledgers on one schema, as two `serve` replicas, each
+/// taking again and again for the same 50 recipients with a limit of 3 a day, grant each
+/// recipient 3 in total, not 3 each; the rest wait until the next natural day (00:00 UTC+8).
+/// A call on the next day is granted again.
+#[test]
+fn pg_recipient_limits_are_shared_by_replicas() {
+    let schema = PgSchema::new("quota");
+    let (a, b) = (
+        std::sync::Arc::new(schema.open()),
+        std::sync::Arc::new(schema.open()),
+    );
+    let addresses: Vec<String> = (0..50).map(|i| format!("+86138{i:08}")).collect();
+    let now_ms = now().timestamp_millis();
+    let midnight = t("2026-12-02T00:00:00+08:00").timestamp_millis();
+    let windows = [(86_400u32, 3u32)];
+    let takers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|l| {
+            let addresses = addresses.clone();
+            std::thread::spawn(move || {
+                let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+                let mut granted = vec![0u32; refs.len()];
+                let mut waits = Vec::new();
+                for _ in 0..5 {
+                    let out = l
+                        .take_recipient_quota(ChannelKind::Sms, &refs, &windows, now_ms)
+                        .unwrap()
+                        .expect("PostgreSQL keeps shared counts");
+                    assert_eq!(out.len(), refs.len());
+                    for (i, w) in out.into_iter().enumerate() {
+                        match w {
+                            None => granted[i] += 1,
+                            Some(ms) => waits.push(ms),
+                        }
+                    }
+                }
+                (granted, waits)
+            })
+        })
+        .collect();
+    let mut granted = vec![0u32; addresses.len()];
+    let mut waits = Vec::new();
+    for taker in takers {
+        let (g, w) = taker.join().unwrap();
+        granted.iter_mut().zip(g).for_each(|(t, g)| *t += g);
+        waits.extend(w);
+    }
+    assert!(
+        granted.iter().all(|&g| g == 3),
+        "granted per recipient: {granted:?}"
+    );
+    // 2 replicas × 5 calls × 50 recipients, 150 granted.
+    assert_eq!(waits.len(), 350);
+    assert!(waits.iter().all(|&ms| ms > 0 && now_ms + ms == midnight));
+
+    // Only digests are stored, never the numbers themselves.
+    let stored: Vec<String> = schema
+        .client()
+        .query("SELECT address_hash FROM recipient_counts", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored.len(), 50);
+    assert!(
+        stored
+            .iter()
+            .all(|h| h.len() == 64 && !addresses.contains(h))
+    );
+
+    // A recipient counted yesterday and not since: its row is swept by the first call that
+    // finds a day rolled over (a past window counts as zero; rows must not pile up).
+    a.take_recipient_quota(ChannelKind::Sms, &["+8613900000000"], &windows, now_ms)
+        .unwrap();
+    let rows = |schema: &PgSchema| -> i64 {
+        schema
+            .client()
+            .query_one("SELECT count(*) FROM recipient_counts", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(rows(&schema), 51);
+
+    // The next natural day: granted again, up to the limit; one channel's counts are not another's.
+    let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let next_day = midnight + 1_000;
+    for _ in 0..3 {
+        let out = a
+            .take_recipient_quota(ChannelKind::Sms, &refs, &windows, next_day)
+            .unwrap()
+            .unwrap();
+        assert!(out.iter().all(Option::is_none), "{out:?}");
+    }
+    let out = b
+        .take_recipient_quota(ChannelKind::Sms, &refs, &windows, next_day)
+        .unwrap()
+        .unwrap();
+    let next_midnight = t("2026-12-03T00:00:00+08:00").timestamp_millis();
+    assert!(out.iter().all(|w| *w == Some(next_midnight - next_day)));
+    let out = b
+        .take_recipient_quota(ChannelKind::Email, &refs[..1], &windows, next_day)
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, vec![None]);
+    assert_eq!(rows(&schema), 51, "50 numbers on SMS and one on e-mail");
+}
+
+/// Several windows at once and an address twice in one call, as the in-memory limiter counts:
+/// 2 a minute and 3 a day; the same number three times in one call gets 2, the third waits for
+/// the next minute; after that minute the day's third goes, and the fourth waits for the day.
+#[test]
+fn pg_recipient_limits_count_each_window_and_repeats() {
+    let schema = PgSchema::new("quota_windows");
+    let l = schema.open();
+    let windows = [(60u32, 2u32), (86_400, 3)];
+    let at = t("2026-12-01T09:00:30+08:00").timestamp_millis();
+    let out = l
+        .take_recipient_quota(ChannelKind::Sms, &["a", "a", "a"], &windows, at)
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, vec![None, None, Some(30_000)]);
+    let later = at + 60_000;
+    let out = l
+        .take_recipient_quota(ChannelKind::Sms, &["a", "a"], &windows, later)
+        .unwrap()
+        .unwrap();
+    let midnight = t("2026-12-02T00:00:00+08:00").timestamp_millis();
+    assert_eq!(out, vec![None, Some(midnight - later)]);
+}
+
+/// SQLite is owned by one process: it keeps no shared counts and leaves them to the engine's
+/// in-memory limiter.
+#[test]
+fn sqlite_keeps_no_shared_recipient_counts() {
+    let db = TempDb::new("quota");
+    let l = db.open();
+    let out = l
+        .take_recipient_quota(ChannelKind::Sms, &["+8613800000000"], &[(86_400, 3)], 0)
+        .unwrap();
+    assert_eq!(out, None);
+}

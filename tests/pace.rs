@@ -41,12 +41,23 @@ fn notice(id: &str, start: &str, end: &str) -> Value {
 }
 
 fn dispatch(s: &Scratch, channels: &str, clock: &str, jobs: &[&str]) -> (String, String) {
+    dispatch_env(s, channels, clock, jobs, &[])
+}
+
+fn dispatch_env(
+    s: &Scratch,
+    channels: &str,
+    clock: &str,
+    jobs: &[&str],
+    env: &[(&str, &str)],
+) -> (String, String) {
     let mut args = vec!["dispatch", "--directory", "examples/directory"];
     args.extend_from_slice(jobs);
     let out = s
         .command(&args)
         .env("DISCLOSE_PATHS_CHANNELS_DIR", channels)
         .env("DISCLOSE_CLOCK", clock)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let (o, e) = (stdout(&out), common::stderr(&out));
@@ -71,9 +82,19 @@ fn sms_sent(s: &Scratch) -> Vec<String> {
 }
 
 fn sms_states(s: &Scratch, job: &str, channels: &str) -> Vec<(String, String)> {
+    sms_states_env(s, job, channels, &[])
+}
+
+fn sms_states_env(
+    s: &Scratch,
+    job: &str,
+    channels: &str,
+    env: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let out = s
         .command(&["status", job, "--json"])
         .env("DISCLOSE_PATHS_CHANNELS_DIR", channels)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -192,4 +213,63 @@ fn a_number_over_its_daily_limit_is_deferred_to_the_next_day_not_dropped() {
         )
         .unwrap();
     assert_eq!(attempts, 1, "the deferral is not an attempt");
+}
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A schema of its own in database `test`, dropped afterwards even when the test fails.
+struct PgSchema(String);
+
+impl PgSchema {
+    fn new(tag: &str) -> PgSchema {
+        PgSchema(format!("pace_{tag}_{}", std::process::id()))
+    }
+    fn url(&self) -> String {
+        format!("{PG_URL}?options=-c search_path={}", self.0)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(PG_URL, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
+        }
+    }
+}
+
+/// On a PostgreSQL ledger the day's count lives in the ledger, not in one process: two runs
+/// (as two replicas) on the same day send each number one notice, not one each; the second
+/// goes out the next day.
+#[test]
+fn on_postgres_a_daily_limit_holds_across_processes() {
+    let s = Scratch::new("limits-pg");
+    let schema = PgSchema::new("limits");
+    let url = schema.url();
+    let env = [("DISCLOSE_LEDGER_URL", url.as_str())];
+    let ch = channels(&s, "recipient_limits = { per_day = 1 }");
+    let jobs: Vec<String> = ["limit-pg-1", "limit-pg-2"]
+        .into_iter()
+        .map(|id| {
+            let job = notice(id, "2026-12-01T09:00:00+08:00", "2026-12-09T18:00:00+08:00");
+            sign(&s, &job, id)
+        })
+        .collect();
+
+    dispatch_env(&s, &ch, "2026-12-01T10:00:00+08:00", &[&jobs[0]], &env);
+    dispatch_env(&s, &ch, "2026-12-01T10:05:00+08:00", &[&jobs[1]], &env);
+    let sent = sms_sent(&s);
+    assert_eq!(sent.len(), REACHABLE, "{sent:?}");
+    assert!(
+        sent.iter().all(|l| l.starts_with("limit-pg-1 ")),
+        "{sent:?}"
+    );
+    let states = sms_states_env(&s, "limit-pg-2", &ch, &env);
+    assert!(
+        states.contains(&("pending".into(), "recipient_limit".into())),
+        "{states:?}"
+    );
+
+    dispatch_env(&s, &ch, "2026-12-02T00:00:30+08:00", &[&jobs[1]], &env);
+    let sent = sms_sent(&s);
+    assert_eq!(sent.len(), 2 * REACHABLE, "{sent:?}");
 }

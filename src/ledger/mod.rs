@@ -450,6 +450,26 @@ pub trait Ledger: Send + Sync {
     /// Count of deliveries of the given jobs per state (all jobs when `jobs` is empty).
     fn counts(&self, jobs: &[String]) -> Result<BTreeMap<State, u64>, LedgerError>;
 
+    /// Take one message per address against per-recipient limits kept in the ledger, so that
+    /// replicas sharing one ledger share the counts (issue 4: "per recipient … so that no
+    /// citizen is flooded"). `windows` are (window length in seconds, messages per window),
+    /// natural windows in UTC+8 as [`crate::pace::RecipientLimiter`] counts them. Per address,
+    /// in order: `None` taken (counted in every window), or `Some(ms)` over a limit, to wait until
+    /// the window that allows it ends. An address appearing twice is counted twice.
+    ///
+    /// `Ok(None)`: this ledger keeps no shared counts (one process owns it, as SQLite); the
+    /// caller counts in memory.
+    fn take_recipient_quota(
+        &self,
+        channel: ChannelKind,
+        addresses: &[&str],
+        windows: &[(u32, u32)],
+        now_ms: i64,
+    ) -> Result<Option<Vec<Option<i64>>>, LedgerError> {
+        let _ = (channel, addresses, windows, now_ms);
+        Ok(None)
+    }
+
     /// Events not yet published, oldest first (the transactional outbox).
     fn pending_events(&self, limit: usize) -> Result<Vec<Event>, LedgerError>;
     /// Mark events as published (after the broker confirmed them).

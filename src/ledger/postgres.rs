@@ -48,7 +48,9 @@ pub const DEFAULT_POOL_SIZE: usize = 4;
 
 /// The schema version this build writes. A database at a later version is refused at start-up
 /// rather than written with an older idea of the tables.
-const SCHEMA_VERSION: i32 = 1;
+///
+/// 2: `recipient_counts` (per-recipient limits shared by replicas).
+const SCHEMA_VERSION: i32 = 2;
 
 /// Advisory lock classes (the first key of the two-key form; the second is the schema's hash).
 const MIGRATION_LOCK: i32 = 0x6473_6d01;
@@ -148,6 +150,20 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_kind ON audit (kind);
+-- Per-recipient limits shared by the replicas (pace.rs, issue 4): per channel, address and
+-- window length, which natural window (its index since the epoch, UTC+8) and how many messages
+-- it has had. The address is kept only as its SHA-256: no phone number in yet another table.
+-- A row of a past window counts as zero, so such rows may be deleted at any time. Rows are
+-- updated on every message: room on each page lets most updates stay in place (HOT).
+CREATE TABLE IF NOT EXISTS recipient_counts (
+    channel TEXT COLLATE "C" NOT NULL,
+    address_hash TEXT COLLATE "C" NOT NULL,
+    window_secs INTEGER NOT NULL,
+    window_idx BIGINT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (channel, address_hash, window_secs)
+) WITH (fillfactor = 70);
+CREATE INDEX IF NOT EXISTS recipient_counts_window ON recipient_counts (window_secs, window_idx);
 CREATE TABLE IF NOT EXISTS obligation_changes (
     seq BIGSERIAL PRIMARY KEY,
     obligation TEXT NOT NULL,
@@ -391,6 +407,149 @@ fn migrate(c: &mut Client) -> Result<i32, LedgerError> {
         .get(0);
     tx.commit()?;
     Ok(key)
+}
+
+/// Rows of past windows deleted per window length by a call that found a window rolled over:
+/// enough to keep up with the rows written, few enough to keep the call short.
+const QUOTA_SWEEP: i64 = 1_000;
+
+/// Take one message per address (`hashes`, SHA-256 of each, in order) in one transaction; see
+/// [`Ledger::take_recipient_quota`]. The rows of these addresses are locked in a stable order, so
+/// two replicas taking for the same recipients wait for each other instead of deadlocking, and
+/// the second sees the first's counts.
+fn take_quota(
+    c: &mut Client,
+    channel: &str,
+    hashes: &[String],
+    windows: &[(u32, u32)],
+    now_ms: i64,
+) -> Result<Vec<Option<i64>>, LedgerError> {
+    if hashes.is_empty() || windows.is_empty() {
+        return Ok(vec![None; hashes.len()]);
+    }
+    // As RecipientLimiter::take: natural windows in China Standard Time.
+    let local = now_ms + crate::pace::CHINA_MS;
+    // (length in seconds, messages allowed, current window's index, ms until it ends)
+    let current: Vec<(i32, u32, i64, i64)> = windows
+        .iter()
+        .map(|&(secs, n)| {
+            let len = i64::from(secs) * 1000;
+            let idx = local.div_euclid(len);
+            (secs as i32, n, idx, (idx + 1) * len - local)
+        })
+        .collect();
+    let secs: Vec<i32> = current.iter().map(|w| w.0).collect();
+    let idxs: Vec<i64> = current.iter().map(|w| w.2).collect();
+    let mut distinct: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let expected = distinct.len() * secs.len();
+
+    let mut tx = c.transaction()?;
+    let mut rows: HashMap<(String, i32), (i64, i32)> = HashMap::new();
+    // A row of a past window found by the insert may be swept by another replica before the
+    // select locks it; then insert it again. Locked rows stay, so this settles at once.
+    for _ in 0..3 {
+        tx.execute(
+            "INSERT INTO recipient_counts (channel, address_hash, window_secs, window_idx, count)
+             SELECT $1::text, h, w, i, 0
+             FROM unnest($2::text[]) AS a(h) CROSS JOIN unnest($3::int[], $4::bigint[]) AS x(w, i)
+             ORDER BY h, w
+             ON CONFLICT DO NOTHING",
+            &[&channel, &distinct, &secs, &idxs],
+        )?;
+        rows = tx
+            .query(
+                // A join on the primary key, not `= ANY($2)`: with a thousand addresses the
+                // planner would read the whole table for the latter.
+                "SELECT r.address_hash, r.window_secs, r.window_idx, r.count
+                 FROM unnest($2::text[]) AS a(h) CROSS JOIN unnest($3::int[]) AS x(w)
+                 JOIN recipient_counts AS r
+                   ON r.channel = $1 AND r.address_hash = a.h AND r.window_secs = x.w
+                 ORDER BY r.address_hash, r.window_secs
+                 FOR UPDATE OF r",
+                &[&channel, &distinct, &secs],
+            )?
+            .into_iter()
+            .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+            .collect();
+        if rows.len() == expected {
+            break;
+        }
+    }
+    if rows.len() != expected {
+        return Err(LedgerError::Pg(format!(
+            "recipient counts: {} of {expected} rows could be locked",
+            rows.len()
+        )));
+    }
+
+    // A new window starts at zero. A row already in a later window (another replica's clock is
+    // ahead) keeps its count: counting there too errs towards fewer messages, never more.
+    let mut dirty: HashSet<(String, i32)> = HashSet::new();
+    let mut rolled = false;
+    for ((h, w), (idx, count)) in rows.iter_mut() {
+        let now_idx = current.iter().find(|c| c.0 == *w).map_or(*idx, |c| c.2);
+        if *idx < now_idx {
+            *idx = now_idx;
+            *count = 0;
+            rolled = true;
+            dirty.insert((h.clone(), *w));
+        }
+    }
+    let mut out = Vec::with_capacity(hashes.len());
+    for h in hashes {
+        let mut wait = 0i64;
+        for &(w, n, _, rest) in &current {
+            let (_, count) = rows[&(h.clone(), w)];
+            if i64::from(count) >= i64::from(n) {
+                wait = wait.max(rest);
+            }
+        }
+        if wait > 0 {
+            out.push(Some(wait));
+            continue;
+        }
+        for &(w, ..) in &current {
+            let key = (h.clone(), w);
+            if let Some((_, count)) = rows.get_mut(&key) {
+                *count = count.saturating_add(1);
+            }
+            dirty.insert(key);
+        }
+        out.push(None);
+    }
+
+    if !dirty.is_empty() {
+        let (mut uh, mut uw, mut ui, mut un) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for key in &dirty {
+            let (idx, count) = rows[key];
+            uh.push(key.0.as_str());
+            uw.push(key.1);
+            ui.push(idx);
+            un.push(count);
+        }
+        tx.execute(
+            "UPDATE recipient_counts AS r SET window_idx = u.i, count = u.n
+             FROM unnest($2::text[], $3::int[], $4::bigint[], $5::int[]) AS u(h, w, i, n)
+             WHERE r.channel = $1 AND r.address_hash = u.h AND r.window_secs = u.w",
+            &[&channel, &uh, &uw, &ui, &un],
+        )?;
+    }
+    if rolled {
+        // Bounded clean-up of past windows (any channel; they count as zero anyway). Rows
+        // another replica holds are skipped, not waited for.
+        for &(w, _, idx, _) in &current {
+            tx.execute(
+                "DELETE FROM recipient_counts WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM recipient_counts WHERE window_secs = $1 AND window_idx < $2
+                     LIMIT $3 FOR UPDATE SKIP LOCKED))",
+                &[&w, &idx, &QUOTA_SWEEP],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 fn append_audit(
@@ -1796,6 +1955,23 @@ impl Ledger for PgLedger {
                 recorded_at: at,
             })
         })
+    }
+
+    fn take_recipient_quota(
+        &self,
+        channel: ChannelKind,
+        addresses: &[&str],
+        windows: &[(u32, u32)],
+        now_ms: i64,
+    ) -> Result<Option<Vec<Option<i64>>>, LedgerError> {
+        let hashes: Vec<String> = addresses
+            .iter()
+            .map(|a| audit::sha256_hex(a.as_bytes()))
+            .collect();
+        let windows = windows.to_vec();
+        let channel = channel.as_str();
+        self.run(move |c| take_quota(c, channel, &hashes, &windows, now_ms))
+            .map(Some)
     }
 
     fn changes(&self, obligation: &str) -> Result<Vec<ChangeRecord>, LedgerError> {
