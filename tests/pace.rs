@@ -215,27 +215,7 @@ fn a_number_over_its_daily_limit_is_deferred_to_the_next_day_not_dropped() {
     assert_eq!(attempts, 1, "the deferral is not an attempt");
 }
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A schema of its own in database `test`, dropped afterwards even when the test fails.
-struct PgSchema(String);
-
-impl PgSchema {
-    fn new(tag: &str) -> PgSchema {
-        PgSchema(format!("pace_{tag}_{}", std::process::id()))
-    }
-    fn url(&self) -> String {
-        format!("{PG_URL}?options=-c search_path={}", self.0)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(PG_URL, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
-        }
-    }
-}
+use common::pg::PgSchema;
 
 /// On a PostgreSQL ledger the day's count lives in the ledger, not in one process: two runs
 /// (as two replicas) on the same day send each number one notice, not one each; the second
@@ -243,7 +223,7 @@ impl Drop for PgSchema {
 #[test]
 fn on_postgres_a_daily_limit_holds_across_processes() {
     let s = Scratch::new("limits-pg");
-    let schema = PgSchema::new("limits");
+    let schema = PgSchema::new("pace_limits");
     let url = schema.url();
     let env = [("DISCLOSE_LEDGER_URL", url.as_str())];
     let ch = channels(&s, "recipient_limits = { per_day = 1 }");

@@ -7,27 +7,7 @@ mod common;
 
 use common::{Scratch, stderr, stdout};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A schema of its own, dropped afterwards even when the test fails.
-struct PgSchema(String);
-
-impl PgSchema {
-    fn new(tag: &str) -> PgSchema {
-        PgSchema(format!("dispatch_{tag}_{}", std::process::id()))
-    }
-    fn url(&self) -> String {
-        format!("{PG_URL}?options=-c search_path={}", self.0)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(PG_URL, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
-        }
-    }
-}
+use common::pg::PgSchema;
 
 const DISPATCH: [&str; 4] = [
     "dispatch",
@@ -52,7 +32,7 @@ fn dispatch_on_postgres_does_what_it_does_on_sqlite() {
     let on_sqlite = sqlite.disclose(&DISPATCH);
     assert!(on_sqlite.status.success(), "{}", stderr(&on_sqlite));
 
-    let schema = PgSchema::new("examples");
+    let schema = PgSchema::new("dispatch_examples");
     let s = Scratch::new("pg-dispatch-pg");
     let run = |args: &[&str]| {
         s.command(args)

@@ -22,59 +22,43 @@ use std::time::{Duration, Instant};
 use amqp_common::{Serve, Setup};
 use tencent_emulator::Emulator;
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+#[path = "common/pg.rs"]
+mod pg;
+
+use pg::PgSchema;
+
 const GROUPS: usize = 4;
 const PER_GROUP: usize = 25_000;
 
-/// A schema of its own in database `test`, dropped afterwards even when the test fails.
-struct PgSchema(String);
-
-impl PgSchema {
-    fn url(&self) -> String {
-        format!("{PG_URL}?options=-c search_path={}", self.0)
-    }
-
-    /// One number from the ledger. The blocking client runs on a thread of its own: it must
-    /// not be called on the test's async runtime.
-    fn count(&self, sql: &str) -> i64 {
-        let (url, sql) = (self.url(), sql.to_string());
-        std::thread::spawn(move || {
-            let mut c = postgres::Client::connect(&url, postgres::NoTls).ok()?;
-            c.query_one(sql.as_str(), &[])
-                .ok()?
-                .try_get::<_, i64>(0)
-                .ok()
-        })
-        .join()
-        .unwrap()
-        .unwrap_or(-1)
-    }
-
-    fn states(&self) -> HashMap<String, i64> {
-        let url = self.url();
-        std::thread::spawn(move || {
-            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            c.query("SELECT state, count(*) FROM deliveries GROUP BY state", &[])
-                .unwrap()
-                .into_iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
-                .collect()
-        })
-        .join()
-        .unwrap()
-    }
+/// One number from the ledger. The blocking client runs on a thread of its own: it must not be
+/// called on the test's async runtime.
+fn count(schema: &PgSchema, sql: &str) -> i64 {
+    let (url, sql) = (schema.url(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).ok()?;
+        c.query_one(sql.as_str(), &[])
+            .ok()?
+            .try_get::<_, i64>(0)
+            .ok()
+    })
+    .join()
+    .unwrap()
+    .unwrap_or(-1)
 }
 
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut c) = postgres::Client::connect(PG_URL, postgres::NoTls) {
-                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"));
-            }
-        })
-        .join();
-    }
+/// Deliveries per state.
+fn states(schema: &PgSchema) -> HashMap<String, i64> {
+    let url = schema.url();
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query("SELECT state, count(*) FROM deliveries GROUP BY state", &[])
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect()
+    })
+    .join()
+    .unwrap()
 }
 
 fn free_port() -> u16 {
@@ -132,7 +116,7 @@ fn until(what: &str, secs: u64, logs: &[&Serve], mut done: impl FnMut() -> bool)
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
     let s = Setup::new("replicas");
-    let schema = PgSchema(format!("replicas_{}", std::process::id()));
+    let schema = PgSchema::new("replicas");
     let tencent = Emulator::start().await;
 
     // The shipped channels with SMS through the emulator: batches of 50 and two workers per
@@ -256,7 +240,7 @@ async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
 
     let mut last = Instant::now();
     until("replica B to settle every delivery", 600, &[&b], || {
-        let st = schema.states();
+        let st = states(&schema);
         if last.elapsed() > Duration::from_secs(10) {
             eprintln!("{:?}: {st:?}", started.elapsed());
             last = Instant::now();
@@ -271,9 +255,9 @@ async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
     assert!(status.success(), "{status}\n{}", b.log());
 
     // Each job accepted exactly once, whichever replica took it.
-    assert_eq!(schema.count("SELECT count(*) FROM jobs"), GROUPS as i64);
+    assert_eq!(count(&schema, "SELECT count(*) FROM jobs"), GROUPS as i64);
     assert_eq!(
-        schema.states(),
+        states(&schema),
         HashMap::from([("delivered".to_string(), n as i64)])
     );
     let received = tencent.received();
@@ -284,7 +268,8 @@ async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
         assert_eq!(received.get(&number(i)), Some(&1), "{}", number(i));
     }
     // The kill left deliveries in flight, which the survivor settled by the status query.
-    let expired = schema.count(
+    let expired = count(
+        &schema,
         "SELECT count(*) FROM audit WHERE kind = 'deliveries.recorded' AND body LIKE '%lease_expired%'",
     );
     assert!(

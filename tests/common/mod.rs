@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod pg;
 pub mod service;
 pub mod sms;
 pub mod transport;
