@@ -135,11 +135,13 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let log = std::fs::File::create(work.join("serve.log"))?;
-    let mut serve = disclose(&["serve"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let pid = serve.id();
+    let mut serve = KillOnDrop(
+        disclose(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    let pid = serve.0.id();
 
     let templates = [
         "examples/jobs/src/01-pre-appointment-release.json",
@@ -243,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
             latencies.clear();
             next_sample += Duration::from_secs(60);
             anyhow::ensure!(
-                serve.try_wait()?.is_none(),
+                serve.0.try_wait()?.is_none(),
                 "serve exited; see {}",
                 work.join("serve.log").display()
             );
@@ -293,7 +295,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let status = serve.wait()?;
+    let status = serve.0.wait()?;
     let numbers = emu.received();
     // Every third job is the SMS notice to every subscriber: each number gets exactly that many.
     let sms_jobs = published.div_ceil(3) as usize;
@@ -416,4 +418,16 @@ async fn subscribe(
         )
         .await?;
     Ok((conn, ch, consumer))
+}
+
+/// The service, killed if the soak ends early (an error, a panic) so that none is left behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
