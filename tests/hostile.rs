@@ -9,11 +9,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::service::Service;
 use common::{Scratch, repo, stdout};
 use serde_json::Value;
 
@@ -227,76 +226,6 @@ fn injection_is_inert_in_previews(previews: &Value) {
     assert!(email.contains("来信来访地址：{{report_phone}}"), "{email}");
 }
 
-/// A running `disclose serve` on the spool, killed when dropped.
-struct Service {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Service {
-    fn start(s: &Scratch) -> Service {
-        let log = s.path("serve.log");
-        let child = cmd(s, &["serve"])
-            .env("DISCLOSE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut svc = Service { child, log };
-        svc.until("the service to start", 30, |svc| {
-            svc.log().contains("intake from the spool directory")
-        });
-        svc
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn until(&mut self, what: &str, secs: u64, mut done: impl FnMut(&mut Service) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !done(self) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "the service exited ({status}) waiting for {what}:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {secs} s for {what}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn terminate(&mut self) {
-        let ok = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{status}\n{}", self.log());
-                return;
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn json_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -324,7 +253,7 @@ fn the_spool_refuses_every_corpus_job_with_its_reason_and_the_service_keeps_serv
     import_examples(&s);
     let dir = s.path("spool");
     let cases = corpus();
-    let mut svc = Service::start(&s);
+    let mut svc = Service::spawn(cmd(&s, &["serve"]), s.path("serve.log"));
     // Dropped in while the service runs, in name order, then a good job after them all.
     for (i, c) in cases.iter().enumerate() {
         spool(
@@ -405,7 +334,8 @@ fn the_spool_refuses_every_corpus_job_with_its_reason_and_the_service_keeps_serv
         "{html}"
     );
 
-    svc.terminate();
+    let status = svc.terminate(30);
+    assert!(status.success(), "{status}\n{}", svc.log());
     let verify = cmd(&s, &["audit", "verify"]).output().unwrap();
     assert!(verify.status.success(), "{}", stdout(&verify));
 }
