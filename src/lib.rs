@@ -56,6 +56,7 @@ pub mod job;
 pub mod ledger;
 pub mod letter;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod obligations;
 pub mod pace;

@@ -268,6 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dispatch(&app, &jobs)
         }
         Command::Serve => {
+            disclose::memory::limit_arenas();
             let app = App::start(load()?)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -682,19 +683,23 @@ fn dispatch(app: &App, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         verdicts.push((path, verdict));
     }
     let ids: Vec<String> = verdicts.iter().filter_map(|(_, v)| v.id.clone()).collect();
-    let total_open: u64 = {
+    let terminal = std::io::stderr().is_terminal();
+    // Only the progress bar needs it, and counting walks every delivery of the jobs.
+    let total_open: u64 = if terminal {
         let counts = app.ledger.counts(&ids)?;
         [State::Pending, State::Sending, State::Unknown]
             .iter()
             .map(|s| counts.get(s).copied().unwrap_or(0))
             .sum()
+    } else {
+        0
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let engine = app.engine.clone();
     rt.block_on(async move {
-        let progress = std::io::stderr().is_terminal().then(|| {
+        let progress = terminal.then(|| {
             let engine = engine.clone();
             tokio::spawn(async move {
                 loop {

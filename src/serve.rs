@@ -70,6 +70,15 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         tokio::spawn(crate::api::run(state, listener, shutdown.clone()))
     });
 
+    let trim = tokio::spawn(async {
+        let mut every = tokio::time::interval(crate::memory::TRIM_EVERY);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let _ = tokio::task::spawn_blocking(crate::memory::trim).await;
+        }
+    });
+
     let mut failure = None;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping intake, finishing work in hand"),
@@ -85,6 +94,7 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         }
     }
     trigger.fire();
+    trim.abort();
 
     let grace = Duration::from_secs(app.config.serve.grace_secs);
     let finish = async {
