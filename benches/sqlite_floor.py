@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """The baseline of the fan-out benchmark: what SQLite alone costs for the writes the ledger's
 design needs per delivery, with nothing else around them — N delivery rows inserted (planned),
-then claimed and finished in batches of 1,000 (sending with a lease, then delivered), each batch
-its own transaction, with the ledger's pragmas (WAL, synchronous=NORMAL, 64 MiB cache) and its
-partial indexes. `disclose` also renders, writes the outbox line, the audit chain and the
-events; the difference between the two is what those cost.
+then claimed and finished in batches of 200 (the shipped SMS channel's batch: sending with a
+lease, then delivered), each batch its own transaction, with the ledger's pragmas (WAL,
+synchronous=NORMAL, 64 MiB cache) and its partial indexes. (Whether a job still has open
+deliveries is a per-job count the ledger updates once a batch, not an index: a partial index on
+the open deliveries of a job doubled this floor, 16 µs a delivery against 7.4.) `disclose` also
+renders, writes the outbox line, the audit chain and the events; the difference between the
+two is what those cost.
 
     python3 benches/sqlite_floor.py N DB_PATH
 """
@@ -26,7 +29,6 @@ CREATE TABLE deliveries (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, channel T
   UNIQUE (job_id, channel, recipient));
 CREATE INDEX deliveries_pending ON deliveries (channel, due_at) WHERE state = 'pending';
 CREATE INDEX deliveries_sending ON deliveries (lease_until) WHERE state = 'sending';
-CREATE INDEX deliveries_open ON deliveries (job_id) WHERE state IN ('pending', 'sending', 'unknown');
 """
 )
 t0 = time.perf_counter()
@@ -46,7 +48,7 @@ while True:
         for r in db.execute(
             "UPDATE deliveries SET state = 'sending', lease_until = 1, attempts = attempts + 1"
             " WHERE id IN (SELECT id FROM deliveries WHERE channel = 'sms' AND state = 'pending'"
-            " ORDER BY due_at LIMIT 1000) RETURNING id"
+            " ORDER BY due_at LIMIT 200) RETURNING id"
         )
     ]
     db.execute("COMMIT")
@@ -63,6 +65,6 @@ t2 = time.perf_counter()
 assert done == n, (done, n)
 print(
     f"sqlite floor (python sqlite3): plan {n} rows {t1 - t0:.2f} s, "
-    f"claim + finish in batches of 1,000 {t2 - t1:.2f} s, total {t2 - t0:.2f} s "
+    f"claim + finish in batches of 200 {t2 - t1:.2f} s, total {t2 - t0:.2f} s "
     f"= {1e6 * (t2 - t0) / n:.1f} µs per delivery"
 )

@@ -559,6 +559,28 @@ fn suite_events_are_written_with_the_changes_they_report(l: &dyn Ledger) {
     let failed: serde_json::Value = serde_json::from_str(&events[3].payload).unwrap();
     assert_eq!(failed["deliveries"][0]["recipient"], "b");
     assert_eq!(failed["deliveries"][0]["code"], "E1");
+    assert_eq!(failed["deliveries"][0]["delivery"], c[1].id);
+    assert_eq!(failed["channel"], "sms");
+    assert_eq!(failed["event"], "delivery.failed");
+    assert_eq!(failed["seq"], events[3].seq);
+    // Every payload is compact JSON with its keys in order, however it was written.
+    for e in &events {
+        let v: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+        assert_eq!(v.to_string(), e.payload, "{}", e.name);
+    }
+    // The audit entry of the recorded outcomes lists each delivery with its outcome.
+    let day = chrono::Duration::days(1);
+    let recorded = l
+        .audit_entries("deliveries.recorded", now() - day, now() + day)
+        .unwrap()
+        .pop()
+        .expect("the outcomes are in the audit trail");
+    let body = recorded.body;
+    assert_eq!(
+        body["deliveries"],
+        serde_json::json!([[c[0].id, "delivered", null], [c[1].id, "failed", "E1"]])
+    );
+    assert_eq!(body["jobs"], serde_json::json!(["ev1"]));
     l.mark_published(&[events[0].seq, events[1].seq], now())
         .unwrap();
     assert_eq!(l.pending_events(100).unwrap().len(), 3);

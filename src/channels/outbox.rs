@@ -12,13 +12,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use base64::Engine as _;
-use serde_json::json;
 
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
 use crate::render::Rendered;
 
 const LINE_PREFIX: &str = "{\"delivery_id\":";
+
+/// The parts of a batch's lines that every line shares, serialized as JSON once.
+struct Shared {
+    at: String,
+    channel: String,
+    job_id: String,
+}
 
 pub struct Outbox {
     channel: ChannelKind,
@@ -57,27 +63,52 @@ impl Outbox {
             .join(format!("{}.eml", item.delivery_id))
     }
 
-    fn line(batch: &Batch, item: &Item) -> String {
-        let v = json!({
-            "job_id": batch.job.id,
-            "channel": batch.channel,
-            "recipient": item.recipient,
-            "name": item.name,
-            "role": item.role,
-            "address": item.address,
-            "attempt": item.attempt,
-            "at": batch.now.to_rfc3339(),
-            "content": &*item.content,
-        });
-        // delivery_id first (serde_json sorts the rest): `resolve` finds a line by this prefix.
-        let rest = v.to_string();
-        format!("{LINE_PREFIX}{},{}\n", item.delivery_id, &rest[1..])
+    /// One line: the delivery id first (`resolve` finds a line by this prefix), then the rest
+    /// with its keys in order, as `serde_json` would write the whole object. The batch's shared
+    /// parts (the time, the job, the content, serialized once per distinct content) are passed
+    /// in already serialized: serializing the content anew for every line was a fifth of a
+    /// million-recipient dry run.
+    fn line(buf: &mut String, shared: &Shared, content: &str, item: &Item) {
+        use std::fmt::Write as _;
+        let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let _ = write!(
+            buf,
+            "{LINE_PREFIX}{},\"address\":{},\"at\":{},\"attempt\":{},\"channel\":{},\"content\":{content},\"job_id\":{},\"name\":{},\"recipient\":{},\"role\":{}}}\n",
+            item.delivery_id,
+            item.address
+                .as_deref()
+                .map_or_else(|| "null".to_string(), text),
+            shared.at,
+            item.attempt,
+            shared.channel,
+            shared.job_id,
+            text(&item.name),
+            text(&item.recipient),
+            text(&item.role),
+        );
     }
 
     fn write_lines(&self, batch: &Batch) -> std::io::Result<()> {
+        let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let shared = Shared {
+            at: text(&batch.now.to_rfc3339()),
+            channel: text(batch.channel.as_str()),
+            job_id: text(&batch.job.id),
+        };
         let mut buf = String::with_capacity(batch.items.len() * 256);
+        let mut last: Option<(&std::sync::Arc<Rendered>, String)> = None;
         for item in &batch.items {
-            buf.push_str(&Self::line(batch, item));
+            if !last
+                .as_ref()
+                .is_some_and(|(c, _)| std::sync::Arc::ptr_eq(c, &item.content))
+            {
+                let json = serde_json::to_value(&*item.content)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                last = Some((&item.content, json));
+            }
+            let content = last.as_ref().map_or("", |(_, j)| j.as_str());
+            Self::line(&mut buf, &shared, content, item);
         }
         let file = self.file.as_ref().expect("jsonl outbox has a file");
         let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
@@ -293,5 +324,80 @@ impl Channel for Outbox {
                     .collect(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// What a line was when it was built as a `serde_json` object: the format readers rely on.
+    fn as_object(batch: &Batch, item: &Item) -> String {
+        let v = json!({
+            "job_id": batch.job.id,
+            "channel": batch.channel,
+            "recipient": item.recipient,
+            "name": item.name,
+            "role": item.role,
+            "address": item.address,
+            "attempt": item.attempt,
+            "at": batch.now.to_rfc3339(),
+            "content": &*item.content,
+        });
+        format!(
+            "{LINE_PREFIX}{},{}\n",
+            item.delivery_id,
+            &v.to_string()[1..]
+        )
+    }
+
+    #[test]
+    fn lines_are_the_json_objects_they_always_were_with_escapes_and_shared_content() {
+        let job: crate::job::Job = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("examples/jobs/01-pre-appointment-release.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let one = Arc::new(Rendered::Wecom {
+            markdown: "任前公示 \"引号\" \\ </script>\n第二行".into(),
+        });
+        let two = Arc::new(Rendered::Wecom {
+            markdown: "另一条".into(),
+        });
+        let item = |i: i64, content: &Arc<Rendered>, address: Option<&str>| Item {
+            delivery_id: i,
+            recipient: format!("s{i}\"x"),
+            name: "张三\u{1}".into(),
+            role: "member".into(),
+            address: address.map(str::to_string),
+            attempt: 2,
+            content: content.clone(),
+        };
+        let batch = Batch {
+            job: Arc::new(job),
+            channel: ChannelKind::Sms,
+            items: vec![
+                item(1, &one, Some("+8613800000001")),
+                item(2, &one, None),
+                item(3, &two, Some("+8613800000003")),
+                item(4, &one, Some("+8613800000004")),
+            ],
+            now: crate::clock::now(),
+        };
+        let dir =
+            std::env::temp_dir().join(format!("disclose-outbox-lines-{}", std::process::id()));
+        let outbox = Outbox::open(ChannelKind::Sms, &dir).unwrap();
+        outbox.write_lines(&batch).unwrap();
+        let written = std::fs::read_to_string(dir.join("sms.jsonl")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let expected: String = batch.items.iter().map(|i| as_object(&batch, i)).collect();
+        assert_eq!(written, expected);
     }
 }

@@ -380,6 +380,16 @@ pub trait Ledger: Send + Sync {
 
     /// Whether a job id is already recorded.
     fn has_job(&self, id: &str) -> Result<bool, LedgerError>;
+    /// Which of these job ids are already recorded (a batch at intake asks once, not per job).
+    fn known_jobs(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let mut out = HashSet::new();
+        for id in ids {
+            if self.has_job(id)? {
+                out.insert(id.clone());
+            }
+        }
+        Ok(out)
+    }
     /// Record decisions in one transaction (group commit: many jobs arriving at once cost one
     /// commit): each accepted job with every planned delivery and its audit entry and event, or
     /// each refusal with its reasons. All or nothing.

@@ -1352,6 +1352,16 @@ impl Ledger for PgLedger {
         })
     }
 
+    fn known_jobs(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let ids = ids.to_vec();
+        self.run(move |c| {
+            Ok(c.query("SELECT id FROM jobs WHERE id = ANY($1)", &[&ids])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
     fn commit(&self, decisions: &[Decision<'_>]) -> Result<Vec<Committed>, LedgerError> {
         let owned: Vec<OwnedDecision> = decisions
             .iter()
