@@ -8,7 +8,7 @@
 //! Every independent violation is reported together (a refused job lists all its reasons), and
 //! nothing here panics on input: a job that cannot even be parsed is still answered and recorded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
@@ -21,7 +21,7 @@ use crate::approval::KeyStore;
 use crate::calendar::WorkCalendar;
 use crate::job::{self, ChannelKind, Job, Kind};
 use crate::ledger::{Acceptance, Accepted, Committed, Decision, Ledger, LedgerError};
-use crate::policy::{self, Code, Context, Plan, PolicyConfig, Refusal};
+use crate::policy::{self, Code, Context, GroupKind, Plan, PolicyConfig, Refusal};
 use crate::render::Templates;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,6 +79,26 @@ pub struct Intake {
     pub configured: BTreeSet<ChannelKind>,
 }
 
+/// What the decisions of a batch need from the ledger, asked once for the whole batch. Asked
+/// per job, the deciding threads took turns at the ledger (three times a job), each time
+/// waiting behind the commit of the batch before.
+struct Known {
+    jobs: HashSet<String>,
+    groups: HashMap<String, GroupKind>,
+    roster: HashSet<String>,
+}
+
+/// A job read and its approval checked: the part of a decision that needs nothing from the
+/// ledger.
+enum Read {
+    Unreadable(Verdict),
+    Parsed {
+        parsed: job::ParsedJob,
+        /// Why the approval does not hold: only approved jobs are dispatched.
+        unapproved: Option<String>,
+    },
+}
+
 impl Intake {
     /// Decide about a job without recording anything (`disclose check`).
     pub fn evaluate(
@@ -86,18 +106,72 @@ impl Intake {
         bytes: &[u8],
         now: DateTime<FixedOffset>,
     ) -> Result<Verdict, LedgerError> {
-        let parsed = match job::parse(bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                return Ok(Verdict::refused(
-                    job::sniff_id(bytes),
-                    vec![Refusal::new(Code::Malformed, e.to_string())],
-                    None,
-                ));
+        self.evaluate_all(&[bytes], now)?
+            .pop()
+            .ok_or_else(|| LedgerError::Corrupt("no verdict for the job".into()))
+    }
+
+    fn read(&self, bytes: &[u8]) -> Read {
+        match job::parse(bytes) {
+            Ok(parsed) => {
+                let unapproved = crate::approval::verify(&parsed.raw, &self.keys)
+                    .err()
+                    .map(|e| format!("only approved jobs are dispatched: {e}"));
+                Read::Parsed { parsed, unapproved }
             }
+            Err(e) => Read::Unreadable(Verdict::refused(
+                job::sniff_id(bytes),
+                vec![Refusal::new(Code::Malformed, e.to_string())],
+                None,
+            )),
+        }
+    }
+
+    fn known(&self, reads: &[Read]) -> Result<Known, LedgerError> {
+        let mut ids = Vec::with_capacity(reads.len());
+        let mut groups = BTreeSet::new();
+        let mut recipients = BTreeSet::new();
+        for read in reads {
+            if let Read::Parsed { parsed, .. } = read {
+                let job = &parsed.job;
+                ids.push(job.id.clone());
+                groups.extend(job.audience.groups.iter().cloned());
+                recipients.extend(job.audience.recipients.iter().map(|r| r.id.clone()));
+            }
+        }
+        let mut known = Known {
+            jobs: HashSet::new(),
+            groups: HashMap::new(),
+            roster: HashSet::new(),
+        };
+        if !ids.is_empty() {
+            known.jobs = self.ledger.known_jobs(&ids)?;
+        }
+        if !groups.is_empty() {
+            known.groups = self
+                .ledger
+                .group_kinds(&groups.into_iter().collect::<Vec<_>>())?;
+        }
+        if !recipients.is_empty() {
+            known.roster = self
+                .ledger
+                .on_roster(&recipients.into_iter().collect::<Vec<_>>())?;
+        }
+        Ok(known)
+    }
+
+    fn decide(
+        &self,
+        read: Read,
+        known: &Known,
+        now: DateTime<FixedOffset>,
+    ) -> Result<Verdict, LedgerError> {
+        let (parsed, unapproved) = match read {
+            Read::Unreadable(verdict) => return Ok(verdict),
+            Read::Parsed { parsed, unapproved } => (parsed, unapproved),
         };
         let job = parsed.job;
-        if self.ledger.has_job(&job.id)? {
+        if known.jobs.contains(&job.id) {
             return Ok(Verdict {
                 id: Some(job.id.clone()),
                 decision: DecisionKind::Duplicate,
@@ -108,20 +182,23 @@ impl Intake {
             });
         }
         let mut refusals = Vec::new();
-        if let Err(e) = crate::approval::verify(&parsed.raw, &self.keys) {
-            refusals.push(Refusal::new(
-                Code::Unapproved,
-                format!("only approved jobs are dispatched: {e}"),
-            ));
+        if let Some(message) = unapproved {
+            refusals.push(Refusal::new(Code::Unapproved, message));
         }
-        let groups = self.ledger.group_kinds(&job.audience.groups)?;
-        let ids: Vec<String> = job
+        // What this job names only: the policy sees the job's own groups and recipients.
+        let groups: HashMap<String, GroupKind> = job
+            .audience
+            .groups
+            .iter()
+            .filter_map(|g| known.groups.get(g).map(|k| (g.clone(), *k)))
+            .collect();
+        let roster: HashSet<String> = job
             .audience
             .recipients
             .iter()
+            .filter(|r| known.roster.contains(&r.id))
             .map(|r| r.id.clone())
             .collect();
-        let roster = self.ledger.on_roster(&ids)?;
         let target = match (&job.kind, &job.corrects) {
             (Kind::Correction | Kind::Retraction, Some(t)) => self.ledger.target(t)?,
             _ => None,
@@ -142,7 +219,6 @@ impl Intake {
                 None
             }
         };
-        // Art 3 (accuracy): the notice must render on every channel it will go out on.
         let channels: Vec<ChannelKind> = match &plan {
             Some(p) => p.channels.clone(),
             None => job.channels.clone().unwrap_or_default(),
@@ -167,54 +243,25 @@ impl Intake {
         })
     }
 
-    /// Decide about a job and record the decision durably: accepted with every planned delivery
-    /// in one transaction, or refused with its reasons. Only when this returns `Ok` may the
-    /// message that brought the job be acknowledged.
     pub fn admit(&self, bytes: &[u8], now: DateTime<FixedOffset>) -> Result<Verdict, LedgerError> {
         let mut v = self.admit_many(&[bytes], now)?;
         v.pop()
             .ok_or_else(|| LedgerError::Corrupt("no verdict for the job".into()))
     }
 
-    /// [`Intake::admit`] for many jobs at once with one ledger commit (group commit), for when a
-    /// broker hands over many messages together. All are recorded or none is; verdicts in order.
-    /// Decide a batch, on every core when it is large enough to pay for the threads: parsing,
-    /// the approval signature and the policy are independent per job (the ledger's lookups are
-    /// reads), and a burst from the broker otherwise waits on one core while the other idles.
-    /// Verdicts come back in the order of `bodies`.
+    /// Decide a batch: read the jobs and check their approvals on every core, ask the ledger
+    /// once for what the batch needs, then apply the policy and check the templates on every
+    /// core again.
     fn evaluate_all(
         &self,
         bodies: &[&[u8]],
         now: DateTime<FixedOffset>,
     ) -> Result<Vec<Verdict>, LedgerError> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(bodies.len() / PARALLEL_MIN.max(1));
-        if threads < 2 {
-            return bodies.iter().map(|b| self.evaluate(b, now)).collect();
-        }
-        let chunk = bodies.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let parts: Vec<_> = bodies
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|b| self.evaluate(b, now))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut verdicts = Vec::with_capacity(bodies.len());
-            for part in parts {
-                match part.join() {
-                    Ok(v) => verdicts.extend(v?),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            Ok(verdicts)
-        })
+        let reads = par_map(bodies.to_vec(), |b| self.read(b));
+        let known = self.known(&reads)?;
+        par_map(reads, |r| self.decide(r, &known, now))
+            .into_iter()
+            .collect()
     }
 
     pub fn admit_many(
@@ -283,6 +330,40 @@ impl Intake {
         crate::metrics::decided(&verdicts);
         Ok(verdicts)
     }
+}
+
+/// `f` over the items, in order, on every core when there are enough of them.
+fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len() / PARALLEL_MIN.max(1));
+    if threads < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = items;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    parts.push(rest);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| s.spawn(move || part.into_iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// A retraction withdraws pages without a template; everything else needs one.
