@@ -5,6 +5,8 @@
 //! /work/target/release/examples/bench_intake [JOBS]      # default 50000
 //! ```
 //!
+//! `BENCH_PREFETCH` sets the prefetch, `BENCH_AMQP_URL` another broker.
+//!
 //! Publishes JOBS small signed website jobs and measures, in the same run,
 //! (b) the raw rate of the broker: a bare lapin consumer (same prefetch) acking the same bodies
 //!     from a quorum queue declared like the jobs queue, and
@@ -23,7 +25,12 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The broker: this machine's, or `BENCH_AMQP_URL` (e.g. a second node started for measuring
+/// while the first carries other work).
+fn url() -> String {
+    std::env::var("BENCH_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -78,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let cfg = disclose::config::QueueSection {
-        amqp_url: Some(URL.into()),
+        amqp_url: Some(url()),
         jobs_exchange: format!("{name}.jobs"),
         jobs_queue: format!("{name}.jobs"),
         dead_letter_exchange: format!("{name}.dlx"),
@@ -97,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     disclose::intake::amqp::publish(&raw_cfg, bodies.clone()).await?;
     let publish_rate = n as f64 / t.elapsed().as_secs_f64();
-    let conn = Connection::connect(URL, ConnectionProperties::default()).await?;
+    let conn = Connection::connect(&url(), ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let mut consumer = ch
