@@ -16,7 +16,9 @@
 //! publish with any key, and the broker dead-letters with the original key.
 //!
 //! Per message:
-//! - accepted or duplicate → ack, then wake the delivery workers (at most every 25 ms);
+//! - accepted or duplicate → ack, then wake the delivery workers (at most every 25 ms). The
+//!   acks of a batch go out as one `basic.ack` with `multiple` set, once every earlier message
+//!   of the channel is answered too ([`Acks`]);
 //! - refused → the original body is republished (persistent, confirmed) to the dead-letter
 //!   exchange with headers `x-refusal-code` (codes joined by `,`) and `x-refusal-reason`
 //!   (messages joined by `; `), then acked — the ledger has the refusal too;
@@ -38,12 +40,14 @@
 //! no TLS crypto tree (SPEC's deployments talk to a local or in-cluster broker). `amqps://` URLs
 //! are refused at start-up.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use futures_lite::StreamExt;
+use lapin::Acker;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
@@ -356,7 +360,11 @@ async fn consume(
     };
     up.connected();
     tracing::info!(queue = %cfg.jobs_queue, prefetch = cfg.prefetch, "consuming jobs from RabbitMQ");
-    let publisher = Arc::new(publisher);
+    let answers = Arc::new(Answers {
+        publisher,
+        dead_letter_exchange: cfg.dead_letter_exchange.clone(),
+        acks: tokio::sync::Mutex::new(Acks::default()),
+    });
     let mut in_hand: JoinSet<lapin::Result<()>> = JoinSet::new();
     let ended = loop {
         tokio::select! {
@@ -364,7 +372,12 @@ async fn consume(
             Some(done) = in_hand.join_next(), if !in_hand.is_empty() => match done {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => break Ended::Lost(e),
-                Err(e) => tracing::error!(error = %e, "a job handler failed; its message is redelivered"),
+                Err(e) => {
+                    // Its messages are never answered, and acknowledgements go in order: start
+                    // afresh, so that they (and any decided after them) are redelivered.
+                    tracing::error!(error = %e, "a job handler failed; reconnecting so that its messages are redelivered");
+                    break Ended::Lost(lapin::Error::from(std::io::Error::other(format!("job handler failed: {e}"))));
+                }
             },
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
@@ -382,7 +395,7 @@ async fn consume(
                             Some(None) | None => break,
                         }
                     }
-                    in_hand.spawn(handle(state.clone(), publisher.clone(), cfg.dead_letter_exchange.clone(), batch, shutdown.clone()));
+                    in_hand.spawn(handle(state.clone(), answers.clone(), batch, shutdown.clone()));
                     if let Some(e) = lost {
                         break Ended::Lost(e);
                     }
@@ -406,7 +419,7 @@ async fn consume(
             }
         }
         let _ = consumer_ch.close(200, "OK".into()).await;
-        let _ = publisher.close(200, "OK".into()).await;
+        let _ = answers.publisher.close(200, "OK".into()).await;
     }
     ended
 }
@@ -422,8 +435,7 @@ async fn consume(
 /// to the broker, which dead-letters it past the delivery limit (never an endless loop).
 async fn handle(
     state: Arc<State>,
-    publisher: Arc<AmqpChannel>,
-    dead_letter_exchange: String,
+    answers: Arc<Answers>,
     batch: Vec<lapin::message::Delivery>,
     shutdown: Shutdown,
 ) -> lapin::Result<()> {
@@ -448,8 +460,7 @@ async fn handle(
                 for delivery in batch {
                     Box::pin(handle(
                         state.clone(),
-                        publisher.clone(),
-                        dead_letter_exchange.clone(),
+                        answers.clone(),
                         vec![delivery],
                         shutdown.clone(),
                     ))
@@ -462,6 +473,7 @@ async fn handle(
                     "cannot record the decision about a job; the message is handed back to the broker \
                      (dead-lettered past the delivery limit)");
                 tokio::time::sleep(INTERNAL_ERROR_PAUSE).await;
+                let mut answered = Vec::with_capacity(batch.len());
                 for delivery in batch {
                     delivery
                         .acker
@@ -470,18 +482,20 @@ async fn handle(
                             multiple: false,
                         })
                         .await?;
+                    answered.push((delivery.delivery_tag, None));
                 }
-                return Ok(());
+                return answers.settle(answered).await;
             }
         }
     };
     if state.ledger_down.swap(false, Ordering::SeqCst) {
         tracing::info!("the ledger records decisions again");
     }
+    let mut settled = Vec::with_capacity(batch.len());
     for (delivery, verdict) in batch.into_iter().zip(verdicts) {
-        answer(&state, &publisher, &dead_letter_exchange, delivery, verdict).await?;
+        settled.push(answer(&state, &answers, delivery, verdict).await?);
     }
-    Ok(())
+    answers.settle(settled).await
 }
 
 /// Decide the messages' jobs and record the decisions in one ledger transaction.
@@ -499,15 +513,88 @@ async fn admit(
     .map_err(|e| lapin::Error::from(std::io::Error::other(format!("admit task: {e}"))))
 }
 
-/// Answer the broker for one decided message: ack, or dead-letter with the refusal and ack.
+/// How a session answers the broker: the channel for dead-lettered copies, and the acks.
+struct Answers {
+    publisher: AmqpChannel,
+    dead_letter_exchange: String,
+    acks: tokio::sync::Mutex<Acks<Acker>>,
+}
+
+impl Answers {
+    /// Count the batch's messages as answered, and acknowledge every run that is now complete.
+    /// The lock is held while the ack goes out, so that acks leave in the order of their tags
+    /// (a `multiple` ack for a tag already covered would be a channel error).
+    async fn settle(&self, settled: Vec<(u64, Option<Acker>)>) -> lapin::Result<()> {
+        let mut acks = self.acks.lock().await;
+        for (tag, acker) in settled {
+            acks.settle(tag, acker);
+        }
+        if let Some(acker) = acks.ready() {
+            acker.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Acknowledgements many at a time, in order. `basic.ack` with `multiple` set acknowledges every
+/// outstanding message of the channel up to the tag given: one frame, and one settlement in the
+/// quorum queue, for a run of jobs instead of one per job. It may only be sent once every lower
+/// tag is answered, and batches are decided concurrently and finish in any order, so a batch
+/// that finishes early waits here for those before it. Messages answered on their own (a
+/// refused job's dead-lettered copy, a message handed back) are only counted.
+///
+/// Tags are the channel's: they start at 1 on every new channel, so each session has its own.
+struct Acks<A> {
+    /// Every tag up to this one is answered or covered by an ack already sent.
+    floor: u64,
+    /// Answered tags above `floor`: `Some` to be acknowledged by a `multiple` ack, `None`
+    /// answered on their own already.
+    settled: BTreeMap<u64, Option<A>>,
+}
+
+impl<A> Default for Acks<A> {
+    fn default() -> Self {
+        Acks {
+            floor: 0,
+            settled: BTreeMap::new(),
+        }
+    }
+}
+
+impl<A> Acks<A> {
+    fn settle(&mut self, tag: u64, acker: Option<A>) {
+        if tag > self.floor {
+            self.settled.insert(tag, acker);
+        }
+    }
+
+    /// The acker to send a `multiple` ack with, when a run above the floor is complete and
+    /// holds a message to acknowledge; the floor moves past the run.
+    fn ready(&mut self) -> Option<A> {
+        let mut top = None;
+        while let Some(entry) = self.settled.first_entry() {
+            if *entry.key() != self.floor + 1 {
+                break;
+            }
+            self.floor += 1;
+            if let Some(a) = entry.remove() {
+                top = Some(a);
+            }
+        }
+        top
+    }
+}
+
+/// Answer the broker for one decided message: an accepted one is left to [`Answers::settle`]
+/// (returned with its acker); a refused one is dead-lettered with the refusal and acked.
 async fn answer(
     state: &State,
-    publisher: &AmqpChannel,
-    dead_letter_exchange: &str,
+    answers: &Answers,
     delivery: lapin::message::Delivery,
     verdict: super::Verdict,
-) -> lapin::Result<()> {
+) -> lapin::Result<(u64, Option<Acker>)> {
     let lapin::message::Delivery {
+        delivery_tag,
         data,
         acker,
         properties,
@@ -515,10 +602,10 @@ async fn answer(
     } = delivery;
     match verdict.decision {
         DecisionKind::Accepted | DecisionKind::Duplicate => {
-            acker.ack(BasicAckOptions::default()).await?;
             if verdict.due_now(crate::clock::now()) {
                 state.wake_pending.store(true, Ordering::SeqCst);
             }
+            return Ok((delivery_tag, Some(acker)));
         }
         DecisionKind::Refused => {
             let mut headers = properties.headers().clone().unwrap_or_default();
@@ -533,9 +620,10 @@ async fn answer(
                 .collect();
             headers.insert("x-refusal-reason".into(), long_string(&reasons.join("; ")));
             let props = properties.with_headers(headers).with_delivery_mode(2);
-            let confirm = publisher
+            let confirm = answers
+                .publisher
                 .basic_publish(
-                    dead_letter_exchange.into(),
+                    answers.dead_letter_exchange.as_str().into(),
                     "refused".into(),
                     BasicPublishOptions::default(),
                     &data,
@@ -560,7 +648,7 @@ async fn answer(
             }
         }
     }
-    Ok(())
+    Ok((delivery_tag, None))
 }
 
 /// Publish job bodies to the jobs exchange, persistent, with publisher confirms.
@@ -629,6 +717,37 @@ pub(crate) fn masked(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acks_go_out_for_complete_runs_only_at_their_highest_tag_to_acknowledge() {
+        let mut acks: Acks<u64> = Acks::default();
+        // The second batch (4..=6) is decided before the first (1..=3): nothing may go out yet.
+        for t in 4..=6 {
+            acks.settle(t, Some(t));
+        }
+        assert_eq!(acks.ready(), None);
+        // The first batch: 3 was refused and acked alone; one ack for 1..=6 at tag 6.
+        acks.settle(1, Some(1));
+        acks.settle(2, Some(2));
+        acks.settle(3, None);
+        assert_eq!(acks.ready(), Some(6));
+        assert_eq!(acks.floor, 6);
+        // A run ending in messages answered alone is acked at its last tag to acknowledge.
+        acks.settle(7, Some(7));
+        acks.settle(8, None);
+        assert_eq!(acks.ready(), Some(7));
+        assert_eq!(acks.floor, 8);
+        // A run answered entirely alone needs no ack, and a gap holds back what follows it.
+        acks.settle(9, None);
+        acks.settle(11, Some(11));
+        assert_eq!(acks.ready(), None);
+        assert_eq!(acks.floor, 9);
+        acks.settle(10, Some(10));
+        assert_eq!(acks.ready(), Some(11));
+        // A tag at or below the floor (impossible on one channel) changes nothing.
+        acks.settle(5, Some(5));
+        assert_eq!(acks.ready(), None);
+    }
 
     #[test]
     fn the_password_never_appears_in_messages() {
