@@ -448,6 +448,12 @@ fn suite_refusals_are_recorded_but_do_not_take_the_id(l: &dyn Ledger) {
     ) else {
         panic!("the real job must still be accepted")
     };
+    // A batch at intake asks for all its ids at once: only the recorded job is known.
+    let ids = ["j5", "j6", "nope"].map(String::from);
+    assert_eq!(
+        l.known_jobs(&ids).unwrap(),
+        std::collections::HashSet::from(["j5".to_string()])
+    );
 }
 
 fn suite_directory_import_replaces_atomically(l: &dyn Ledger) {
