@@ -177,6 +177,9 @@ pub struct Site {
     config: SiteConfig,
     /// The manifest's entries by page id; replaced only after the manifest is durably written.
     state: Mutex<BTreeMap<String, Entry>>,
+    /// Every derived file was rebuilt from the manifest since the site was opened, and no write
+    /// has failed since: [`Site::refresh`] then touches only what changes.
+    rebuilt: std::sync::atomic::AtomicBool,
 }
 
 impl Site {
@@ -195,6 +198,7 @@ impl Site {
         Ok(Site {
             config,
             state: Mutex::new(entries),
+            rebuilt: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -251,24 +255,41 @@ impl Site {
     }
 
     /// Closes the pages whose publicity period ended by `now` (公示期满; they move from the
-    /// index to the archive) and returns how many did. It also rebuilds every derived file from
-    /// the manifest, which repairs the column after a crash between writes.
+    /// index to the archive) and returns how many did. The first call after opening, and the
+    /// first after a failed write, also rebuilds every derived file from the manifest, which
+    /// repairs the column after a crash between writes; later calls touch only the pages that
+    /// close. (The service calls this every few seconds: rebuilding every page each time made
+    /// its work grow with the column, a thousand pages re-rendered and re-read every 5 s.)
     pub fn refresh(&self, now: DateTime<FixedOffset>) -> Result<usize, SiteError> {
         let mut state = self.lock();
+        let closing: Vec<String> = state
+            .iter()
+            .filter(|(_, e)| {
+                e.status == PageStatus::Published && status_at(&e.page, now) == PageStatus::Closed
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let rebuild = !self.rebuilt.load(Ordering::SeqCst);
+        if closing.is_empty() && !rebuild {
+            return Ok(0);
+        }
         let mut next = state.clone();
-        let mut closed = 0;
-        for entry in next.values_mut() {
-            if entry.status == PageStatus::Published
-                && status_at(&entry.page, now) == PageStatus::Closed
-            {
+        for id in &closing {
+            if let Some(entry) = next.get_mut(id) {
                 entry.status = PageStatus::Closed;
-                closed += 1;
             }
         }
-        let ids: Vec<String> = next.keys().cloned().collect();
+        let ids: Vec<String> = if rebuild {
+            next.keys().cloned().collect()
+        } else {
+            closing.clone()
+        };
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         self.commit(&mut state, next, &ids)?;
-        Ok(closed)
+        if rebuild {
+            self.rebuilt.store(true, Ordering::SeqCst);
+        }
+        Ok(closing.len())
     }
 
     /// Replaces page `original_id` with `corrected` (its `id` is the correction job's; the page
@@ -378,6 +399,19 @@ impl Site {
         json.push(b'\n');
         write_atomic(&self.config.dir, MANIFEST, &json)?;
         *state = next;
+        // The manifest holds the change; should a derived file fail to be written, the next
+        // refresh rebuilds them all.
+        let rebuilt = self.rebuilt.swap(false, Ordering::SeqCst);
+        self.write_derived(state, changed)?;
+        self.rebuilt.store(rebuilt, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn write_derived(
+        &self,
+        state: &BTreeMap<String, Entry>,
+        changed: &[&str],
+    ) -> Result<(), SiteError> {
         for id in changed {
             if let Some(entry) = state.get(*id) {
                 let html = render_page(&self.config, entry);
@@ -1059,6 +1093,43 @@ mod tests {
         let reopened = Site::open(config(&tmp.0)).unwrap();
         assert_eq!(reopened.status("a"), Some(PageStatus::Closed));
         assert_eq!(reopened.refresh(t("2026-12-10T00:00:00+08:00")).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_first_refresh_repairs_the_column_and_later_ones_touch_only_what_closes() {
+        let tmp = TempDir::new("repair");
+        let site = Site::open(config(&tmp.0)).unwrap();
+        site.publish(&notice("a"), t("2026-12-01T09:00:00+08:00"))
+            .unwrap();
+        let mut open_ended = notice("b");
+        open_ended.expires_at = None;
+        site.publish(&open_ended, t("2026-12-01T09:00:00+08:00"))
+            .unwrap();
+        let whole = snapshot(&tmp.0);
+        // A crash between writes left a page and the index missing.
+        fs::remove_file(tmp.0.join("b.html")).unwrap();
+        fs::remove_file(tmp.0.join("index.html")).unwrap();
+        let reopened = Site::open(config(&tmp.0)).unwrap();
+        assert_eq!(reopened.refresh(t("2026-12-02T09:00:00+08:00")).unwrap(), 0);
+        assert_eq!(
+            snapshot(&tmp.0),
+            whole,
+            "the first refresh rebuilds every derived file"
+        );
+        // Later refreshes with nothing to close leave the directory alone (the service runs
+        // one every few seconds) …
+        fs::remove_file(tmp.0.join("b.html")).unwrap();
+        assert_eq!(reopened.refresh(t("2026-12-03T09:00:00+08:00")).unwrap(), 0);
+        assert!(!tmp.0.join("b.html").exists());
+        // … and one that closes a page rewrites that page and the listings, not the others.
+        assert_eq!(reopened.refresh(t("2026-12-08T18:00:00+08:00")).unwrap(), 1);
+        assert!(read(&tmp.0, "a.html").contains("公示期满"));
+        assert!(read(&tmp.0, "archive.html").contains("href=\"a.html\""));
+        assert!(!tmp.0.join("b.html").exists());
+        // A column that lost a file while running is repaired by the next start.
+        let restarted = Site::open(config(&tmp.0)).unwrap();
+        restarted.refresh(t("2026-12-09T09:00:00+08:00")).unwrap();
+        assert!(tmp.0.join("b.html").exists());
     }
 
     #[test]
