@@ -2,9 +2,11 @@
 //!
 //! The column is a directory a web server serves: one page per notice (`<id>.html`), the current
 //! notices (`index.html`), the notices whose publicity period has closed (`archive.html`) and an
-//! Atom feed (`feed.xml`). Its state is the manifest `pages.json` in the same directory; every
-//! other file is derived from the manifest and can be rebuilt from it (`refresh` does), so the
-//! column needs no database and survives a crash between any two writes.
+//! Atom feed (`feed.xml`). Its state is the manifest: one record per page in `manifest/<id>.json`;
+//! every other file is derived from the manifest and can be rebuilt from it (`refresh` does), so
+//! the column needs no database and survives a crash between any two writes. A change rewrites
+//! only its page's record (one `pages.json` for the whole column, as earlier versions kept it,
+//! was rewritten in full at every publication; it is taken over into `manifest/` when found).
 //!
 //! Every file is written atomically (temporary file in the same directory, fsync, rename, fsync
 //! of the directory), and a file whose content would not change is not rewritten, so publishing
@@ -30,7 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
-const MANIFEST: &str = "pages.json";
+/// The manifest as earlier versions kept it, one file for every page; read and converted.
+const LEGACY_MANIFEST: &str = "pages.json";
+/// The manifest: `<id>.json` per page.
+const MANIFEST_DIR: &str = "manifest";
 const INDEX: &str = "index.html";
 const ARCHIVE: &str = "archive.html";
 const FEED: &str = "feed.xml";
@@ -172,6 +177,14 @@ struct Manifest {
     pages: Vec<Entry>,
 }
 
+/// One page's record in the manifest (`manifest/<id>.json`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageRecord {
+    format: u32,
+    entry: Entry,
+}
+
 /// The disclosure column in one directory.
 pub struct Site {
     config: SiteConfig,
@@ -183,18 +196,30 @@ pub struct Site {
 }
 
 impl Site {
-    /// Opens the column in `config.dir`, creating the directory, and reads `pages.json` if present.
+    /// Opens the column in `config.dir`, creating the directory, and reads the manifest. A
+    /// `pages.json` of an earlier version is taken over: its pages are written to `manifest/`
+    /// (where a page has no record yet), then it is removed.
     pub fn open(mut config: SiteConfig) -> Result<Site, SiteError> {
-        fs::create_dir_all(&config.dir).map_err(|e| io_err(&config.dir, e))?;
+        let records = config.dir.join(MANIFEST_DIR);
+        fs::create_dir_all(&records).map_err(|e| io_err(&records, e))?;
         if !config.base_url.ends_with('/') {
             config.base_url.push('/');
         }
-        let path = config.dir.join(MANIFEST);
-        let entries = match fs::read(&path) {
-            Ok(bytes) => parse_manifest(&path, &bytes)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(io_err(&path, e)),
-        };
+        let mut entries = read_records(&records)?;
+        let legacy = config.dir.join(LEGACY_MANIFEST);
+        match fs::read(&legacy) {
+            Ok(bytes) => {
+                for (id, entry) in parse_manifest(&legacy, &bytes)? {
+                    if !entries.contains_key(&id) {
+                        write_record(&records, &entry)?;
+                        entries.insert(id, entry);
+                    }
+                }
+                fs::remove_file(&legacy).map_err(|e| io_err(&legacy, e))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&legacy, e)),
+        }
         Ok(Site {
             config,
             state: Mutex::new(entries),
@@ -383,21 +408,21 @@ impl Site {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the manifest (the source of truth) first, then the pages `changed` and the
-    /// listings derived from it; adopts `next` as the state once the manifest is durable.
+    /// Writes the records of the pages `changed` in the manifest (the source of truth) first,
+    /// then those pages and the listings derived from it; adopts `next` as the state once the
+    /// records are durable.
     fn commit(
         &self,
         state: &mut BTreeMap<String, Entry>,
         next: BTreeMap<String, Entry>,
         changed: &[&str],
     ) -> Result<(), SiteError> {
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT,
-            pages: next.values().cloned().collect(),
-        };
-        let mut json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        json.push(b'\n');
-        write_atomic(&self.config.dir, MANIFEST, &json)?;
+        let records = self.config.dir.join(MANIFEST_DIR);
+        for id in changed {
+            if let Some(entry) = next.get(*id) {
+                write_record(&records, entry)?;
+            }
+        }
         *state = next;
         // The manifest holds the change; should a derived file fail to be written, the next
         // refresh rebuilds them all.
@@ -477,6 +502,54 @@ fn validate_id(id: &str) -> Result<(), SiteError> {
     } else {
         Err(SiteError::InvalidId { id: id.to_string() })
     }
+}
+
+/// Writes one page's record, atomically (unchanged, it is not rewritten).
+fn write_record(records: &Path, entry: &Entry) -> Result<(), SiteError> {
+    let record = PageRecord {
+        format: MANIFEST_FORMAT,
+        entry: entry.clone(),
+    };
+    let mut json = serde_json::to_vec_pretty(&record).expect("a page record serialises");
+    json.push(b'\n');
+    write_atomic(records, &format!("{}.json", entry.page.id), &json)
+}
+
+/// Every page's record in `manifest/`; temporary files of an interrupted write are skipped.
+fn read_records(records: &Path) -> Result<BTreeMap<String, Entry>, SiteError> {
+    let mut entries = BTreeMap::new();
+    for item in fs::read_dir(records).map_err(|e| io_err(records, e))? {
+        let item = item.map_err(|e| io_err(records, e))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        let Some(id) = name
+            .strip_suffix(".json")
+            .filter(|_| !name.starts_with('.'))
+        else {
+            continue;
+        };
+        let path = item.path();
+        let corrupt = |message: String| SiteError::CorruptManifest {
+            path: path.clone(),
+            message,
+        };
+        let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+        let record: PageRecord =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if record.format != MANIFEST_FORMAT {
+            return Err(corrupt(format!(
+                "format {} is not the supported format {MANIFEST_FORMAT}",
+                record.format
+            )));
+        }
+        if record.entry.page.id != id || validate_id(id).is_err() {
+            return Err(corrupt(format!(
+                "the record of page {:?} is named {name:?}",
+                record.entry.page.id
+            )));
+        }
+        entries.insert(id.to_string(), record.entry);
+    }
+    Ok(entries)
 }
 
 fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Entry>, SiteError> {
@@ -952,17 +1025,21 @@ mod tests {
         fs::read_to_string(dir.join(name)).unwrap()
     }
 
+    /// Every file under `dir`, by its path relative to `dir`.
     fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-        fs::read_dir(dir)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    fs::read(e.path()).unwrap(),
-                )
-            })
-            .collect()
+        let mut files = BTreeMap::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                for (inner, bytes) in snapshot(&e.path()) {
+                    files.insert(format!("{name}/{inner}"), bytes);
+                }
+            } else {
+                files.insert(name, fs::read(e.path()).unwrap());
+            }
+        }
+        files
     }
 
     /// The text between `<tag>` and `</tag>` for every occurrence.
@@ -1013,10 +1090,10 @@ mod tests {
         assert!(feed.contains("<id>https://zzb.example.gov.cn/gk/zzb-2026-0142.html</id>"));
         assert!(feed.contains("<updated>2026-12-01T09:00:00+08:00</updated>"));
 
-        let manifest: serde_json::Value =
-            serde_json::from_str(&read(&tmp.0, "pages.json")).unwrap();
-        assert_eq!(manifest["pages"][0]["status"], "published");
-        assert_eq!(manifest["pages"][0]["page"]["id"], "zzb-2026-0142");
+        let record: serde_json::Value =
+            serde_json::from_str(&read(&tmp.0, "manifest/zzb-2026-0142.json")).unwrap();
+        assert_eq!(record["entry"]["status"], "published");
+        assert_eq!(record["entry"]["page"]["id"], "zzb-2026-0142");
     }
 
     #[test]
@@ -1229,7 +1306,7 @@ mod tests {
                 "archive.html",
                 "feed.xml",
                 "index.html",
-                "pages.json"
+                "manifest/a.json"
             ]
         );
     }
@@ -1255,6 +1332,57 @@ mod tests {
             Site::open(config(&tmp.0)),
             Err(SiteError::CorruptManifest { .. })
         ));
+
+        // A page's record cut short names its own file.
+        fs::remove_file(tmp.0.join("pages.json")).unwrap();
+        fs::write(tmp.0.join("manifest/a.json"), b"{\"format\":1,\"entry\":{").unwrap();
+        let err = match Site::open(config(&tmp.0)) {
+            Err(e) => e,
+            Ok(_) => panic!("a truncated page record was accepted"),
+        };
+        assert!(err.to_string().contains("manifest/a.json"), "{err}");
+    }
+
+    /// A column written by an earlier version (one `pages.json` for every page) is taken over:
+    /// the same pages, a record each, and the old file gone.
+    #[test]
+    fn a_whole_column_manifest_is_taken_over_page_by_page() {
+        let tmp = TempDir::new("legacy");
+        let site = Site::open(config(&tmp.0)).unwrap();
+        site.publish(&notice("a"), t("2026-12-01T09:00:00+08:00"))
+            .unwrap();
+        site.publish(&notice("b"), t("2026-12-01T10:00:00+08:00"))
+            .unwrap();
+        let entries: Vec<Entry> = ["a", "b"]
+            .iter()
+            .map(|id| {
+                let record: PageRecord =
+                    serde_json::from_str(&read(&tmp.0, &format!("manifest/{id}.json"))).unwrap();
+                record.entry
+            })
+            .collect();
+        drop(site);
+        let legacy = Manifest {
+            format: MANIFEST_FORMAT,
+            pages: entries,
+        };
+        fs::remove_dir_all(tmp.0.join("manifest")).unwrap();
+        fs::write(
+            tmp.0.join("pages.json"),
+            serde_json::to_vec_pretty(&legacy).unwrap(),
+        )
+        .unwrap();
+        let before = snapshot(&tmp.0);
+        let reopened = Site::open(config(&tmp.0)).unwrap();
+        assert_eq!(reopened.status("a"), Some(PageStatus::Published));
+        assert_eq!(reopened.status("b"), Some(PageStatus::Published));
+        assert!(!tmp.0.join("pages.json").exists());
+        assert!(tmp.0.join("manifest/a.json").exists() && tmp.0.join("manifest/b.json").exists());
+        reopened.refresh(t("2026-12-02T09:00:00+08:00")).unwrap();
+        let after = snapshot(&tmp.0);
+        for name in ["a.html", "b.html", "index.html", "archive.html", "feed.xml"] {
+            assert_eq!(before[name], after[name], "{name} unchanged");
+        }
     }
 
     #[test]
