@@ -68,9 +68,9 @@ pub struct QueueSection {
     /// A topic exchange; routing key = event name.
     pub events_exchange: String,
     /// Unacknowledged job messages a consumer may hold. Jobs are acknowledged a batch (of up to
-    /// 64) at a time, after their commit: with room for several batches the broker keeps
-    /// sending while one is decided and another committed (at 64, one batch at a time: 29–40%
-    /// of the broker's raw rate; at 256, 54%: BENCHMARKS.md).
+    /// 256) at a time, after their commit: with room for several batches the broker keeps
+    /// sending while one is decided and another committed (50,000 jobs: at 64, one batch at a
+    /// time, 29–40% of the broker's raw rate; at 512, 51–52%; at 1,024, 53–61%: BENCHMARKS.md).
     pub prefetch: u16,
     /// Deliveries of one message before the broker dead-letters it (set explicitly: RabbitMQ
     /// 3.x has no default, 4.x defaults to 20).
@@ -124,7 +124,7 @@ impl Default for QueueSection {
             dead_letter_exchange: "disclose.dlx".into(),
             dead_letter_queue: "disclose.jobs.dead".into(),
             events_exchange: "disclose.events".into(),
-            prefetch: 256,
+            prefetch: 1024,
             delivery_limit: 5,
         }
     }

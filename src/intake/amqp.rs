@@ -73,8 +73,10 @@ const INTERNAL_ERROR_PAUSE: Duration = Duration::from_secs(1);
 const OUTAGE_BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// … doubling up to this.
 const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// At most this many messages already in hand are decided in one ledger transaction.
-const GROUP_COMMIT_MAX: usize = 64;
+/// At most this many messages already in hand are decided in one ledger transaction (and
+/// acknowledged with one ack): 64 held 50,000 jobs to 38–47% of the broker's raw rate, 256 to
+/// 48–50% at the same prefetch.
+const GROUP_COMMIT_MAX: usize = 256;
 
 /// Why a session with the broker ended.
 pub(crate) enum Ended {
