@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"1000 10000 100000 1000000"}
-INTAKE_JOBS=${INTAKE_JOBS:-20000}
+INTAKE_JOBS=${INTAKE_JOBS:-50000}
 LETTERS=${LETTERS:-1000}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin disclose --example bench_sms --example bench_intake --example bench_letters
