@@ -2,11 +2,13 @@
 //!
 //! The column is a directory a web server serves: one page per notice (`<id>.html`), the current
 //! notices (`index.html`), the notices whose publicity period has closed (`archive.html`) and an
-//! Atom feed (`feed.xml`). Its state is the manifest: one record per page in `manifest/<id>.json`;
-//! every other file is derived from the manifest and can be rebuilt from it (`refresh` does), so
-//! the column needs no database and survives a crash between any two writes. A change rewrites
-//! only its page's record (one `pages.json` for the whole column, as earlier versions kept it,
-//! was rewritten in full at every publication; it is taken over into `manifest/` when found).
+//! Atom feed (`feed.xml`). Its state is the manifest: one record per page, `<id>.json` in the
+//! directory `<dir>.manifest` beside the column — not in it, as the manifest keeps what
+//! corrections replaced and withdrawals took down, which must not stay reachable on the web
+//! server. Every other file is derived from the manifest and can be rebuilt from it (`refresh`
+//! does), so the column needs no database and survives a crash between any two writes. A change
+//! rewrites only its page's record. (Earlier versions kept one `pages.json` for every page inside
+//! the column, rewritten in full at every publication; it is taken over and removed when found.)
 //!
 //! Every file is written atomically (temporary file in the same directory, fsync, rename, fsync
 //! of the directory), and a file whose content would not change is not rewritten, so publishing
@@ -34,8 +36,8 @@ use serde::{Deserialize, Serialize};
 
 /// The manifest as earlier versions kept it, one file for every page; read and converted.
 const LEGACY_MANIFEST: &str = "pages.json";
-/// The manifest: `<id>.json` per page.
-const MANIFEST_DIR: &str = "manifest";
+/// Appended to the column directory's name for the manifest's directory beside it.
+const MANIFEST_SUFFIX: &str = ".manifest";
 const INDEX: &str = "index.html";
 const ARCHIVE: &str = "archive.html";
 const FEED: &str = "feed.xml";
@@ -188,6 +190,8 @@ struct PageRecord {
 /// The disclosure column in one directory.
 pub struct Site {
     config: SiteConfig,
+    /// The manifest's directory ([`records_dir`]).
+    records: PathBuf,
     /// The manifest's entries by page id; replaced only after the manifest is durably written.
     state: Mutex<BTreeMap<String, Entry>>,
     /// Every derived file was rebuilt from the manifest since the site was opened, and no write
@@ -200,7 +204,8 @@ impl Site {
     /// `pages.json` of an earlier version is taken over: its pages are written to `manifest/`
     /// (where a page has no record yet), then it is removed.
     pub fn open(mut config: SiteConfig) -> Result<Site, SiteError> {
-        let records = config.dir.join(MANIFEST_DIR);
+        fs::create_dir_all(&config.dir).map_err(|e| io_err(&config.dir, e))?;
+        let records = records_dir(&config.dir);
         fs::create_dir_all(&records).map_err(|e| io_err(&records, e))?;
         if !config.base_url.ends_with('/') {
             config.base_url.push('/');
@@ -222,6 +227,7 @@ impl Site {
         }
         Ok(Site {
             config,
+            records,
             state: Mutex::new(entries),
             rebuilt: std::sync::atomic::AtomicBool::new(false),
         })
@@ -417,10 +423,9 @@ impl Site {
         next: BTreeMap<String, Entry>,
         changed: &[&str],
     ) -> Result<(), SiteError> {
-        let records = self.config.dir.join(MANIFEST_DIR);
         for id in changed {
             if let Some(entry) = next.get(*id) {
-                write_record(&records, entry)?;
+                write_record(&self.records, entry)?;
             }
         }
         *state = next;
@@ -501,6 +506,19 @@ fn validate_id(id: &str) -> Result<(), SiteError> {
         Ok(())
     } else {
         Err(SiteError::InvalidId { id: id.to_string() })
+    }
+}
+
+/// Where the manifest of the column in `dir` is kept: beside it, `<dir>.manifest/`.
+pub fn records_dir(dir: &Path) -> PathBuf {
+    match dir.file_name() {
+        Some(name) => {
+            let mut name = name.to_os_string();
+            name.push(MANIFEST_SUFFIX);
+            dir.with_file_name(name)
+        }
+        // A column at the root of the file system (never configured so): a hidden directory.
+        None => dir.join(MANIFEST_SUFFIX),
     }
 }
 
@@ -994,6 +1012,7 @@ mod tests {
     impl Drop for TempDir {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
+            let _ = fs::remove_dir_all(records_dir(&self.0));
         }
     }
 
@@ -1091,7 +1110,7 @@ mod tests {
         assert!(feed.contains("<updated>2026-12-01T09:00:00+08:00</updated>"));
 
         let record: serde_json::Value =
-            serde_json::from_str(&read(&tmp.0, "manifest/zzb-2026-0142.json")).unwrap();
+            serde_json::from_str(&read(&records_dir(&tmp.0), "zzb-2026-0142.json")).unwrap();
         assert_eq!(record["entry"]["status"], "published");
         assert_eq!(record["entry"]["page"]["id"], "zzb-2026-0142");
     }
@@ -1299,16 +1318,7 @@ mod tests {
             .unwrap();
         let mut names: Vec<String> = snapshot(&tmp.0).into_keys().collect();
         names.sort();
-        assert_eq!(
-            names,
-            [
-                "a.html",
-                "archive.html",
-                "feed.xml",
-                "index.html",
-                "manifest/a.json"
-            ]
-        );
+        assert_eq!(names, ["a.html", "archive.html", "feed.xml", "index.html",]);
     }
 
     #[test]
@@ -1335,12 +1345,16 @@ mod tests {
 
         // A page's record cut short names its own file.
         fs::remove_file(tmp.0.join("pages.json")).unwrap();
-        fs::write(tmp.0.join("manifest/a.json"), b"{\"format\":1,\"entry\":{").unwrap();
+        fs::write(
+            records_dir(&tmp.0).join("a.json"),
+            b"{\"format\":1,\"entry\":{",
+        )
+        .unwrap();
         let err = match Site::open(config(&tmp.0)) {
             Err(e) => e,
             Ok(_) => panic!("a truncated page record was accepted"),
         };
-        assert!(err.to_string().contains("manifest/a.json"), "{err}");
+        assert!(err.to_string().contains(".manifest/a.json"), "{err}");
     }
 
     /// A column written by an earlier version (one `pages.json` for every page) is taken over:
@@ -1357,7 +1371,8 @@ mod tests {
             .iter()
             .map(|id| {
                 let record: PageRecord =
-                    serde_json::from_str(&read(&tmp.0, &format!("manifest/{id}.json"))).unwrap();
+                    serde_json::from_str(&read(&records_dir(&tmp.0), &format!("{id}.json")))
+                        .unwrap();
                 record.entry
             })
             .collect();
@@ -1366,7 +1381,7 @@ mod tests {
             format: MANIFEST_FORMAT,
             pages: entries,
         };
-        fs::remove_dir_all(tmp.0.join("manifest")).unwrap();
+        fs::remove_dir_all(records_dir(&tmp.0)).unwrap();
         fs::write(
             tmp.0.join("pages.json"),
             serde_json::to_vec_pretty(&legacy).unwrap(),
@@ -1377,7 +1392,8 @@ mod tests {
         assert_eq!(reopened.status("a"), Some(PageStatus::Published));
         assert_eq!(reopened.status("b"), Some(PageStatus::Published));
         assert!(!tmp.0.join("pages.json").exists());
-        assert!(tmp.0.join("manifest/a.json").exists() && tmp.0.join("manifest/b.json").exists());
+        assert!(records_dir(&tmp.0).join("a.json").exists());
+        assert!(records_dir(&tmp.0).join("b.json").exists());
         reopened.refresh(t("2026-12-02T09:00:00+08:00")).unwrap();
         let after = snapshot(&tmp.0);
         for name in ["a.html", "b.html", "index.html", "archive.html", "feed.xml"] {
@@ -1468,6 +1484,44 @@ mod tests {
             site.correct("nope", &fixed, "x", t("2026-12-03T09:00:00+08:00")),
             Err(SiteError::UnknownPage { .. })
         ));
+    }
+
+    /// What a correction replaced or a withdrawal took down is kept in the manifest (to know a
+    /// replayed delivery), and the manifest is not in the directory the web server serves.
+    #[test]
+    fn nothing_replaced_or_withdrawn_stays_in_the_served_directory() {
+        let tmp = TempDir::new("unreachable");
+        let site = Site::open(config(&tmp.0)).unwrap();
+        site.publish(&notice("fixed"), t("2026-12-01T09:00:00+08:00"))
+            .unwrap();
+        site.publish(&notice("gone"), t("2026-12-01T09:00:00+08:00"))
+            .unwrap();
+        let mut fixed = notice("fix-1");
+        fixed.title = "关于李四同志任职前公示的公告".to_string();
+        fixed.body_html = "<p>李四，男，1980年6月生，拟任县财政局局长。</p>".to_string();
+        site.correct("fixed", &fixed, "姓名更正", t("2026-12-02T09:00:00+08:00"))
+            .unwrap();
+        site.withdraw("gone", "信息有误", t("2026-12-02T10:00:00+08:00"))
+            .unwrap();
+        for (name, bytes) in snapshot(&tmp.0) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("张三"),
+                "{name} still holds what was taken down"
+            );
+        }
+        // The manifest beside the column still knows both, so replays change nothing.
+        let kept: String = snapshot(&records_dir(&tmp.0))
+            .values()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(kept.contains("张三"));
+        let before = snapshot(&tmp.0);
+        site.publish(&notice("gone"), t("2026-12-03T09:00:00+08:00"))
+            .unwrap();
+        site.publish(&notice("fixed"), t("2026-12-03T09:00:00+08:00"))
+            .unwrap();
+        assert_eq!(before, snapshot(&tmp.0));
     }
 
     #[test]
