@@ -1413,3 +1413,80 @@ fn sqlite_keeps_no_shared_recipient_counts() {
         .unwrap();
     assert_eq!(out, None);
 }
+
+/// A ledger written before open deliveries were counted per job (a partial index answered
+/// instead): opened, it counts what is open, and the job completes when its last delivery does.
+#[test]
+fn sqlite_a_ledger_from_before_the_open_counts_is_counted_when_opened() {
+    let db = TempDb::new("open-counts");
+    {
+        let l = db.open();
+        import(
+            &l,
+            "subscribers",
+            GroupKind::Public,
+            vec![
+                member("a", Some("+8613800000001"), false),
+                member("b", Some("+8613800000002"), false),
+                member("c", Some("+8613800000003"), true),
+            ],
+        );
+        accept(
+            &l,
+            &job("old", serde_json::json!({})),
+            &plan(&[ChannelKind::Sms], &["subscribers"], None),
+        );
+    }
+    // As the earlier version left it: no counts, the index instead.
+    rusqlite::Connection::open(db.path())
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE job_open;
+             CREATE INDEX deliveries_open ON deliveries (job_id) WHERE state IN ('pending', 'sending', 'unknown');",
+        )
+        .unwrap();
+    let l = db.open();
+    let open: i64 = rusqlite::Connection::open(db.path())
+        .unwrap()
+        .query_row("SELECT open FROM job_open WHERE job_id = 'old'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        open, 2,
+        "two to send; the opted-out one is skipped, not open"
+    );
+    let index_left: i64 = rusqlite::Connection::open(db.path())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'deliveries_open'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index_left, 0, "the index is gone");
+    let completed = |l: &SqliteLedger| {
+        l.pending_events(100)
+            .unwrap()
+            .iter()
+            .filter(|e| e.name == "job.completed")
+            .count()
+    };
+    let delivered = |c: &disclose::ledger::Claimed| Record {
+        id: c.id,
+        state: State::Delivered,
+        code: None,
+        detail: None,
+        retry_at: None,
+        deferred: false,
+        lease_until: None,
+    };
+    let claimed = l
+        .claim(ChannelKind::Sms, now().timestamp_millis(), 60_000, 10)
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    l.record(&[delivered(&claimed[0])], now()).unwrap();
+    assert_eq!(completed(&l), 0, "one is still open");
+    l.record(&[delivered(&claimed[1])], now()).unwrap();
+    assert_eq!(completed(&l), 1);
+}
