@@ -1151,16 +1151,21 @@ mod tests {
         assert_eq!(first, snapshot(&tmp.0));
     }
 
-    #[test]
-    fn refresh_after_expiry_closes_the_page_and_moves_it_to_the_archive() {
-        let tmp = TempDir::new("refresh");
-        let site = Site::open(config(&tmp.0)).unwrap();
+    /// Page `a` with a publicity period that closes 2026-12-08 18:00, page `b` without one.
+    fn publish_closing_a_and_open_ended_b(site: &Site) {
         site.publish(&notice("a"), t("2026-12-01T09:00:00+08:00"))
             .unwrap();
         let mut open_ended = notice("b");
         open_ended.expires_at = None;
         site.publish(&open_ended, t("2026-12-01T09:00:00+08:00"))
             .unwrap();
+    }
+
+    #[test]
+    fn refresh_after_expiry_closes_the_page_and_moves_it_to_the_archive() {
+        let tmp = TempDir::new("refresh");
+        let site = Site::open(config(&tmp.0)).unwrap();
+        publish_closing_a_and_open_ended_b(&site);
 
         assert_eq!(site.refresh(t("2026-12-08T17:59:59+08:00")).unwrap(), 0);
         assert!(!read(&tmp.0, "a.html").contains("公示期满"));
@@ -1195,12 +1200,7 @@ mod tests {
     fn the_first_refresh_repairs_the_column_and_later_ones_touch_only_what_closes() {
         let tmp = TempDir::new("repair");
         let site = Site::open(config(&tmp.0)).unwrap();
-        site.publish(&notice("a"), t("2026-12-01T09:00:00+08:00"))
-            .unwrap();
-        let mut open_ended = notice("b");
-        open_ended.expires_at = None;
-        site.publish(&open_ended, t("2026-12-01T09:00:00+08:00"))
-            .unwrap();
+        publish_closing_a_and_open_ended_b(&site);
         let whole = snapshot(&tmp.0);
         // A crash between writes left a page and the index missing.
         fs::remove_file(tmp.0.join("b.html")).unwrap();

@@ -96,22 +96,24 @@ fn accept(l: &dyn Ledger, job: &Job, plan: &Plan) -> Accepted {
     .unwrap()
 }
 
+/// The outcome `delivered` for a claimed delivery.
+fn delivered(c: &disclose::ledger::Claimed) -> Record {
+    Record {
+        id: c.id,
+        state: State::Delivered,
+        code: None,
+        detail: None,
+        retry_at: None,
+        deferred: false,
+        lease_until: None,
+    }
+}
+
 fn deliver_all(l: &dyn Ledger, channel: ChannelKind, at: DateTime<FixedOffset>) -> usize {
     let claimed = l
         .claim(channel, at.timestamp_millis(), 60_000, 10_000)
         .unwrap();
-    let records: Vec<Record> = claimed
-        .iter()
-        .map(|c| Record {
-            id: c.id,
-            state: State::Delivered,
-            code: None,
-            detail: None,
-            retry_at: None,
-            deferred: false,
-            lease_until: None,
-        })
-        .collect();
+    let records: Vec<Record> = claimed.iter().map(delivered).collect();
     l.record(&records, at).unwrap();
     claimed.len()
 }
@@ -270,19 +272,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
     );
     let again = l.claim(ChannelKind::Sms, ms + 5_000, 60_000, 10).unwrap();
     assert_eq!(again[0].attempt, 2);
-    l.record(
-        &[Record {
-            id: again[0].id,
-            state: State::Delivered,
-            code: None,
-            detail: None,
-            retry_at: None,
-            deferred: false,
-            lease_until: None,
-        }],
-        now(),
-    )
-    .unwrap();
+    l.record(&[delivered(&again[0])], now()).unwrap();
     // A late record for a delivery no longer in flight changes nothing.
     l.record(
         &[Record {
@@ -1471,15 +1461,6 @@ fn sqlite_a_ledger_from_before_the_open_counts_is_counted_when_opened() {
             .iter()
             .filter(|e| e.name == "job.completed")
             .count()
-    };
-    let delivered = |c: &disclose::ledger::Claimed| Record {
-        id: c.id,
-        state: State::Delivered,
-        code: None,
-        detail: None,
-        retry_at: None,
-        deferred: false,
-        lease_until: None,
     };
     let claimed = l
         .claim(ChannelKind::Sms, now().timestamp_millis(), 60_000, 10)
