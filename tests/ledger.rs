@@ -394,19 +394,7 @@ fn suite_retractions_cancel_what_has_not_gone_out(l: &dyn Ledger) {
     let c = l
         .claim(ChannelKind::Sms, now().timestamp_millis(), 60_000, 1)
         .unwrap();
-    l.record(
-        &[Record {
-            id: c[0].id,
-            state: State::Delivered,
-            code: None,
-            detail: None,
-            retry_at: None,
-            deferred: false,
-            lease_until: None,
-        }],
-        now(),
-    )
-    .unwrap();
+    l.record(&[delivered(&c[0])], now()).unwrap();
     let retr = job(
         "retr",
         serde_json::json!({"kind": "retraction", "corrects": "orig2"}),
