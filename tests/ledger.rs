@@ -193,6 +193,8 @@ fn suite_claims_are_exclusive_and_leases_expire_to_unknown(l: &dyn Ledger) {
     // never pending again, so they are not resent blindly.
     assert_eq!(l.expire_leases(ms + 500).unwrap(), 0);
     assert_eq!(l.expire_leases(ms + 1_001).unwrap(), 10);
+    // Unknown deliveries are due for the status query: the workers wake for them too.
+    assert_eq!(l.next_due(ChannelKind::Sms).unwrap(), Some(ms));
     assert!(
         l.claim(ChannelKind::Sms, ms + 2_000, 1_000, 100)
             .unwrap()
@@ -311,7 +313,14 @@ fn suite_publish_at_defers_every_delivery(l: &dyn Ledger) {
     assert_eq!(deliver_all(l, ChannelKind::Sms, now()), 0);
     assert_eq!(deliver_all(l, ChannelKind::Website, now()), 0);
     assert_eq!(l.job_summary("j4").unwrap().unwrap().status, "scheduled");
+    // The workers sleep until the next due delivery, pending or unknown.
+    assert_eq!(
+        l.next_due(ChannelKind::Sms).unwrap(),
+        Some(at.timestamp_millis())
+    );
+    assert_eq!(l.next_due(ChannelKind::Email).unwrap(), None);
     assert_eq!(deliver_all(l, ChannelKind::Sms, at), 1);
+    assert_eq!(l.next_due(ChannelKind::Sms).unwrap(), None);
     assert_eq!(deliver_all(l, ChannelKind::Website, at), 1);
     assert_eq!(l.job_summary("j4").unwrap().unwrap().status, "completed");
 }

@@ -1590,7 +1590,12 @@ impl Ledger for PgLedger {
     fn next_due(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError> {
         self.run(move |c| {
             Ok(c.query_one(
-                "SELECT min(due_at) FROM deliveries WHERE channel = $1 AND state IN ('pending', 'unknown')",
+                // One question per state, each answered by its partial index (with `state IN
+                // (…)` the planner scanned every delivery ever planned).
+                "SELECT min(m) FROM (
+                   SELECT min(due_at) AS m FROM deliveries WHERE channel = $1 AND state = 'pending'
+                   UNION ALL
+                   SELECT min(due_at) FROM deliveries WHERE channel = $1 AND state = 'unknown') AS due",
                 &[&channel.as_str()],
             )?
             .get(0))

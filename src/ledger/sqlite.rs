@@ -1319,11 +1319,18 @@ impl Ledger for SqliteLedger {
     }
 
     fn next_due(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError> {
-        Ok(self.lock().query_row(
-            "SELECT min(due_at) FROM deliveries WHERE channel = ?1 AND state IN ('pending', 'unknown')",
-            params![channel.as_str()],
-            |r| r.get(0),
-        )?)
+        // One question per state, each answered by its partial index: asked with `state IN
+        // (…)`, SQLite walked every delivery ever planned (10 ms at 85,000, asked by every idle
+        // worker every second: the soak's latency crept up with the ledger).
+        Ok(self
+            .lock()
+            .prepare_cached(
+                "SELECT min(m) FROM (
+                   SELECT min(due_at) AS m FROM deliveries WHERE channel = ?1 AND state = 'pending'
+                   UNION ALL
+                   SELECT min(due_at) FROM deliveries WHERE channel = ?1 AND state = 'unknown') AS due",
+            )?
+            .query_row(params![channel.as_str()], |r| r.get(0))?)
     }
 
     fn next_retry(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError> {
