@@ -118,6 +118,10 @@ async fn two_replicas_share_the_work_and_one_finishes_what_a_killed_one_left() {
     let s = Setup::new("replicas");
     let schema = PgSchema::new("replicas");
     let tencent = Emulator::start().await;
+    // Each call is answered 40 ms after its messages went out, as a provider takes its time: a
+    // replica's workers then have calls in flight nearly always, so the kill below leaves some
+    // (answered at once, a kill could fall between two calls and leave nothing to settle).
+    tencent.set_mode(tencent_emulator::Mode::Hang(Duration::from_millis(40)));
 
     // The shipped channels with SMS through the emulator: batches of 50 and two workers per
     // replica, so that a kill leaves at most 500 deliveries in flight (the status query that
