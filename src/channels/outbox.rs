@@ -19,6 +19,11 @@ use crate::render::Rendered;
 
 const LINE_PREFIX: &str = "{\"delivery_id\":";
 
+/// `s` as a JSON string.
+fn json_text(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
 /// The parts of a batch's lines that every line shares, serialized as JSON once.
 struct Shared {
     at: String,
@@ -70,30 +75,28 @@ impl Outbox {
     /// million-recipient dry run.
     fn line(buf: &mut String, shared: &Shared, content: &str, item: &Item) {
         use std::fmt::Write as _;
-        let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let _ = write!(
             buf,
             "{LINE_PREFIX}{},\"address\":{},\"at\":{},\"attempt\":{},\"channel\":{},\"content\":{content},\"job_id\":{},\"name\":{},\"recipient\":{},\"role\":{}}}\n",
             item.delivery_id,
             item.address
                 .as_deref()
-                .map_or_else(|| "null".to_string(), text),
+                .map_or_else(|| "null".to_string(), json_text),
             shared.at,
             item.attempt,
             shared.channel,
             shared.job_id,
-            text(&item.name),
-            text(&item.recipient),
-            text(&item.role),
+            json_text(&item.name),
+            json_text(&item.recipient),
+            json_text(&item.role),
         );
     }
 
     fn write_lines(&self, batch: &Batch) -> std::io::Result<()> {
-        let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let shared = Shared {
-            at: text(&batch.now.to_rfc3339()),
-            channel: text(batch.channel.as_str()),
-            job_id: text(&batch.job.id),
+            at: json_text(&batch.now.to_rfc3339()),
+            channel: json_text(batch.channel.as_str()),
+            job_id: json_text(&batch.job.id),
         };
         let mut buf = String::with_capacity(batch.items.len() * 256);
         let mut last: Option<(&std::sync::Arc<Rendered>, String)> = None;

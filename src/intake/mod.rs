@@ -106,9 +106,7 @@ impl Intake {
         bytes: &[u8],
         now: DateTime<FixedOffset>,
     ) -> Result<Verdict, LedgerError> {
-        self.evaluate_all(&[bytes], now)?
-            .pop()
-            .ok_or_else(|| LedgerError::Corrupt("no verdict for the job".into()))
+        only(self.evaluate_all(&[bytes], now)?)
     }
 
     fn read(&self, bytes: &[u8]) -> Read {
@@ -244,9 +242,7 @@ impl Intake {
     }
 
     pub fn admit(&self, bytes: &[u8], now: DateTime<FixedOffset>) -> Result<Verdict, LedgerError> {
-        let mut v = self.admit_many(&[bytes], now)?;
-        v.pop()
-            .ok_or_else(|| LedgerError::Corrupt("no verdict for the job".into()))
+        only(self.admit_many(&[bytes], now)?)
     }
 
     /// Decide a batch: read the jobs and check their approvals on every core, ask the ledger
@@ -330,6 +326,13 @@ impl Intake {
         crate::metrics::decided(&verdicts);
         Ok(verdicts)
     }
+}
+
+/// The verdict of a batch of one job.
+fn only(mut verdicts: Vec<Verdict>) -> Result<Verdict, LedgerError> {
+    verdicts
+        .pop()
+        .ok_or_else(|| LedgerError::Corrupt("no verdict for the job".into()))
 }
 
 /// `f` over the items, in order, on every core when there are enough of them.

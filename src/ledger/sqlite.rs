@@ -322,19 +322,31 @@ impl SqliteLedger {
         job_id: Option<&str>,
         mut body: serde_json::Value,
     ) -> Result<(), LedgerError> {
+        Self::insert_event(tx, name, job_id, |seq| {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("event".into(), json!(name));
+                obj.insert("seq".into(), json!(seq));
+                obj.insert("at".into(), json!(at));
+                if let Some(j) = job_id {
+                    obj.insert("job_id".into(), json!(j));
+                }
+            }
+            body.to_string()
+        })
+    }
+
+    /// Inserts an event whose payload names its own sequence number: `payload(seq)`.
+    fn insert_event(
+        tx: &Transaction<'_>,
+        name: &str,
+        job_id: Option<&str>,
+        payload: impl FnOnce(i64) -> String,
+    ) -> Result<(), LedgerError> {
         tx.prepare_cached("INSERT INTO events (name, job_id, payload) VALUES (?1, ?2, '')")?
             .execute(params![name, job_id])?;
         let seq = tx.last_insert_rowid();
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("event".into(), json!(name));
-            obj.insert("seq".into(), json!(seq));
-            obj.insert("at".into(), json!(at));
-            if let Some(j) = job_id {
-                obj.insert("job_id".into(), json!(j));
-            }
-        }
         tx.prepare_cached("UPDATE events SET payload = ?1 WHERE seq = ?2")?
-            .execute(params![body.to_string(), seq])?;
+            .execute(params![payload(seq), seq])?;
         Ok(())
     }
 
@@ -348,25 +360,22 @@ impl SqliteLedger {
         job_id: &str,
         fields: &str,
     ) -> Result<(), LedgerError> {
-        tx.prepare_cached("INSERT INTO events (name, job_id, payload) VALUES (?1, ?2, '')")?
-            .execute(params![name, job_id])?;
-        let seq = tx.last_insert_rowid();
-        let mut payload = JsonText::new(fields.len() + 128);
-        payload
-            .raw("{\"at\":")
-            .str(at)
-            .raw(",")
-            .raw(fields)
-            .raw(",\"event\":")
-            .str(name)
-            .raw(",\"job_id\":")
-            .str(job_id)
-            .raw(",\"seq\":")
-            .int(seq)
-            .raw("}");
-        tx.prepare_cached("UPDATE events SET payload = ?1 WHERE seq = ?2")?
-            .execute(params![payload.into_string(), seq])?;
-        Ok(())
+        Self::insert_event(tx, name, Some(job_id), |seq| {
+            let mut payload = JsonText::new(fields.len() + 128);
+            payload
+                .raw("{\"at\":")
+                .str(at)
+                .raw(",")
+                .raw(fields)
+                .raw(",\"event\":")
+                .str(name)
+                .raw(",\"job_id\":")
+                .str(job_id)
+                .raw(",\"seq\":")
+                .int(seq)
+                .raw("}");
+            payload.into_string()
+        })
     }
 
     /// `delivery.<state>` events for recorded outcomes, one per job, channel and state, and
@@ -387,10 +396,8 @@ impl SqliteLedger {
                         t.raw("\"channel\":").str(channel).raw(",\"deliveries\":[");
                         t
                     });
-                if !text.0.ends_with(b"[") {
-                    text.raw(",");
-                }
-                text.raw("{\"code\":")
+                text.next()
+                    .raw("{\"code\":")
                     .opt_str(code.as_deref())
                     .raw(",\"delivery\":")
                     .int(*id)
@@ -627,6 +634,14 @@ impl JsonText {
 
     fn raw(&mut self, s: &str) -> &mut Self {
         self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    /// Starts the next element of the array being written: a comma unless it is the first.
+    fn next(&mut self) -> &mut Self {
+        if !self.0.ends_with(b"[") {
+            self.0.push(b',');
+        }
         self
     }
 
@@ -1195,11 +1210,9 @@ impl Ledger for SqliteLedger {
         } else {
             let mut rows = JsonText::new(records.len() * 96);
             rows.raw("[");
-            for (i, r) in records.iter().enumerate() {
-                if i > 0 {
-                    rows.raw(",");
-                }
-                rows.raw("[")
+            for r in records {
+                rows.next()
+                    .raw("[")
                     .int(r.id)
                     .raw(",")
                     .str(r.state.as_str())
@@ -1256,11 +1269,9 @@ impl Ledger for SqliteLedger {
             // {"deliveries":[[id,state,code],…],"jobs":[…]}
             let mut body = JsonText::new(entries.len() * 32 + 64);
             body.raw("{\"deliveries\":[");
-            for (i, (id, state, code)) in entries.iter().enumerate() {
-                if i > 0 {
-                    body.raw(",");
-                }
-                body.raw("[")
+            for (id, state, code) in &entries {
+                body.next()
+                    .raw("[")
                     .int(*id)
                     .raw(",")
                     .str(state.as_str())
@@ -1269,11 +1280,8 @@ impl Ledger for SqliteLedger {
                     .raw("]");
             }
             body.raw("],\"jobs\":[");
-            for (i, job) in jobs.iter().enumerate() {
-                if i > 0 {
-                    body.raw(",");
-                }
-                body.str(job);
+            for job in &jobs {
+                body.next().str(job);
             }
             body.raw("]}");
             let body = body.into_string();
