@@ -76,6 +76,17 @@ const QUOTA_UNAVAILABLE_RETRY_MS: i64 = 30_000;
 /// Channel calls' worth of deliveries claimed (and recorded) per ledger transaction.
 const CALLS_PER_CLAIM: usize = 5;
 const MAX_CLAIM: usize = 1_000;
+/// How many unknown deliveries one worker claims for the status query when the channel asks
+/// one query per delivery at `per_second` (shared by the lane's `workers`): what all of them can
+/// settle in half the lease. A claim larger than that outlived its lease while its queries
+/// waited for the rate limit, went back to `unknown`, and was claimed and asked about again by
+/// the next worker, over and over, while the lane's pending deliveries waited behind it (the
+/// chaos test, with a 1 s lease and 20 queries a second, stalled for a minute).
+fn status_claim(per_second: u32, lease: Duration, workers: usize) -> usize {
+    let n = f64::from(per_second) * lease.as_secs_f64() / (2.0 * workers.max(1) as f64);
+    (n as usize).max(1)
+}
+
 /// Backoff while the outcomes of a send cannot be written (see [`Engine::record`]).
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -213,9 +224,12 @@ impl Engine {
         }
         // Claim several calls' worth at once and record them in one transaction: the ledger's
         // cost is per transaction far more than per row.
-        let limit = (lane.batch_size * CALLS_PER_CLAIM)
+        let mut limit = (lane.batch_size * CALLS_PER_CLAIM)
             .min(MAX_CLAIM)
             .max(lane.batch_size);
+        if unknown && let Some(per_second) = lane.channel.status_queries_per_second() {
+            limit = limit.min(status_claim(per_second, self.lease, lane.concurrency));
+        }
         let (ledger, lease) = (self.ledger.clone(), self.lease.as_millis() as i64);
         let now_ms = now.timestamp_millis();
         let claimed = blocking(move || {
@@ -751,6 +765,17 @@ mod tests {
         base_ms: 1000,
         max_ms: 60_000,
     };
+
+    #[test]
+    fn a_status_claim_is_what_the_workers_can_settle_in_half_the_lease() {
+        // The chaos test's lane: 20 queries a second, a 1 s lease, four workers.
+        assert_eq!(status_claim(20, Duration::from_secs(1), 4), 2);
+        // The shipped defaults: a claim is never the limit.
+        assert_eq!(status_claim(20, Duration::from_secs(120), 1), 1_200);
+        // Never nothing: one query at a time still settles.
+        assert_eq!(status_claim(1, Duration::from_secs(1), 8), 1);
+        assert_eq!(status_claim(5, Duration::from_secs(1), 0), 2);
+    }
 
     #[test]
     fn transient_failures_are_retried_with_backoff_then_given_up() {

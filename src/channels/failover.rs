@@ -136,6 +136,17 @@ impl Channel for Failover {
         self.primary.1.kind()
     }
 
+    /// The slower of the two: a status query goes to whichever provider sent the message.
+    fn status_queries_per_second(&self) -> Option<u32> {
+        match (
+            self.primary.1.status_queries_per_second(),
+            self.secondary.1.status_queries_per_second(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn transport(&self) -> &str {
         &self.transport
     }

@@ -98,6 +98,15 @@ pub trait Channel: Send + Sync {
     fn location(&self) -> Option<&Path> {
         None
     }
+    /// How many status queries a second the channel may ask, when [`Channel::resolve`] asks
+    /// one per delivery under a rate limit (the SMS providers); `None`: no such limit.
+    fn status_queries_per_second(&self) -> Option<u32> {
+        None
+    }
+    /// Workers of the channel's lane when its configuration names no `concurrency`.
+    fn default_concurrency(&self) -> usize {
+        1
+    }
     /// Housekeeping on each pass of the engine (e.g. closing publicity periods that have ended).
     fn tick(&self, _now: DateTime<FixedOffset>) -> Result<(), String> {
         Ok(())

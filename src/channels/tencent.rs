@@ -476,6 +476,10 @@ impl Channel for Tencent {
         ChannelKind::Sms
     }
 
+    fn status_queries_per_second(&self) -> Option<u32> {
+        Some(self.cfg.status_queries_per_second)
+    }
+
     fn transport(&self) -> &str {
         "tencent_sms"
     }
