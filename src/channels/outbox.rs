@@ -144,8 +144,10 @@ impl Outbox {
             .collect()
     }
 
-    /// Delivery ids present in the `.jsonl` file.
+    /// Delivery ids present in the `.jsonl` file (a set: after a crash in a fan-out to a
+    /// million, the file has a million lines to look each claimed id up against).
     fn written(&self, wanted: &[i64]) -> std::io::Result<std::collections::HashSet<i64>> {
+        let wanted: std::collections::HashSet<i64> = wanted.iter().copied().collect();
         let mut found = std::collections::HashSet::new();
         let f = std::fs::File::open(&self.path)?;
         for line in std::io::BufReader::new(f).lines() {
