@@ -104,12 +104,16 @@ impl Engine {
                 let limiter = cfg.calls_per_second.and_then(NonZeroU32::new).map(|n| {
                     RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN))
                 });
+                let concurrency = cfg
+                    .concurrency
+                    .unwrap_or_else(|| channel.default_concurrency())
+                    .max(1);
                 (
                     cfg.channel,
                     Lane {
                         channel,
                         batch_size: cfg.batch_size(),
-                        concurrency: cfg.concurrency.unwrap_or(1).max(1),
+                        concurrency,
                         retry: cfg.retry,
                         limiter,
                         quiet: cfg.quiet_hours,
