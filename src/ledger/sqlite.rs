@@ -422,18 +422,9 @@ impl SqliteLedger {
                 .unwrap_or(0);
             if open <= 0 {
                 let mut counts = serde_json::Map::new();
-                let mut stmt = tx.prepare_cached(
-                    "SELECT channel, state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY channel, state",
-                )?;
                 let mut still_open = 0;
-                for row in stmt.query_map(params![job], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })? {
-                    let (ch, st, n) = row?;
+                for (ch, st, n) in channel_states(tx, job)? {
+                    let n = n as i64;
                     if State::parse(&st).is_none_or(|s| !s.is_final()) {
                         still_open += n;
                     }
@@ -545,13 +536,10 @@ impl SqliteLedger {
 
     fn summary_from_row(&self, conn: &Connection, row: JobRow) -> Result<JobSummary, LedgerError> {
         let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        let mut stmt = conn.prepare_cached("SELECT channel, state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY channel, state")?;
-        let mut rows = stmt.query(params![row.id])?;
         let mut open = 0u64;
         let mut scheduled = 0u64;
         let (mut cancelled, mut total) = (0u64, 0u64);
-        while let Some(r) = rows.next()? {
-            let (ch, st, n): (String, String, u64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        for (ch, st, n) in channel_states(conn, &row.id)? {
             if matches!(st.as_str(), "pending" | "sending" | "unknown") {
                 open += n;
             }
@@ -606,6 +594,48 @@ struct JobRow {
 }
 
 const JOB_COLUMNS: &str = "id, kind, category, scope, title, accepted_at, publish_at";
+
+/// A job's deliveries counted per channel and state, `(channel, state, count)` for each count
+/// above zero. One pass along the job's rows in the order of the (job, channel, recipient)
+/// index, a sum per known state: `GROUP BY channel, state` sorted every delivery of the job
+/// first (0.48 s against 0.21 s for a job to a million, asked at its completion and by its
+/// summary). A state the ledger does not know (it never should) is counted the slow way, so it
+/// still shows.
+fn channel_states(conn: &Connection, job: &str) -> Result<Vec<(String, String, u64)>, LedgerError> {
+    let sums: Vec<String> = State::ALL
+        .iter()
+        .map(|s| format!("sum(state = '{}')", s.as_str()))
+        .collect();
+    let sql = format!(
+        "SELECT channel, count(*), {} FROM deliveries WHERE job_id = ?1 GROUP BY channel",
+        sums.join(", ")
+    );
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![job])?;
+    let mut all_known = true;
+    while let Some(r) = rows.next()? {
+        let channel: String = r.get(0)?;
+        let total: u64 = r.get(1)?;
+        let mut known = 0;
+        for (i, state) in State::ALL.iter().enumerate() {
+            let n: u64 = r.get(i + 2)?;
+            if n > 0 {
+                out.push((channel.clone(), state.as_str().to_string(), n));
+                known += n;
+            }
+        }
+        all_known &= known == total;
+    }
+    if all_known {
+        return Ok(out);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT channel, state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY channel, state",
+    )?;
+    let rows = stmt.query_map(params![job], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -1772,20 +1802,8 @@ impl SqliteLedger {
             return Ok(None);
         };
         let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        {
-            let mut stmt = conn.prepare_cached(
-                "SELECT channel, state, count(*) FROM deliveries WHERE job_id = ?1 GROUP BY channel, state",
-            )?;
-            for r in stmt.query_map(params![id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u64>(2)?,
-                ))
-            })? {
-                let (ch, st, n) = r?;
-                outcomes.entry(ch).or_default().insert(st, n);
-            }
+        for (ch, st, n) in channel_states(conn, &id)? {
+            outcomes.entry(ch).or_default().insert(st, n);
         }
         let first_out: Option<i64> = conn
             .prepare_cached(
