@@ -168,6 +168,16 @@ fn suite_plans_each_group_member_once_and_skips_opt_outs(l: &dyn Ledger) {
     assert_eq!(l.counts(&["j1".into()]).unwrap().values().sum::<u64>(), 5);
 }
 
+/// `open_counts` (from the open states' partial indexes) agrees with the full count, and j2's
+/// ten deliveries are all in `state`.
+fn assert_open_counts_agree(l: &dyn Ledger, state: State) {
+    let mut all = l.counts(&[]).unwrap();
+    all.retain(|s, _| !s.is_final());
+    let open = l.open_counts().unwrap();
+    assert_eq!(open, all);
+    assert!(open.get(&state).copied().unwrap_or(0) >= 10, "{open:?}");
+}
+
 fn suite_claims_are_exclusive_and_leases_expire_to_unknown(l: &dyn Ledger) {
     import(
         l,
@@ -189,10 +199,12 @@ fn suite_claims_are_exclusive_and_leases_expire_to_unknown(l: &dyn Ledger) {
     assert!(first.iter().all(|c| !second.iter().any(|d| d.id == c.id)));
     assert!(first.iter().all(|c| c.attempt == 1 && c.address.is_some()));
     assert!(l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap().is_empty());
+    assert_open_counts_agree(l, State::Sending);
     // Nobody recorded the first batch (the process died): after the lease they are unknown,
     // never pending again, so they are not resent blindly.
     assert_eq!(l.expire_leases(ms + 500).unwrap(), 0);
     assert_eq!(l.expire_leases(ms + 1_001).unwrap(), 10);
+    assert_open_counts_agree(l, State::Unknown);
     // Unknown deliveries are due for the status query: the workers wake for them too.
     assert_eq!(l.next_due(ChannelKind::Sms).unwrap(), Some(ms));
     assert!(

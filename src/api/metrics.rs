@@ -2,11 +2,17 @@
 //! dozen families do not justify a client library.
 //!
 //! Counters come from [`crate::metrics`] (since the process started). Two gauges are read from
-//! the ledger at scrape time, because only the ledger knows them across restarts and replicas:
-//! deliveries per state, and the queue lag per channel — how long the oldest delivery that is
-//! due has been waiting (0 when nothing is due).
+//! the ledger, because only the ledger knows them across restarts and replicas: deliveries per
+//! state, and the queue lag per channel — how long the oldest delivery that is due has been
+//! waiting (0 when nothing is due). The open states (pending, sending, unknown) and the lag are
+//! read at every scrape from the ledger's partial indexes; the finished states need a walk over
+//! every delivery ever planned, so that count is taken at most once a minute
+//! ([`FINAL_COUNTS_MAX_AGE`]) — every 15 s it held the ledger for a whole table scan.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -18,13 +24,23 @@ use crate::job::ChannelKind;
 use crate::ledger::{Ledger, State as DeliveryState};
 use crate::metrics::{LATENCY_BUCKETS, Snapshot, snapshot};
 
+/// How old the count of finished deliveries per state may be when a scrape shows it.
+pub const FINAL_COUNTS_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The last count of finished deliveries per state, and when it was taken.
+pub type FinalCounts = Mutex<Option<(Instant, BTreeMap<DeliveryState, u64>)>>;
+
 pub async fn scrape(State(state): State<Shared>) -> Response {
-    let ledger = state.ledger.clone();
     let channels: Vec<ChannelKind> = state.engine.configured().into_iter().collect();
     let text = tokio::task::spawn_blocking(move || {
         let mut out = String::new();
         render_counters(&mut out, &snapshot());
-        render_ledger(&mut out, ledger.as_ref(), &channels)?;
+        render_ledger(
+            &mut out,
+            state.ledger.as_ref(),
+            &state.final_counts,
+            &channels,
+        )?;
         Ok::<_, crate::ledger::LedgerError>(out)
     })
     .await;
@@ -179,17 +195,38 @@ pub fn render_counters(out: &mut String, m: &Snapshot) {
     }
 }
 
+/// Deliveries per state: the open ones counted now, the finished ones as counted at most
+/// [`FINAL_COUNTS_MAX_AGE`] ago.
+fn state_counts(
+    ledger: &dyn Ledger,
+    cache: &FinalCounts,
+) -> Result<BTreeMap<DeliveryState, u64>, crate::ledger::LedgerError> {
+    let mut cached = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let mut counts = match &*cached {
+        Some((at, finished)) if at.elapsed() < FINAL_COUNTS_MAX_AGE => finished.clone(),
+        _ => {
+            let mut finished = ledger.counts(&[])?;
+            finished.retain(|s, _| s.is_final());
+            *cached = Some((Instant::now(), finished.clone()));
+            finished
+        }
+    };
+    counts.extend(ledger.open_counts()?);
+    Ok(counts)
+}
+
 fn render_ledger(
     out: &mut String,
     ledger: &dyn Ledger,
+    cache: &FinalCounts,
     channels: &[ChannelKind],
 ) -> Result<(), crate::ledger::LedgerError> {
-    let counts = ledger.counts(&[])?;
+    let counts = state_counts(ledger, cache)?;
     family(
         out,
         "disclose_ledger_deliveries",
         "gauge",
-        "Deliveries in the ledger, by state.",
+        "Deliveries in the ledger, by state (the finished states as counted up to a minute ago).",
     );
     for s in DeliveryState::ALL {
         let n = counts.get(&s).copied().unwrap_or(0);

@@ -79,6 +79,9 @@ pub struct ApiState {
     console: Option<[u8; 32]>,
     /// The variable that should hold the token, for the refusal's message.
     token_env: String,
+    /// The ledger's count of finished deliveries per state, and when it was taken (see
+    /// [`metrics::FINAL_COUNTS_MAX_AGE`]).
+    pub(crate) final_counts: metrics::FinalCounts,
 }
 
 impl ApiState {
@@ -98,6 +101,7 @@ impl ApiState {
             token,
             console,
             token_env,
+            final_counts: Default::default(),
         }
     }
 

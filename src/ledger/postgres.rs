@@ -1634,6 +1634,30 @@ impl Ledger for PgLedger {
         })
     }
 
+    fn open_counts(&self) -> Result<BTreeMap<State, u64>, LedgerError> {
+        self.run(move |c| {
+            // One count per state, each from its partial index (`state IN (…)` would walk the
+            // whole table).
+            let row = c.query_one(
+                "SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'),
+                        (SELECT count(*) FROM deliveries WHERE state = 'sending'),
+                        (SELECT count(*) FROM deliveries WHERE state = 'unknown')",
+                &[],
+            )?;
+            let mut out = BTreeMap::new();
+            for (i, state) in [State::Pending, State::Sending, State::Unknown]
+                .into_iter()
+                .enumerate()
+            {
+                let n = count(row.get(i));
+                if n > 0 {
+                    out.insert(state, n);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn pending_events(&self, limit: usize) -> Result<Vec<Event>, LedgerError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| {

@@ -1409,6 +1409,32 @@ impl Ledger for SqliteLedger {
         Ok(out)
     }
 
+    fn open_counts(&self) -> Result<BTreeMap<State, u64>, LedgerError> {
+        let conn = self.lock();
+        let mut out = BTreeMap::new();
+        // One question per state (a literal, so that each is answered from its partial index).
+        for (state, sql) in [
+            (
+                State::Pending,
+                "SELECT count(*) FROM deliveries WHERE state = 'pending'",
+            ),
+            (
+                State::Sending,
+                "SELECT count(*) FROM deliveries WHERE state = 'sending'",
+            ),
+            (
+                State::Unknown,
+                "SELECT count(*) FROM deliveries WHERE state = 'unknown'",
+            ),
+        ] {
+            let n: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+            if n > 0 {
+                out.insert(state, n as u64);
+            }
+        }
+        Ok(out)
+    }
+
     fn jobs(&self, limit: usize) -> Result<Vec<JobSummary>, LedgerError> {
         let conn = self.lock();
         let rows: Vec<JobRow> = conn
