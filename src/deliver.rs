@@ -288,6 +288,7 @@ impl Engine {
             let (ledger, batch) = (self.ledger.clone(), records.clone());
             match blocking(move || ledger.record(&batch, now)).await {
                 Ok(()) => {
+                    crate::events::written();
                     if outage {
                         tracing::info!(channel = %channel, deliveries = records.len(), "delivery outcomes recorded after the ledger came back");
                     }

@@ -33,6 +33,18 @@ const IDLE: Duration = Duration::from_millis(200);
 /// The longest wait between attempts to mark published events while the ledger cannot write.
 const MARK_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
+/// Rung when this process has committed events (a decision, recorded outcomes), so that the
+/// publisher sends them at once instead of at its next look: waiting for the next look was most
+/// of the time from a job's arrival to its `job.completed` (the soak: p50 ≈ 120 ms). Events
+/// written by another replica on a shared ledger are found by the look every [`IDLE`].
+static WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tell the publisher that events were committed (a permit is kept if it is busy, so none is
+/// missed).
+pub fn written() {
+    WRITTEN.notify_one();
+}
+
 /// Publish the ledger's outbox of events to the events exchange until shutdown.
 pub async fn run(
     ledger: Arc<dyn Ledger>,
@@ -170,6 +182,7 @@ async fn publish_loop(
             }
             tokio::select! {
                 _ = tokio::time::sleep(IDLE) => {}
+                _ = WRITTEN.notified() => {}
                 _ = shutdown.wait() => {}
             }
             continue;

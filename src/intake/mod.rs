@@ -292,7 +292,9 @@ impl Intake {
                     }
                 }
             }
-            self.ledger.commit(&decisions)?
+            let committed = self.ledger.commit(&decisions)?;
+            crate::events::written();
+            committed
         };
         let mut committed = committed.into_iter();
         for v in &mut verdicts {
