@@ -180,20 +180,12 @@ fn member(
     Some(m)
 }
 
-/// Rows parsed ahead of the ledger, per hand-over between the two threads of an import.
-const CHUNK: usize = 4096;
-
 /// Import a CSV as group `group`, replacing what the group held.
-///
-/// Two threads: one reads and checks the rows, the other writes them into the ledger's
-/// transaction; a few chunks of [`CHUNK`] rows wait between them, so memory stays bounded
-/// whatever the size of the file. (One thread did both: a million rows took 1.7 s, about a third
-/// of it parsing and normalising while the ledger waited.)
 pub fn import_csv(
     ledger: &dyn Ledger,
     group: &str,
     kind: GroupKind,
-    input: impl Read + Send,
+    input: impl Read,
     now: DateTime<FixedOffset>,
 ) -> Result<ImportReport, DirectoryError> {
     let kind = resolve_kind(group, kind)?;
@@ -205,20 +197,18 @@ pub fn import_csv(
             .headers()
             .map_err(|e| DirectoryError::Header(e.to_string()))?,
     )?;
-    type Chunk = Vec<Result<Member, String>>;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
-    std::thread::scope(|scope| {
-        let parser = scope.spawn(move || {
-            let mut report = ImportReport::default();
-            let mut rec = csv::StringRecord::new();
-            let mut chunk: Chunk = Vec::with_capacity(CHUNK);
+    let mut report = ImportReport::default();
+    let mut rec = csv::StringRecord::new();
+    let imported = {
+        let report = &mut report;
+        let mut rows = std::iter::from_fn(|| {
             loop {
                 match reader.read_record(&mut rec) {
-                    Ok(false) => break,
+                    Ok(false) => return None,
                     Ok(true) => {
                         let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                        if let Some(m) = member(&rec, &cols, line, &mut report) {
-                            chunk.push(Ok(m));
+                        if let Some(m) = member(&rec, &cols, line, report) {
+                            return Some(Ok(m));
                         }
                     }
                     Err(e) => {
@@ -228,34 +218,16 @@ pub fn import_csv(
                         } else {
                             ""
                         };
-                        chunk.push(Err(format!(
+                        return Some(Err(format!(
                             "line {line}: the CSV cannot be read: {e}{hint}"
                         )));
-                        break;
-                    }
-                }
-                if chunk.len() == CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    // The ledger gave up (an error): nothing more to read.
-                    if tx.send(full).is_err() {
-                        return report;
                     }
                 }
             }
-            if !chunk.is_empty() {
-                let _ = tx.send(chunk);
-            }
-            report
         });
-        let mut rows = rx.into_iter().flatten();
         // A file that breaks off mid-way is not half-imported: the group keeps its previous members.
-        let imported = ledger.replace_group(group, kind, &mut rows, now);
-        // Dropping the receiver ends a parser still reading (after a ledger error).
-        drop(rows);
-        let mut report = parser
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        report.imported = imported?;
-        Ok(report)
-    })
+        ledger.replace_group(group, kind, &mut rows, now)?
+    };
+    report.imported = imported;
+    Ok(report)
 }
