@@ -576,3 +576,99 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
     );
     assert_eq!(emu.requests(), 1, "one SendSms call in all");
 }
+
+/// A status query asks one number at a time under a rate limit (20 a second). With a 1 s lease and
+/// four workers, a worker must claim no more unknowns than the lane can settle before the lease
+/// runs out: a claim of 100 outlived its lease, went back to `unknown` (as `serve`'s housekeeping
+/// does, here every 100 ms), and was claimed and asked about again by the next worker, over and
+/// over. Each of the 100 deliveries is asked about once (a few more at most), and all settle. (Without
+/// the cap, one run: 400 queries and 20 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_queries_fit_the_lease_so_no_delivery_is_asked_about_over_and_over() {
+    use disclose::ledger::Member;
+    use disclose::policy::GroupKind;
+
+    let emu = Emulator::start().await;
+    let setup = engine::Setup::new("sms-tencent-lease");
+    let n = 100;
+    let members: Vec<Member> = (0..n)
+        .map(|i| Member {
+            id: format!("s{i:03}"),
+            name: format!("订阅者{i}"),
+            phone: Some(number(i)),
+            ..Member::default()
+        })
+        .collect();
+    let job = job("tc-lease-1");
+    let body = serde_json::to_string(&job).unwrap();
+    setup.accept(
+        ("subscribers", GroupKind::Public),
+        members,
+        &job,
+        &body,
+        ChannelKind::Sms,
+    );
+    let ledger = setup.ledger.clone();
+    let mut t = config(&emu);
+    t.timeout_ms = 300;
+    // Asked about as soon as they are unknown (as in the chaos test), not ten minutes later.
+    t.resolve_after_secs = 0;
+    let mut cfg =
+        engine::channel_config(ChannelKind::Sms, Transport::TencentSms(t.clone()), 20, None);
+    cfg.concurrency = Some(4);
+    let ch = channel(t);
+
+    // Every call hangs past the timeout: 100 deliveries unknown, each number messaged once.
+    emu.set_mode(Mode::Hang(Duration::from_secs(2)));
+    setup.engine(&cfg, ch.clone()).drain().await.unwrap();
+    let rows = ledger.deliveries("tc-lease-1", 1_000).unwrap();
+    assert!(rows.iter().all(|d| d.state == "unknown"), "{rows:?}");
+    assert_eq!(emu.received().len(), n);
+
+    // The status query, with leases of 1 s expiring as serve's housekeeping expires them.
+    emu.set_mode(Mode::Ok);
+    setup.recheck_unknown_now();
+    let expiring = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let ledger = ledger.clone();
+                let now = chrono::Utc::now().timestamp_millis();
+                let _ = tokio::task::spawn_blocking(move || ledger.expire_leases(now)).await;
+            }
+        })
+    };
+    // The service's workers (which, unlike a one-shot drain, keep looking for unknowns).
+    let engine = setup.engine_with_lease(&cfg, ch, Duration::from_secs(1));
+    let (stop, shutdown) = disclose::shutdown::channel();
+    let workers = tokio::spawn(engine.run(shutdown, Arc::new(tokio::sync::Notify::new())));
+    let started = std::time::Instant::now();
+    let settled = || {
+        ledger
+            .deliveries("tc-lease-1", 1_000)
+            .unwrap()
+            .iter()
+            .all(|d| d.state == "delivered")
+    };
+    while !settled() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not settled in a minute; {} status queries so far",
+            emu.status_queries()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.fire();
+    workers.await.unwrap();
+    expiring.abort();
+    assert!(
+        emu.received().values().all(|&c| c == 1),
+        "no number messaged twice"
+    );
+    let queries = emu.status_queries();
+    assert!(
+        queries >= n as u64 && queries <= n as u64 + 10,
+        "{queries} status queries for {n} unknown deliveries"
+    );
+}

@@ -109,11 +109,21 @@ impl Setup {
     /// An engine over this ledger with one channel (a fresh engine is a restart: nothing of the
     /// last one's memory carries over).
     pub fn engine(&self, cfg: &ChannelConfig, channel: Arc<dyn Channel>) -> Arc<Engine> {
+        self.engine_with_lease(cfg, channel, Duration::from_secs(60))
+    }
+
+    /// [`Setup::engine`] with claims leased for `lease`.
+    pub fn engine_with_lease(
+        &self,
+        cfg: &ChannelConfig,
+        channel: Arc<dyn Channel>,
+        lease: Duration,
+    ) -> Arc<Engine> {
         Arc::new(Engine::new(
             self.ledger.clone(),
             self.templates.clone(),
             vec![(cfg.clone(), channel)],
-            Duration::from_secs(60),
+            lease,
         ))
     }
 

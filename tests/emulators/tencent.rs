@@ -110,6 +110,8 @@ pub struct Shared {
     inner: Mutex<Inner>,
     serial: AtomicU64,
     requests: AtomicU64,
+    /// `PullSmsSendStatusByPhoneNumber` requests received.
+    queries: AtomicU64,
 }
 
 struct Inner {
@@ -135,6 +137,7 @@ impl Emulator {
             }),
             serial: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            queries: AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -189,6 +192,11 @@ impl Emulator {
     /// `SendSms` requests received (signed correctly or not).
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Status queries (`PullSmsSendStatusByPhoneNumber`) received.
+    pub fn status_queries(&self) -> u64 {
+        self.state.queries.load(Ordering::Relaxed)
     }
 }
 
@@ -596,6 +604,7 @@ struct PullStatus<'a> {
 }
 
 async fn pull(s: &Shared, rid: &str, req: &serde_json::Value) -> Response {
+    s.queries.fetch_add(1, Ordering::Relaxed);
     let number = e164(req["PhoneNumber"].as_str().unwrap_or(""));
     let (Some(begin), Some(end), Some(limit)) = (
         req["BeginTime"].as_i64(),
