@@ -425,28 +425,10 @@ async fn a_failing_status_query_leaves_the_delivery_unknown() {
 /// which finds them sent: delivered, each number messaged once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resending() {
-    use disclose::ledger::Member;
-    use disclose::policy::GroupKind;
-
     let emu = Emulator::start().await;
     let setup = engine::Setup::new("sms-aliyun");
-    let members: Vec<Member> = (0..5)
-        .map(|i| Member {
-            id: format!("s{i}"),
-            name: format!("订阅者{i}"),
-            phone: Some(number(i)),
-            ..Member::default()
-        })
-        .collect();
     let job = job("al-engine-1");
-    let body = serde_json::to_string(&job).unwrap();
-    setup.accept(
-        ("subscribers", GroupKind::Public),
-        members,
-        &job,
-        &body,
-        ChannelKind::Sms,
-    );
+    setup.accept_sms_subscribers(&job, 5);
     let ledger = setup.ledger.clone();
 
     let mut t = config(&emu);

@@ -514,28 +514,10 @@ async fn deliveries_without_a_number_are_skipped_and_a_template_without_a_tencen
 /// which finds them sent: delivered, each number messaged once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resending() {
-    use disclose::ledger::Member;
-    use disclose::policy::GroupKind;
-
     let emu = Emulator::start().await;
     let setup = engine::Setup::new("sms-tencent");
-    let members: Vec<Member> = (0..5)
-        .map(|i| Member {
-            id: format!("s{i}"),
-            name: format!("订阅者{i}"),
-            phone: Some(number(i)),
-            ..Member::default()
-        })
-        .collect();
     let job = job("tc-engine-1");
-    let body = serde_json::to_string(&job).unwrap();
-    setup.accept(
-        ("subscribers", GroupKind::Public),
-        members,
-        &job,
-        &body,
-        ChannelKind::Sms,
-    );
+    setup.accept_sms_subscribers(&job, 5);
     let ledger = setup.ledger.clone();
 
     let mut t = config(&emu);
@@ -585,29 +567,11 @@ async fn the_engine_resolves_a_timed_out_call_by_the_status_query_without_resend
 /// the cap, one run: 400 queries and 20 s.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_queries_fit_the_lease_so_no_delivery_is_asked_about_over_and_over() {
-    use disclose::ledger::Member;
-    use disclose::policy::GroupKind;
-
     let emu = Emulator::start().await;
     let setup = engine::Setup::new("sms-tencent-lease");
     let n = 100;
-    let members: Vec<Member> = (0..n)
-        .map(|i| Member {
-            id: format!("s{i:03}"),
-            name: format!("订阅者{i}"),
-            phone: Some(number(i)),
-            ..Member::default()
-        })
-        .collect();
     let job = job("tc-lease-1");
-    let body = serde_json::to_string(&job).unwrap();
-    setup.accept(
-        ("subscribers", GroupKind::Public),
-        members,
-        &job,
-        &body,
-        ChannelKind::Sms,
-    );
+    setup.accept_sms_subscribers(&job, n);
     let ledger = setup.ledger.clone();
     let mut t = config(&emu);
     t.timeout_ms = 300;

@@ -75,6 +75,27 @@ impl Setup {
         }
     }
 
+    /// Make `n` subscribers with phone numbers (`s0`, `订阅者0`, [`super::sms::number`]`(0)`, …)
+    /// the public group `subscribers` and accept `job` for SMS to them.
+    pub fn accept_sms_subscribers(&self, job: &Job, n: usize) {
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                id: format!("s{i}"),
+                name: format!("订阅者{i}"),
+                phone: Some(super::sms::number(i)),
+                ..Member::default()
+            })
+            .collect();
+        let body = serde_json::to_string(job).unwrap();
+        self.accept(
+            ("subscribers", GroupKind::Public),
+            members,
+            job,
+            &body,
+            ChannelKind::Sms,
+        );
+    }
+
     /// Make `members` the group `name` and accept `job` (whose posted form is `body`) for
     /// `channel` to that group.
     pub fn accept(
