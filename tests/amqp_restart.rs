@@ -97,14 +97,10 @@ async fn all_connections_closed_by_the_broker_during_intake_recovers_by_itself()
     let total = 1500;
     let bodies = jobs(&s, "c", total);
     eprintln!("signed after {:?}", t0.elapsed());
-    s.publish(bodies).await;
-    eprintln!("published after {:?}", t0.elapsed());
-    let mut serve = s.serve();
-    wait_until("intake to be under way", 60, || s.jobs() >= 1).await;
-    // Hold the ledger so that intake has messages in hand, unacknowledged, when the broker
+    // The ledger held so that intake has messages in hand, unacknowledged, when the broker
     // closes the connection: their commits land after the close, their acks are lost, and the
     // broker redelivers them.
-    let hold = s.hold_ledger();
+    let (mut serve, hold) = s.serve_with_jobs_in_hand(bodies).await;
     eprintln!("under way after {:?}", t0.elapsed());
     let at_close = s.jobs();
     assert!(
@@ -132,12 +128,9 @@ async fn a_broker_restart_during_intake_loses_nothing_and_records_nothing_twice(
     let s = Setup::new("restart");
     let tap = s.bind_events().await;
     let total = 1500;
-    s.publish(jobs(&s, "r", total)).await;
-    let mut serve = s.serve();
-    wait_until("intake to be under way", 60, || s.jobs() >= 1).await;
-    // Hold the ledger while the broker stops: intake surely has messages in hand whose acks
+    // The ledger held while the broker stops: intake surely has messages in hand whose acks
     // cannot reach the broker, which must redeliver them; the ledger must not record them twice.
-    let hold = s.hold_ledger();
+    let (mut serve, hold) = s.serve_with_jobs_in_hand(jobs(&s, "r", total)).await;
     let at_stop = s.jobs();
     assert!(
         at_stop < total as i64,

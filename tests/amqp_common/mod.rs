@@ -209,6 +209,31 @@ impl Setup {
         self.count("SELECT count(*) FROM jobs")
     }
 
+    /// Start `serve`, take the ledger's write lock once it consumes, then publish `bodies` and
+    /// wait until intake has taken some: it cannot commit them, so it surely has jobs in hand,
+    /// unacknowledged, when the test then breaks the broker. (Publishing first and holding the
+    /// ledger once the first job was committed raced the intake, which on a fast machine
+    /// committed all 1,500 jobs in between.) Drop the returned connection to let intake commit.
+    pub async fn serve_with_jobs_in_hand(
+        &self,
+        bodies: Vec<(String, Vec<u8>)>,
+    ) -> (Serve, rusqlite::Connection) {
+        let total = bodies.len() as u32;
+        let serve = self.serve();
+        wait_until("the service to consume", 60, || {
+            serve.log().contains("consuming jobs from RabbitMQ")
+        })
+        .await;
+        let hold = self.hold_ledger();
+        self.publish(bodies).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ready(&self.jobs_queue).await >= total {
+            assert!(Instant::now() < deadline, "intake took no message in 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (serve, hold)
+    }
+
     /// Take the ledger's write lock (readers go on): intake cannot commit until the returned
     /// connection is dropped, so a test can break the broker while jobs are surely in flight
     /// instead of racing the intake.
