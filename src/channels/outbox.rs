@@ -46,6 +46,7 @@ impl Outbox {
             (None, dir.join("email"))
         } else {
             let path = dir.join(format!("{channel}.jsonl"));
+            drop_torn_line(&path).map_err(|e| format!("outbox {}: {e}", path.display()))?;
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -150,12 +151,26 @@ impl Outbox {
         let wanted: std::collections::HashSet<i64> = wanted.iter().copied().collect();
         let mut found = std::collections::HashSet::new();
         let f = std::fs::File::open(&self.path)?;
-        for line in std::io::BufReader::new(f).lines() {
-            let line = line?;
-            let Some(rest) = line.strip_prefix(LINE_PREFIX) else {
+        let mut reader = std::io::BufReader::new(f);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            // Only whole lines count: one without its newline is still being written (or was
+            // cut short by a crash), and its delivery has not been written yet.
+            if line.last() != Some(&b'\n') {
+                continue;
+            }
+            let Some(rest) = line.strip_prefix(LINE_PREFIX.as_bytes()) else {
                 continue;
             };
-            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            let digits: String = rest
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|&b| char::from(b))
+                .collect();
             if let Ok(id) = digits.parse::<i64>()
                 && wanted.contains(&id)
             {
@@ -164,6 +179,47 @@ impl Outbox {
         }
         Ok(found)
     }
+}
+
+/// Cut off a last line that does not end the file with a newline: a process killed while it
+/// wrote a batch (the kernel stops a write to a file at a page when the process is being killed)
+/// leaves a line cut short. Its delivery is `sending` in the ledger; the status query, which
+/// counts only whole lines, finds it not written and it is written again, whole.
+fn drop_torn_line(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(chunk)?;
+        if end == len && chunk.last() == Some(&b'\n') {
+            return Ok(());
+        }
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    tracing::warn!(
+        file = %path.display(),
+        bytes = len - end,
+        "the outbox ended in a line cut short by a crash; removed it (its delivery is resolved by the status query)"
+    );
+    f.set_len(end)?;
+    f.sync_all()
 }
 
 /// `<job.recipient-hash@disclose>`: derived from job and recipient, so a resend is recognisably
@@ -342,6 +398,42 @@ impl Channel for Outbox {
 #[cfg(test)]
 mod line_tests {
     use std::sync::Arc;
+
+    /// A line cut short by a kill is cut off when the outbox opens; whole lines stay, and a line
+    /// without its newline is never counted as written.
+    #[test]
+    fn a_line_cut_short_by_a_crash_is_removed_and_never_counted() {
+        let dir = std::env::temp_dir().join(format!("disclose-outbox-torn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sms.jsonl");
+        let whole = "{\"delivery_id\":1,\"address\":\"+8613900000001\"}\n{\"delivery_id\":2,\"content\":{}}\n";
+        std::fs::write(
+            &path,
+            format!("{whole}{{\"delivery_id\":3,\"content\":{{}}"),
+        )
+        .unwrap();
+        let outbox = Outbox {
+            channel: ChannelKind::Sms,
+            dir: dir.clone(),
+            file: None,
+            path: path.clone(),
+        };
+        assert_eq!(
+            outbox.written(&[1, 2, 3]).unwrap(),
+            [1, 2].into_iter().collect(),
+            "the cut line's delivery is not written"
+        );
+        Outbox::open(ChannelKind::Sms, &dir).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        // Whole files and empty ones are left as they are.
+        Outbox::open(ChannelKind::Sms, &dir).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        std::fs::write(&path, "{\"delivery_id\":9").unwrap();
+        Outbox::open(ChannelKind::Sms, &dir).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     use serde_json::json;
 
