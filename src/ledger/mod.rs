@@ -550,6 +550,26 @@ pub trait Ledger: Send + Sync {
 /// Open the ledger named by a URL: a path or `sqlite://PATH` (SQLite, the embedded default), or
 /// `postgres://…` / `postgresql://…` (PostgreSQL: connects and applies the migrations now, so an
 /// unreachable server is reported at start-up).
+/// An event's payload: its own `body` with the fields every event carries (`event`, `seq`,
+/// `at`, `job_id`), as both ledgers write it to their outbox of events.
+fn event_payload(
+    mut body: serde_json::Value,
+    name: &str,
+    seq: i64,
+    at: &str,
+    job_id: Option<&str>,
+) -> String {
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("event".into(), name.into());
+        obj.insert("seq".into(), seq.into());
+        obj.insert("at".into(), at.into());
+        if let Some(j) = job_id {
+            obj.insert("job_id".into(), j.into());
+        }
+    }
+    body.to_string()
+}
+
 pub fn open(url: &str) -> Result<Box<dyn Ledger>, LedgerError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(PgLedger::open(url)?));

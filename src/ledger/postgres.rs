@@ -579,7 +579,7 @@ fn emit(
     at: &str,
     name: &str,
     job_id: Option<&str>,
-    mut body: serde_json::Value,
+    body: serde_json::Value,
 ) -> Result<(), LedgerError> {
     let seq: i64 = tx
         .query_one(
@@ -587,17 +587,10 @@ fn emit(
             &[],
         )?
         .get(0);
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("event".into(), json!(name));
-        obj.insert("seq".into(), json!(seq));
-        obj.insert("at".into(), json!(at));
-        if let Some(j) = job_id {
-            obj.insert("job_id".into(), json!(j));
-        }
-    }
+    let payload = super::event_payload(body, name, seq, at, job_id);
     tx.execute(
         "INSERT INTO events (seq, name, job_id, payload) VALUES ($1, $2, $3, $4)",
-        &[&seq, &name, &job_id, &body.to_string()],
+        &[&seq, &name, &job_id, &payload],
     )?;
     Ok(())
 }

@@ -320,18 +320,10 @@ impl SqliteLedger {
         at: &str,
         name: &str,
         job_id: Option<&str>,
-        mut body: serde_json::Value,
+        body: serde_json::Value,
     ) -> Result<(), LedgerError> {
         Self::insert_event(tx, name, job_id, |seq| {
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("event".into(), json!(name));
-                obj.insert("seq".into(), json!(seq));
-                obj.insert("at".into(), json!(at));
-                if let Some(j) = job_id {
-                    obj.insert("job_id".into(), json!(j));
-                }
-            }
-            body.to_string()
+            super::event_payload(body, name, seq, at, job_id)
         })
     }
 
