@@ -461,11 +461,7 @@ pub trait Ledger: Send + Sync {
     fn counts(&self, jobs: &[String]) -> Result<BTreeMap<State, u64>, LedgerError>;
     /// Count of the open deliveries of all jobs (pending, sending, unknown) per state: what the
     /// partial indexes of the open states answer without walking every delivery ever planned.
-    fn open_counts(&self) -> Result<BTreeMap<State, u64>, LedgerError> {
-        let mut all = self.counts(&[])?;
-        all.retain(|s, _| !s.is_final());
-        Ok(all)
-    }
+    fn open_counts(&self) -> Result<BTreeMap<State, u64>, LedgerError>;
 
     /// Take one message per address against per-recipient limits kept in the ledger, so that
     /// replicas sharing one ledger share the counts (issue 4: "per recipient … so that no
