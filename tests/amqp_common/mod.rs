@@ -226,12 +226,17 @@ impl Setup {
         .await;
         let hold = self.hold_ledger();
         self.publish(bodies).await;
+        self.wait_taken(total).await;
+        (serve, hold)
+    }
+
+    /// Wait until intake has taken some of the `published` messages (fewer are ready).
+    pub async fn wait_taken(&self, published: u32) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while ready(&self.jobs_queue).await >= total {
+        while ready(&self.jobs_queue).await >= published {
             assert!(Instant::now() < deadline, "intake took no message in 60 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        (serve, hold)
     }
 
     /// Take the ledger's write lock (readers go on): intake cannot commit until the returned
