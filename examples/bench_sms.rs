@@ -161,6 +161,14 @@ fn main() {
         "disclose call rate:    {disclose_rate:.0} calls/s = {:.0}% of the bare client's",
         100.0 * disclose_rate / bare_rate
     );
+    if let Some(window) = emu.send_window() {
+        let rate = calls as f64 / window.as_secs_f64();
+        println!(
+            "disclose sending:      first call to last {:.2} s = {rate:.0} calls/s = {:.0}% of the bare client's",
+            window.as_secs_f64(),
+            100.0 * rate / bare_rate
+        );
+    }
     if let Some(line) = out.lines().find(|l| l.starts_with("bench-sms")) {
         println!("summary: {line}");
     }

@@ -112,6 +112,8 @@ pub struct Shared {
     requests: AtomicU64,
     /// `PullSmsSendStatusByPhoneNumber` requests received.
     queries: AtomicU64,
+    /// When the first and the last `SendSms` request arrived.
+    window: Mutex<Option<(std::time::Instant, std::time::Instant)>>,
 }
 
 struct Inner {
@@ -138,6 +140,7 @@ impl Emulator {
             serial: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             queries: AtomicU64::new(0),
+            window: Mutex::new(None),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -198,6 +201,12 @@ impl Emulator {
     pub fn status_queries(&self) -> u64 {
         self.state.queries.load(Ordering::Relaxed)
     }
+
+    /// From the first `SendSms` request to the last (since the last `clear`).
+    pub fn send_window(&self) -> Option<Duration> {
+        let w = *self.state.window.lock().unwrap_or_else(|e| e.into_inner());
+        w.map(|(first, last)| last - first)
+    }
 }
 
 impl Shared {
@@ -206,6 +215,7 @@ impl Shared {
         let mut inner = self.lock();
         inner.sent.clear();
         inner.receipts.clear();
+        *self.window.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -251,6 +261,9 @@ async fn handle(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
     let action = header(&headers, "x-tc-action").to_string();
     if action == "SendSms" {
         s.requests.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let mut w = s.window.lock().unwrap_or_else(|e| e.into_inner());
+        *w = Some(w.map_or((now, now), |(first, _)| (first, now)));
     }
     let rid = request_id(&s);
     if let Err((code, message)) = verify(&s, &headers, &body) {
