@@ -96,7 +96,7 @@ fn accept(l: &dyn Ledger, job: &Job, plan: &Plan) -> Accepted {
     .unwrap()
 }
 
-/// The outcome `delivered` for a claimed delivery.
+/// The outcome `delivered` for a claimed delivery, recorded under its claim (as the engine does).
 fn delivered(c: &disclose::ledger::Claimed) -> Record {
     Record {
         id: c.id,
@@ -105,7 +105,7 @@ fn delivered(c: &disclose::ledger::Claimed) -> Record {
         detail: None,
         retry_at: None,
         deferred: false,
-        lease_until: None,
+        lease_until: Some(c.lease_until),
     }
 }
 
@@ -202,8 +202,12 @@ fn suite_claims_are_exclusive_and_leases_expire_to_unknown(l: &dyn Ledger) {
     assert_open_counts_agree(l, State::Sending);
     // Nobody recorded the first batch (the process died): after the lease they are unknown,
     // never pending again, so they are not resent blindly.
+    // (A ledger may give a claim a millisecond more than asked, to keep each claim's lease its
+    // own: the SQLite claim journal does.)
+    let lease = first[0].lease_until.max(second[0].lease_until);
+    assert!(lease - ms < 1_010);
     assert_eq!(l.expire_leases(ms + 500).unwrap(), 0);
-    assert_eq!(l.expire_leases(ms + 1_001).unwrap(), 10);
+    assert_eq!(l.expire_leases(lease + 1).unwrap(), 10);
     assert_open_counts_agree(l, State::Unknown);
     // Unknown deliveries are due for the status query: the workers wake for them too.
     assert_eq!(l.next_due(ChannelKind::Sms).unwrap(), Some(ms));
@@ -273,7 +277,7 @@ fn suite_retries_wait_until_due_and_finals_stick(l: &dyn Ledger) {
             detail: None,
             retry_at: Some(ms + 5_000),
             deferred: false,
-            lease_until: None,
+            lease_until: Some(c[0].lease_until),
         }],
         now(),
     )
@@ -368,7 +372,7 @@ fn suite_corrections_reach_exactly_the_original_recipients(l: &dyn Ledger) {
             detail: None,
             retry_at: None,
             deferred: false,
-            lease_until: None,
+            lease_until: Some(c.lease_until),
         })
         .collect();
     l.record(&records, now()).unwrap();
@@ -539,7 +543,7 @@ fn suite_events_are_written_with_the_changes_they_report(l: &dyn Ledger) {
         detail: None,
         retry_at: None,
         deferred: false,
-        lease_until: None,
+        lease_until: Some(c.lease_until),
     };
     l.record(&c.iter().map(outcome).collect::<Vec<_>>(), now())
         .unwrap();
@@ -1479,4 +1483,187 @@ fn sqlite_a_ledger_from_before_the_open_counts_is_counted_when_opened() {
     assert_eq!(completed(&l), 0, "one is still open");
     l.record(&[delivered(&claimed[1])], now()).unwrap();
     assert_eq!(completed(&l), 1);
+}
+
+// The SQLite ledger's claim journal (src/ledger/sqlite/journal.rs): a claim is one row and the
+// deliveries stay `pending` in their table until the journal is folded. What the journal must
+// not change is what any reader, any other process on the same file, or a restart sees.
+
+/// Ten subscribers and a notice to them by SMS, in `l`.
+fn ten_to_send(l: &dyn Ledger, job_id: &str) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        (0..10)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
+            .collect(),
+    );
+    accept(
+        l,
+        &job(job_id, serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+}
+
+fn states(l: &dyn Ledger, job_id: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for d in l.deliveries(job_id, 100).unwrap() {
+        *out.entry(d.state).or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn sqlite_journal_claims_outlive_the_process_and_are_never_claimed_again() {
+    let db = TempDb::new("journal-crash");
+    let ms = now().timestamp_millis();
+    let (held, lease) = {
+        let l = db.open();
+        ten_to_send(&l, "jc");
+        let held = l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap();
+        assert_eq!(held.len(), 6);
+        let lease = held[0].lease_until;
+        // The process dies holding them: nothing recorded, nothing folded.
+        (held, lease)
+    };
+    let l = db.open();
+    let rest = l.claim(ChannelKind::Sms, ms, 1_000, 100).unwrap();
+    assert_eq!(rest.len(), 4, "only the four nobody holds");
+    assert!(rest.iter().all(|c| held.iter().all(|h| h.id != c.id)));
+    // Readers see the dead process's claim as what it is: in flight under its lease.
+    assert_eq!(
+        states(&l, "jc"),
+        BTreeMap::from([("sending".to_string(), 10)])
+    );
+    assert!(
+        l.claim(ChannelKind::Sms, ms, 1_000, 100)
+            .unwrap()
+            .is_empty()
+    );
+    // Its lease runs out: unknown, for the status query, never pending again.
+    assert!(rest[0].lease_until > lease, "each claim its own lease");
+    assert_eq!(l.expire_leases(lease - 1).unwrap(), 0);
+    assert_eq!(
+        l.expire_leases(lease + 1).unwrap(),
+        6,
+        "the dead process's claim"
+    );
+    assert_eq!(l.expire_leases(rest[0].lease_until + 1).unwrap(), 4);
+    let unknown = l
+        .claim_unknown(ChannelKind::Sms, ms + 2_000, 1_000, 100)
+        .unwrap();
+    assert_eq!(unknown.len(), 10);
+    assert!(
+        unknown.iter().all(|c| c.attempt == 1),
+        "each was attempted once"
+    );
+}
+
+#[test]
+fn sqlite_journal_two_processes_on_one_file_share_the_work_and_the_truth() {
+    let db = TempDb::new("journal-two");
+    let (a, b) = (db.open(), db.open());
+    ten_to_send(&a, "jt");
+    let ms = now().timestamp_millis();
+    let mine = a.claim(ChannelKind::Sms, ms, 60_000, 4).unwrap();
+    let theirs = b.claim(ChannelKind::Sms, ms, 60_000, 100).unwrap();
+    assert_eq!((mine.len(), theirs.len()), (4, 6));
+    assert!(mine.iter().all(|c| theirs.iter().all(|t| t.id != c.id)));
+    a.record(&mine.iter().map(delivered).collect::<Vec<_>>(), now())
+        .unwrap();
+    // B reads: A's outcomes and its own claims as they are, though neither is folded by A.
+    assert_eq!(
+        states(&b, "jt"),
+        BTreeMap::from([("delivered".to_string(), 4), ("sending".to_string(), 6)])
+    );
+    assert_eq!(
+        b.job_summary("jt").unwrap().unwrap().status,
+        "in_progress",
+        "six still in flight"
+    );
+    // B's claim was folded by its own read: its outcomes are recorded all the same.
+    b.record(&theirs.iter().map(delivered).collect::<Vec<_>>(), now())
+        .unwrap();
+    assert_eq!(
+        states(&a, "jt"),
+        BTreeMap::from([("delivered".to_string(), 10)])
+    );
+    let completed = a
+        .pending_events(100)
+        .unwrap()
+        .iter()
+        .filter(|e| e.name == "job.completed")
+        .count();
+    assert_eq!(completed, 1);
+    assert!(matches!(
+        a.verify_audit().unwrap(),
+        ChainStatus::Intact { .. }
+    ));
+}
+
+#[test]
+fn sqlite_journal_cancel_leaves_what_is_claimed_in_flight() {
+    let db = TempDb::new("journal-cancel");
+    let l = db.open();
+    ten_to_send(&l, "jx");
+    let ms = now().timestamp_millis();
+    let held = l.claim(ChannelKind::Sms, ms, 60_000, 3).unwrap();
+    let c = l.cancel("jx", "withdrawn", now()).unwrap().unwrap();
+    assert_eq!(c.cancelled_total(), 7, "{c:?}");
+    assert_eq!(c.untouched.get("sending"), Some(&3), "{c:?}");
+    // What was handed to the channel is recorded as it went, not lost to the cancel.
+    l.record(&held.iter().map(delivered).collect::<Vec<_>>(), now())
+        .unwrap();
+    assert_eq!(
+        states(&l, "jx"),
+        BTreeMap::from([("cancelled".to_string(), 7), ("delivered".to_string(), 3)])
+    );
+    assert!(
+        l.claim(ChannelKind::Sms, ms, 60_000, 100)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn sqlite_journal_a_delivery_due_before_the_cursor_goes_out_once_the_run_is_dry() {
+    let db = TempDb::new("journal-cursor");
+    let l = db.open();
+    ten_to_send(&l, "jr");
+    let ms = now().timestamp_millis();
+    let first = l.claim(ChannelKind::Sms, ms, 60_000, 5).unwrap();
+    assert_eq!(first.len(), 5);
+    // A notice whose publication time has passed is planned due before the fan-out's claims.
+    let earlier = now() - chrono::Duration::hours(1);
+    accept(
+        &l,
+        &job("late", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], Some(earlier)),
+    );
+    let second = l.claim(ChannelKind::Sms, ms, 60_000, 5).unwrap();
+    assert!(
+        second.iter().all(|c| c.job_id == "jr"),
+        "the run goes on past its cursor first"
+    );
+    l.record(
+        &first
+            .iter()
+            .chain(&second)
+            .map(delivered)
+            .collect::<Vec<_>>(),
+        now(),
+    )
+    .unwrap();
+    let third = l.claim(ChannelKind::Sms, ms, 60_000, 100).unwrap();
+    assert_eq!(
+        third.len(),
+        10,
+        "the run is dry: the waiting notice goes out whole"
+    );
+    assert!(third.iter().all(|c| c.job_id == "late" && c.attempt == 1));
+    assert_eq!(
+        states(&l, "jr"),
+        BTreeMap::from([("delivered".to_string(), 10)])
+    );
 }

@@ -20,6 +20,8 @@ use super::audit::{self, GENESIS};
 use super::*;
 use crate::job::{Kind, Scope};
 
+mod journal;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS groups (
     name TEXT PRIMARY KEY,
@@ -160,6 +162,8 @@ const GROUPED_OUTCOMES: usize = 4;
 
 pub struct SqliteLedger {
     conn: Mutex<Connection>,
+    /// This process's claims in the journal (locked after `conn`).
+    claims: Mutex<journal::ClaimCache>,
 }
 
 pub(super) fn ts(t: DateTime<FixedOffset>) -> String {
@@ -243,6 +247,7 @@ impl SqliteLedger {
                 |r| r.get(0),
             )?;
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(journal::SCHEMA)?;
             if !counted {
                 // A ledger written before the counts: count what is open now.
                 conn.execute(
@@ -256,6 +261,7 @@ impl SqliteLedger {
         let conn = connect().map_err(|e| unwritable(path).unwrap_or(LedgerError::Db(e)))?;
         Ok(SqliteLedger {
             conn: Mutex::new(conn),
+            claims: Mutex::new(HashMap::new()),
         })
     }
 
@@ -276,6 +282,23 @@ impl SqliteLedger {
         // A panic while holding the lock cannot leave SQLite inconsistent (the transaction rolls
         // back on drop), so a poisoned lock is still safe to use.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection, with the claim journal folded into the deliveries: for everything that
+    /// reads deliveries' states (src/ledger/sqlite/journal.rs).
+    fn folded(&self) -> Result<MutexGuard<'_, Connection>, LedgerError> {
+        let mut conn = self.lock();
+        if !journal::is_empty(&conn)? {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            journal::fold(&tx)?;
+            tx.commit()?;
+        }
+        Ok(conn)
+    }
+
+    /// This process's claims in the journal (take after the connection's lock).
+    fn held(&self) -> MutexGuard<'_, journal::ClaimCache> {
+        self.claims.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn append_audit(
@@ -413,6 +436,8 @@ impl SqliteLedger {
                 .optional()?
                 .unwrap_or(0);
             if open <= 0 {
+                // Its deliveries' states are counted: the journal's outcomes written first.
+                journal::fold_if_any(tx)?;
                 let mut counts = serde_json::Map::new();
                 let mut still_open = 0;
                 for (ch, st, n) in channel_states(tx, job)? {
@@ -762,6 +787,10 @@ impl SqliteLedger {
                 serde_json::to_string(&a.plan.groups).unwrap_or_default(),
                 a.body,
             ])?;
+        if matches!(job.kind, Kind::Correction | Kind::Retraction) {
+            // Who the original reached, and what of it is still pending, as its deliveries say.
+            journal::fold_if_any(tx)?;
+        }
         if job.kind == Kind::Retraction
             && let Some(target) = &job.corrects
         {
@@ -1103,6 +1132,10 @@ impl Ledger for SqliteLedger {
     fn expire_leases(&self, now_ms: i64) -> Result<u64, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if journal::has_expired(&tx, now_ms)? {
+            // Its deliveries become `sending` under the lease that ran out, then `unknown` below.
+            journal::fold(&tx)?;
+        }
         let mut ids = Vec::new();
         {
             let mut stmt = tx.prepare_cached(
@@ -1148,7 +1181,11 @@ impl Ledger for SqliteLedger {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, LedgerError> {
-        self.claim_where("pending", channel, now_ms, lease_ms, limit, true)
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let claimed = journal::claim(&tx, &mut self.held(), channel, now_ms, lease_ms, limit)?;
+        tx.commit()?;
+        Ok(claimed)
     }
 
     fn claim_unknown(
@@ -1168,15 +1205,18 @@ impl Ledger for SqliteLedger {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now_ms = now.timestamp_millis();
-        let mut entries = Vec::with_capacity(records.len());
-        let mut changed = Vec::with_capacity(records.len());
+        let by_id: HashMap<i64, &Record> = records.iter().map(|r| (r.id, r)).collect();
+        // Claims in the journal take their outcomes there; the rest are written row by row.
+        let (mut returned, records) = journal::record(&tx, &mut self.held(), records, now_ms)?;
+        let records = &records[..];
+        let mut entries = Vec::with_capacity(by_id.len());
+        let mut changed = Vec::with_capacity(by_id.len());
         let mut jobs: Vec<String> = Vec::new();
         // Rows that share an outcome (a batch to the outbox or the site: all `delivered`, no
         // code) go in one statement per outcome; rows that each have their own (providers give
         // every message its own reference) go in one statement joining each row's outcome from a
         // JSON array — grouped, that was one statement per delivery, a third of the time of a
         // large SMS fan-out.
-        let by_id: HashMap<i64, &Record> = records.iter().map(|r| (r.id, r)).collect();
         let mut groups: Vec<(&Record, Vec<i64>)> = Vec::new();
         for r in records {
             let same = |g: &&mut (&Record, Vec<i64>)| {
@@ -1196,7 +1236,6 @@ impl Ledger for SqliteLedger {
                 break;
             }
         }
-        let mut returned: Vec<(i64, String, String, String)> = Vec::with_capacity(records.len());
         let row = |row: &rusqlite::Row<'_>| {
             Ok((
                 row.get::<_, i64>(0)?,
@@ -1229,7 +1268,7 @@ impl Ledger for SqliteLedger {
                     returned.push(x?);
                 }
             }
-        } else {
+        } else if !records.is_empty() {
             let mut rows = JsonText::new(records.len() * 96);
             rows.raw("[");
             for r in records {
@@ -1278,7 +1317,12 @@ impl Ledger for SqliteLedger {
                 jobs.push(job.clone());
             }
             if r.state.is_final() {
-                *closed.entry(job.clone()).or_default() += 1;
+                match closed.get_mut(&job) {
+                    Some(n) => *n += 1,
+                    None => {
+                        closed.insert(job.clone(), 1);
+                    }
+                }
             }
             entries.push((id, r.state, r.code.as_deref()));
             changed.push((id, job, channel, recipient, r.state, r.code.clone()));
@@ -1349,11 +1393,17 @@ impl Ledger for SqliteLedger {
     }
 
     fn next_due(&self, channel: ChannelKind) -> Result<Option<i64>, LedgerError> {
+        let mut conn = self.lock();
+        if journal::holds(&conn, channel)? {
+            // Claimed and recorded deliveries look pending until the journal is folded.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            journal::fold(&tx)?;
+            tx.commit()?;
+        }
         // One question per state, each answered by its partial index: asked with `state IN
         // (…)`, SQLite walked every delivery ever planned (10 ms at 85,000, asked by every idle
         // worker every second: the soak's latency crept up with the ledger).
-        Ok(self
-            .lock()
+        Ok(conn
             .prepare_cached(
                 "SELECT min(m) FROM (
                    SELECT min(due_at) AS m FROM deliveries WHERE channel = ?1 AND state = 'pending'
@@ -1372,7 +1422,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn counts(&self, jobs: &[String]) -> Result<BTreeMap<State, u64>, LedgerError> {
-        let conn = self.lock();
+        let conn = self.folded()?;
         let mut out = BTreeMap::new();
         let mut add = |st: String, n: u64| -> Result<(), LedgerError> {
             let s = State::parse(&st)
@@ -1402,7 +1452,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn open_counts(&self) -> Result<BTreeMap<State, u64>, LedgerError> {
-        let conn = self.lock();
+        let conn = self.folded()?;
         let mut out = BTreeMap::new();
         // One question per state (a literal, so that each is answered from its partial index).
         for (state, sql) in [
@@ -1428,7 +1478,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn jobs(&self, limit: usize) -> Result<Vec<JobSummary>, LedgerError> {
-        let conn = self.lock();
+        let conn = self.folded()?;
         let rows: Vec<JobRow> = conn
             .prepare(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs ORDER BY accepted_at DESC, id LIMIT ?1"
@@ -1441,7 +1491,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn job_summary(&self, id: &str) -> Result<Option<JobSummary>, LedgerError> {
-        let conn = self.lock();
+        let conn = self.folded()?;
         let row = conn
             .query_row(
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
@@ -1453,7 +1503,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn deliveries(&self, job_id: &str, limit: usize) -> Result<Vec<DeliveryRow>, LedgerError> {
-        let conn = self.lock();
+        let conn = self.folded()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, channel, recipient, name, role, state, attempts, code, detail FROM deliveries
              WHERE job_id = ?1 ORDER BY channel, id LIMIT ?2",
@@ -1537,6 +1587,8 @@ impl Ledger for SqliteLedger {
         {
             return Ok(None);
         }
+        // What is claimed is in flight and stays so: as `sending`, not as `pending`.
+        journal::fold_if_any(&tx)?;
         let now_ms = now.timestamp_millis();
         let mut out = Cancellation::default();
         let mut changed: Vec<Changed> = Vec::new();
@@ -1619,7 +1671,7 @@ impl Ledger for SqliteLedger {
         from: DateTime<FixedOffset>,
         to: DateTime<FixedOffset>,
     ) -> Result<Vec<JobRecord>, LedgerError> {
-        let conn = self.lock();
+        let conn = self.folded()?;
         // julianday() reads the offset of each stored time, so the comparison holds whatever
         // zone a time was written in.
         let ids = conn
@@ -1648,7 +1700,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn jobs_in_category(&self, category: &str) -> Result<Vec<JobRecord>, LedgerError> {
-        let conn = self.lock();
+        let conn = self.folded()?;
         let ids = conn
             .prepare(
                 "SELECT id FROM jobs WHERE category = ?1 AND kind IN ('release', 'notice')

@@ -1,0 +1,493 @@
+//! The claim journal: how the SQLite ledger claims pending deliveries and records their outcomes
+//! with a row per claimed batch instead of two updates of every delivery.
+//!
+//! SPEC §7 marks a delivery `sending` before the provider call and `delivered`/`failed` after:
+//! done row by row, that is two updates of each delivery and its indexes, and for a call of 200
+//! numbers it cost SQLite more than the whole call to a provider on loopback (BENCHMARKS.md:
+//! 18% of a bare client's call rate). Here a claim is one row (`claims`: its lease and the ids
+//! it holds, durable before anything is sent, so a crash still never leads to a blind resend)
+//! and the final outcomes of a recorded batch one more (`claim_outcomes`); the deliveries
+//! themselves stay `pending` in their table meanwhile. Outcomes that are not final (retry later,
+//! unknown) are written to the deliveries at once, as the statuses they are waited on by.
+//!
+//! Folding writes the journal into the deliveries in bulk — final outcomes as they were
+//! recorded, claims not yet recorded as `sending` under their lease, exactly what the
+//! row-by-row claim would have left — and empties it. Everything else that reads or changes
+//! deliveries folds first (see `SqliteLedger::folded`), so the rest of the ledger, every
+//! report and every other process on the same file see deliveries as SPEC §7 describes them;
+//! a worker whose claim was folded meanwhile records through the row-by-row path, which finds
+//! its deliveries `sending` under its lease.
+//!
+//! Which pending deliveries are free to claim: those past the channel's cursor (`claim_cursor`:
+//! the last delivery claimed, in claim order, while the journal holds anything of the
+//! channel). A delivery planned since with an earlier due time waits behind the cursor until
+//! the journal is folded: when the claims past the cursor run dry, after `FOLD_AFTER` recorded
+//! batches, or when anything else reads the deliveries.
+
+use super::*;
+
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS claims (
+    -- The claim's lease, unique: it names the claim (Claimed::lease_until).
+    lease_until INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    -- The claimed delivery ids, as runs of consecutive ids: [[first, last], …].
+    ids TEXT NOT NULL,
+    claimed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claim_outcomes (
+    seq INTEGER PRIMARY KEY,
+    lease_until INTEGER NOT NULL,
+    -- Every delivery of the claim this record answered, as runs: [[first, last], …].
+    ids TEXT NOT NULL,
+    -- Their final outcomes, still to be written to the deliveries: [[id, state, code, detail], …].
+    final TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claim_outcomes_lease ON claim_outcomes (lease_until);
+-- The last lease given to a claim: a lease names its claim for as long as the claim may be
+-- answered, folded or not, so a lease is never given twice (kept when the journal is folded).
+CREATE TABLE IF NOT EXISTS claim_lease (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    last INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claim_cursor (
+    channel TEXT PRIMARY KEY,
+    due_at INTEGER NOT NULL,
+    id INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// After this many recorded batches the journal is folded at the next claim, so that it stays a
+/// bounded part of the ledger and nothing waits behind the cursor for long.
+const FOLD_AFTER: i64 = 2048;
+
+/// The deliveries of this process's claims still waiting for their outcomes, per claim (its
+/// lease): id → (job, recipient), for the events and the audit entry of the outcomes.
+pub(super) type ClaimCache = HashMap<i64, HashMap<i64, (String, String)>>;
+
+/// A delivery as claimed: the columns of [`Claimed`] and its due time (for the cursor).
+type Row = (Claimed, i64);
+
+/// Claims up to `limit` pending deliveries of `channel` due by `now_ms`, in due order.
+pub(super) fn claim(
+    tx: &Transaction<'_>,
+    cache: &mut ClaimCache,
+    channel: ChannelKind,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<Claimed>, LedgerError> {
+    let ch = channel.as_str();
+    let cursor: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT due_at, id FROM claim_cursor WHERE channel = ?1")?
+        .query_row(params![ch], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let mut rows = Vec::with_capacity(limit);
+    if cursor.is_none() {
+        // No cursor, no journal (they are written and folded together): nothing is held.
+        cache.clear();
+    }
+    if let Some(after) = cursor {
+        let batches: i64 = tx
+            .prepare_cached("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM claim_outcomes")?
+            .query_row([], |r| r.get(0))?;
+        if batches < FOLD_AFTER {
+            pending_after(tx, channel, now_ms, Some(after), limit, &mut rows)?;
+        }
+        if rows.len() < limit {
+            fold(tx)?;
+            cache.clear();
+            rows.clear();
+            pending_after(tx, channel, now_ms, None, limit, &mut rows)?;
+        }
+    } else {
+        pending_after(tx, channel, now_ms, None, limit, &mut rows)?;
+    }
+    let Some(&(ref last, last_due)) = rows.last() else {
+        return Ok(Vec::new());
+    };
+    let last_id = last.id;
+    // The lease names the claim, here and (once folded) on its deliveries: never one given
+    // before, or a worker's outcomes could be taken for another claim's (two claims in the same
+    // millisecond; a claim folded and its lease given again).
+    let last: Option<i64> = tx
+        .prepare_cached("SELECT last FROM claim_lease WHERE one = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let lease = last.map_or(now_ms + lease_ms, |last| (now_ms + lease_ms).max(last + 1));
+    tx.prepare_cached("INSERT OR REPLACE INTO claim_lease (one, last) VALUES (1, ?1)")?
+        .execute(params![lease])?;
+    let ids = runs(rows.iter().map(|(c, _)| c.id));
+    tx.prepare_cached(
+        "INSERT INTO claims (lease_until, channel, ids, claimed_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![lease, ch, ids, now_ms])?;
+    tx.prepare_cached(
+        "INSERT INTO claim_cursor (channel, due_at, id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (channel) DO UPDATE SET due_at = excluded.due_at, id = excluded.id",
+    )?
+    .execute(params![ch, last_due, last_id])?;
+    let mut held = HashMap::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
+    for (mut c, _) in rows {
+        c.lease_until = lease;
+        held.insert(c.id, (c.job_id.clone(), c.recipient.clone()));
+        out.push(c);
+    }
+    cache.insert(lease, held);
+    Ok(out)
+}
+
+/// Pending deliveries of `channel` due by `now_ms` and after `after` (due time, id), in that
+/// order, up to `limit` in all in `out`.
+fn pending_after(
+    tx: &Transaction<'_>,
+    channel: ChannelKind,
+    now_ms: i64,
+    after: Option<(i64, i64)>,
+    limit: usize,
+    out: &mut Vec<Row>,
+) -> Result<(), LedgerError> {
+    const COLUMNS: &str = "id, job_id, recipient, name, role, address, attempts + 1, due_at";
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+        Ok((
+            Claimed {
+                id: r.get(0)?,
+                job_id: r.get(1)?,
+                channel,
+                recipient: r.get(2)?,
+                name: r.get(3)?,
+                role: r.get(4)?,
+                address: r.get(5)?,
+                attempt: r.get(6)?,
+                lease_until: 0,
+            },
+            r.get(7)?,
+        ))
+    };
+    let ch = channel.as_str();
+    let (due, id) = after.unwrap_or((i64::MIN, 0));
+    if after.is_some() {
+        // The rest of the cursor's due time, by id. `INDEXED BY`: asked as one range over
+        // (due_at, id), SQLite seeks by due_at alone and walks every delivery of a fan-out
+        // (they share one due time) at each claim.
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM deliveries INDEXED BY deliveries_pending
+             WHERE channel = ?1 AND state = 'pending' AND due_at = ?2 AND id > ?3 AND due_at <= ?4
+             ORDER BY id LIMIT ?5"
+        ))?;
+        for r in stmt.query_map(params![ch, due, id, now_ms, limit as i64], row)? {
+            out.push(r?);
+        }
+    }
+    if out.len() < limit {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM deliveries INDEXED BY deliveries_pending
+             WHERE channel = ?1 AND state = 'pending' AND due_at > ?2 AND due_at <= ?3
+             ORDER BY due_at, id LIMIT ?4"
+        ))?;
+        let rest = (limit - out.len()) as i64;
+        for r in stmt.query_map(params![ch, due, now_ms, rest], row)? {
+            out.push(r?);
+        }
+    }
+    Ok(())
+}
+
+/// Records the outcomes of deliveries whose claim is in the journal. Returns what it recorded
+/// (id, job, channel, recipient) and the records it did not take (their claim is not in the
+/// journal: folded, or never in it), for the row-by-row path.
+pub(super) fn record(
+    tx: &Transaction<'_>,
+    cache: &mut ClaimCache,
+    records: &[Record],
+    now_ms: i64,
+) -> Result<(Vec<(i64, String, String, String)>, Vec<Record>), LedgerError> {
+    if records.iter().any(|r| r.lease_until.is_none()) {
+        // Outcomes that name no claim (the ledger's tests record such) match the deliveries in
+        // flight by id alone: that is the row-by-row path's, with the journal folded.
+        fold_if_any(tx)?;
+        cache.clear();
+        return Ok((Vec::new(), records.to_vec()));
+    }
+    let mut rest = Vec::new();
+    let mut recorded = Vec::with_capacity(records.len());
+    let mut by_lease: BTreeMap<i64, Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        if let Some(lease) = r.lease_until {
+            by_lease.entry(lease).or_default().push(r);
+        }
+    }
+    for (lease, records) in by_lease {
+        let claim: Option<(String, String)> = tx
+            .prepare_cached("SELECT channel, ids FROM claims WHERE lease_until = ?1")?
+            .query_row(params![lease], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((channel, ids)) = claim else {
+            // Folded since (its deliveries are `sending` under this lease now), or never here.
+            cache.remove(&lease);
+            rest.extend(records.into_iter().cloned());
+            continue;
+        };
+        // Who each delivery is for: known to the process that claimed it, read back otherwise.
+        let mut fetched;
+        let held = match cache.get_mut(&lease) {
+            Some(held) => held,
+            None => {
+                fetched = claimed_rows(tx, &ids)?;
+                &mut fetched
+            }
+        };
+        let (mine, others): (Vec<&Record>, Vec<&Record>) =
+            records.into_iter().partition(|r| held.contains_key(&r.id));
+        rest.extend(others.into_iter().cloned());
+        if mine.is_empty() {
+            continue;
+        }
+        let mut finals = JsonText::new(mine.len() * 64);
+        let mut open = JsonText::new(64);
+        finals.raw("[");
+        open.raw("[");
+        let mut any_open = false;
+        for r in &mine {
+            if r.state.is_final() {
+                finals
+                    .next()
+                    .raw("[")
+                    .int(r.id)
+                    .raw(",")
+                    .str(r.state.as_str())
+                    .raw(",")
+                    .opt_str(r.code.as_deref())
+                    .raw(",")
+                    .opt_str(r.detail.as_deref())
+                    .raw("]");
+            } else {
+                any_open = true;
+                open.next()
+                    .raw("[")
+                    .int(r.id)
+                    .raw(",")
+                    .str(r.state.as_str())
+                    .raw(",")
+                    .opt_str(r.code.as_deref())
+                    .raw(",")
+                    .opt_str(r.detail.as_deref())
+                    .raw(",")
+                    .opt_int(r.retry_at)
+                    .raw(",")
+                    .int(i64::from(r.deferred))
+                    .raw("]");
+            }
+        }
+        finals.raw("]");
+        open.raw("]");
+        if any_open {
+            // To try again later, or to ask about: the statuses they are waited on by.
+            tx.prepare_cached(
+                "UPDATE deliveries SET state = j.state, code = j.code, detail = j.detail,
+                        due_at = COALESCE(j.retry_at, due_at), lease_until = NULL, updated_at = ?1,
+                        attempts = attempts + 1 - j.deferred
+                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, value ->> 2 AS code,
+                              value ->> 3 AS detail, value ->> 4 AS retry_at, value ->> 5 AS deferred
+                       FROM json_each(?2)) AS j
+                 WHERE deliveries.id = j.id AND deliveries.state = 'pending'",
+            )?
+            .execute(params![now_ms, open.into_string()])?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO claim_outcomes (lease_until, ids, final, at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            lease,
+            runs(mine.iter().map(|r| r.id)),
+            finals.into_string(),
+            now_ms
+        ])?;
+        // Answered: no longer waited for.
+        for r in &mine {
+            if let Some((job, recipient)) = held.remove(&r.id) {
+                recorded.push((r.id, job, channel.clone(), recipient));
+            }
+        }
+        if held.is_empty() && cache.remove(&lease).is_some() {
+            // Every delivery of the claim answered: nothing of it is in flight any more.
+            tx.prepare_cached("DELETE FROM claims WHERE lease_until = ?1")?
+                .execute(params![lease])?;
+        }
+    }
+    Ok((recorded, rest))
+}
+
+/// id → (job, recipient) of the deliveries in a claim's `ids`.
+fn claimed_rows(
+    tx: &Transaction<'_>,
+    ids: &str,
+) -> Result<HashMap<i64, (String, String)>, LedgerError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, job_id, recipient FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let rows = stmt.query_map(params![id_array(&id_list(ids)?)], |r| {
+        Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether the journal holds anything (of any process).
+pub(super) fn is_empty(conn: &Connection) -> Result<bool, LedgerError> {
+    Ok(!conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM claim_cursor) OR EXISTS (SELECT 1 FROM claims)
+                 OR EXISTS (SELECT 1 FROM claim_outcomes)",
+        )?
+        .query_row([], |r| r.get::<_, bool>(0))?)
+}
+
+/// Whether the journal holds anything of `channel`.
+pub(super) fn holds(conn: &Connection, channel: ChannelKind) -> Result<bool, LedgerError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM claim_cursor WHERE channel = ?1")?
+        .exists(params![channel.as_str()])?)
+}
+
+/// Whether a claim in the journal has a lease that ran out before `now_ms`.
+pub(super) fn has_expired(tx: &Transaction<'_>, now_ms: i64) -> Result<bool, LedgerError> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM claims WHERE lease_until < ?1")?
+        .exists(params![now_ms])?)
+}
+
+/// [`fold`] if the journal holds anything.
+pub(super) fn fold_if_any(tx: &Transaction<'_>) -> Result<(), LedgerError> {
+    if !is_empty(tx)? {
+        fold(tx)?;
+    }
+    Ok(())
+}
+
+/// Writes the journal into the deliveries and empties it (the module's comment says what that
+/// leaves). What this process holds of it in memory ([`ClaimCache`]) is cleared by the next
+/// claim, which finds the journal empty.
+pub(super) fn fold(tx: &Transaction<'_>) -> Result<(), LedgerError> {
+    // Claims still waiting for some outcome (fully answered ones are gone): lease → (claimed
+    // ids, when).
+    let mut open: HashMap<i64, (Vec<i64>, i64)> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT lease_until, ids, claimed_at FROM claims")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (lease, ids, at) = row?;
+            open.insert(lease, (id_list(&ids)?, at));
+        }
+    }
+    // Final outcomes as recorded, a statement per recorded batch (one statement joining every
+    // batch's JSON is planned as a walk of the deliveries for each batch).
+    let mut answered: HashMap<i64, HashSet<i64>> = HashMap::new();
+    {
+        let mut apply = tx.prepare_cached(
+            "UPDATE deliveries SET state = j.state, code = j.code, detail = j.detail,
+                    lease_until = NULL, updated_at = ?2, attempts = attempts + 1
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, value ->> 2 AS code,
+                          value ->> 3 AS detail
+                   FROM json_each(?1)) AS j
+             WHERE deliveries.id = j.id AND deliveries.state = 'pending'",
+        )?;
+        let mut stmt =
+            tx.prepare_cached("SELECT lease_until, ids, final, at FROM claim_outcomes")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let lease: i64 = r.get(0)?;
+            let finals: String = r.get(2)?;
+            apply.execute(params![finals, r.get::<_, i64>(3)?])?;
+            if open.contains_key(&lease) {
+                let ids: String = r.get(1)?;
+                answered.entry(lease).or_default().extend(id_list(&ids)?);
+            }
+        }
+    }
+    // What was claimed and not answered is in flight: `sending` under its claim's lease.
+    let mut mark = tx.prepare_cached(
+        "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2,
+                attempts = attempts + 1
+         WHERE id IN (SELECT value FROM json_each(?3)) AND state = 'pending'",
+    )?;
+    for (lease, (mut ids, at)) in open {
+        let done = answered.remove(&lease).unwrap_or_default();
+        ids.retain(|id| !done.contains(id));
+        mark.execute(params![lease, at, id_array(&ids)])?;
+    }
+    tx.execute_batch("DELETE FROM claim_outcomes; DELETE FROM claims; DELETE FROM claim_cursor;")?;
+    Ok(())
+}
+
+/// Delivery ids as the journal writes them: runs of consecutive ids, `[[first, last], …]` (a
+/// claim is mostly one run, a thousandth of the text of its ids one by one).
+fn runs(ids: impl IntoIterator<Item = i64>) -> String {
+    let mut out = JsonText::new(32);
+    out.raw("[");
+    let mut run: Option<(i64, i64)> = None;
+    let put = |out: &mut JsonText, (first, last): (i64, i64)| {
+        out.next().raw("[").int(first).raw(",").int(last).raw("]");
+    };
+    for id in ids {
+        run = match run {
+            Some((first, last)) if id == last + 1 => Some((first, id)),
+            Some(done) => {
+                put(&mut out, done);
+                Some((id, id))
+            }
+            None => Some((id, id)),
+        };
+    }
+    if let Some(done) = run {
+        put(&mut out, done);
+    }
+    out.raw("]");
+    out.into_string()
+}
+
+/// The ids of [`runs`] text, in order.
+fn id_list(text: &str) -> Result<Vec<i64>, LedgerError> {
+    let runs: Vec<(i64, i64)> = serde_json::from_str(text)
+        .map_err(|e| LedgerError::Corrupt(format!("claim journal: {e}: {text:.80}")))?;
+    Ok(runs
+        .into_iter()
+        .flat_map(|(first, last)| first..=last)
+        .collect())
+}
+
+/// A JSON array of ids, for `json_each`.
+fn id_array(ids: &[i64]) -> String {
+    let mut out = JsonText::new(ids.len() * 10);
+    out.raw("[");
+    for &id in ids {
+        out.next().int(id);
+    }
+    out.raw("]");
+    out.into_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_written_as_runs_and_read_back_in_order() {
+        assert_eq!(runs([]), "[]");
+        assert_eq!(runs([7]), "[[7,7]]");
+        assert_eq!(runs([1, 2, 3, 5, 6, 9, 4]), "[[1,3],[5,6],[9,9],[4,4]]");
+        assert_eq!(
+            id_list(&runs([1, 2, 3, 5, 6, 9, 4])).unwrap(),
+            [1, 2, 3, 5, 6, 9, 4]
+        );
+        assert_eq!(id_array(&[3, 1]), "[3,1]");
+        assert!(matches!(id_list("[1,2]"), Err(LedgerError::Corrupt(_))));
+    }
+}
