@@ -856,31 +856,25 @@ impl SqliteLedger {
         Ok(seq)
     }
 
-    fn claim_where(
+    /// Claims unknown deliveries for the status query, row by row (they are not in the claim
+    /// journal, which holds pending ones only). A status query is not an attempt.
+    fn claim_unknown_rows(
         &self,
-        from_state: &str,
         channel: ChannelKind,
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
-        count_attempt: bool,
     ) -> Result<Vec<Claimed>, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let bump = if count_attempt {
-            "attempts + 1"
-        } else {
-            "attempts"
-        };
-        let sql = format!(
-            // The state is a literal, not a parameter, so that SQLite uses its partial index.
-            "UPDATE deliveries SET state = 'sending', lease_until = ?1, attempts = {bump}, updated_at = ?2
-             WHERE id IN (SELECT id FROM deliveries WHERE channel = ?3 AND state = '{from_state}' AND due_at <= ?2 ORDER BY due_at, id LIMIT ?4)
-             RETURNING id, job_id, channel, recipient, name, role, address, attempts"
-        );
         let mut out = Vec::new();
         {
-            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut stmt = tx.prepare_cached(
+                // The state is a literal, not a parameter, so that SQLite uses its partial index.
+                "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2
+                 WHERE id IN (SELECT id FROM deliveries WHERE channel = ?3 AND state = 'unknown' AND due_at <= ?2 ORDER BY due_at, id LIMIT ?4)
+                 RETURNING id, job_id, channel, recipient, name, role, address, attempts",
+            )?;
             let rows = stmt.query_map(
                 params![now_ms + lease_ms, now_ms, channel.as_str(), limit as i64],
                 claimed_row,
@@ -1195,7 +1189,7 @@ impl Ledger for SqliteLedger {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, LedgerError> {
-        self.claim_where("unknown", channel, now_ms, lease_ms, limit, false)
+        self.claim_unknown_rows(channel, now_ms, lease_ms, limit)
     }
 
     fn record(&self, records: &[Record], now: DateTime<FixedOffset>) -> Result<(), LedgerError> {
