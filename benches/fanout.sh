@@ -12,6 +12,9 @@ cargo build --release --quiet
 BIN=$CARGO_TARGET_DIR/release/disclose
 work=$(mktemp -d)
 export DISCLOSE_LEDGER_URL=$work/ledger.db DISCLOSE_PATHS_OUTPUT_DIR=$work/out
+# A working morning (as bench_sms): SMS has quiet hours (21:00–08:00 Asia/Shanghai), and a run in
+# them would plan the million and send nothing.
+export DISCLOSE_CLOCK=${DISCLOSE_CLOCK:-2026-11-26T10:00:00+08:00}
 # BENCH_PG=postgres://user@host/db: the same on a PostgreSQL ledger, in a schema of its own
 # (dropped afterwards).
 if [ -n "${BENCH_PG:-}" ]; then
@@ -54,6 +57,10 @@ measure "directory import" "$BIN" directory import --group subscribers --kind pu
 measure "dispatch (plan + deliver)" "$BIN" dispatch "$work/signed.json"
 lines=$(wc -l < "$work/out/outbox/sms.jsonl")
 echo "outbox lines written: $lines"
+if [ "$lines" -eq 0 ]; then
+  echo "nothing was written: the figures above are not a fan-out" >&2
+  exit 1
+fi
 # The baseline in the same run: SQLite alone doing the writes the ledger's design needs per
 # delivery (planned, claimed, finished), nothing else.
 [ -n "${BENCH_PG:-}" ] || python3 benches/sqlite_floor.py "$N" "$work/floor.db"
