@@ -1524,7 +1524,9 @@ fn sqlite_journal_claims_outlive_the_process_and_are_never_claimed_again() {
         let held = l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap();
         assert_eq!(held.len(), 6);
         let lease = held[0].lease_until;
-        // The process dies holding them: nothing recorded, nothing folded.
+        // The process dies holding them: nothing recorded, nothing folded (a ledger dropped
+        // folds its journal; a killed process does not).
+        std::mem::forget(l);
         (held, lease)
     };
     let l = db.open();
@@ -1665,5 +1667,42 @@ fn sqlite_journal_a_delivery_due_before_the_cursor_goes_out_once_the_run_is_dry(
     assert_eq!(
         states(&l, "jr"),
         BTreeMap::from([("delivered".to_string(), 10)])
+    );
+}
+
+#[test]
+fn sqlite_journal_a_closed_ledger_leaves_the_deliveries_as_they_are() {
+    let db = TempDb::new("journal-close");
+    let ms = now().timestamp_millis();
+    {
+        let l = db.open();
+        ten_to_send(&l, "jd");
+        let sent = l.claim(ChannelKind::Sms, ms, 60_000, 4).unwrap();
+        l.record(&sent.iter().map(delivered).collect::<Vec<_>>(), now())
+            .unwrap();
+        let held = l.claim(ChannelKind::Sms, ms, 60_000, 3).unwrap();
+        assert_eq!(held.len(), 3);
+    }
+    // Read as any other program would read the file: the journal is folded into the deliveries.
+    let raw = rusqlite::Connection::open(db.path()).unwrap();
+    let count = |sql: &str| -> i64 { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM deliveries WHERE state = 'delivered'"),
+        4
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM deliveries WHERE state = 'sending'"),
+        3
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM deliveries WHERE state = 'pending'"),
+        3
+    );
+    assert_eq!(
+        count(
+            "SELECT (SELECT count(*) FROM claims) + (SELECT count(*) FROM claim_outcomes)
+                  + (SELECT count(*) FROM claim_cursor)"
+        ),
+        0
     );
 }

@@ -300,7 +300,20 @@ impl SqliteLedger {
     fn held(&self) -> MutexGuard<'_, journal::ClaimCache> {
         self.claims.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
+impl Drop for SqliteLedger {
+    /// The journal folded on the way out, so that the file at rest holds deliveries as SPEC §7
+    /// describes them, for whatever reads it next (`sqlite3`, an older `disclose`). What cannot
+    /// be folded now (a full disk) is folded by the next reader.
+    fn drop(&mut self) {
+        if let Err(error) = self.folded() {
+            tracing::warn!(%error, "could not fold the claim journal at close; the next start will");
+        }
+    }
+}
+
+impl SqliteLedger {
     fn append_audit(
         tx: &Transaction<'_>,
         at: &str,
