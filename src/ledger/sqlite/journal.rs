@@ -195,15 +195,18 @@ fn pending_after(
     Ok(())
 }
 
+/// A delivery whose outcome was recorded: id, job, channel, recipient.
+pub(super) type Recorded = (i64, String, String, String);
+
 /// Records the outcomes of deliveries whose claim is in the journal. Returns what it recorded
-/// (id, job, channel, recipient) and the records it did not take (their claim is not in the
+/// and the records it did not take (their claim is not in the
 /// journal: folded, or never in it), for the row-by-row path.
 pub(super) fn record(
     tx: &Transaction<'_>,
     cache: &mut ClaimCache,
     records: &[Record],
     now_ms: i64,
-) -> Result<(Vec<(i64, String, String, String)>, Vec<Record>), LedgerError> {
+) -> Result<(Vec<Recorded>, Vec<Record>), LedgerError> {
     if records.iter().any(|r| r.lease_until.is_none()) {
         // Outcomes that name no claim (the ledger's tests record such) match the deliveries in
         // flight by id alone: that is the row-by-row path's, with the journal folded.
