@@ -13,7 +13,6 @@
 //! runs the timed `disclose` commands under a profiler.
 
 #[path = "../tests/emulators/tencent.rs"]
-#[allow(dead_code)]
 mod tencent_emulator;
 
 use std::path::{Path, PathBuf};

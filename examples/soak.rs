@@ -15,7 +15,6 @@
 //! `SOAK_CACHE_MIB=N` bounds the ledger's page cache; `MALLOC_ARENA_MAX` reaches `serve` too.
 
 #[path = "../tests/emulators/tencent.rs"]
-#[allow(dead_code)]
 mod tencent_emulator;
 
 use std::collections::HashMap;

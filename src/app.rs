@@ -34,8 +34,11 @@ pub(crate) struct Parts {
     pub policy: Result<Option<PolicyConfig>, String>,
     pub templates: Result<Templates, String>,
     /// Each channel file with its opened transport; `Err`: the files themselves are wrong.
-    pub channels: Result<Vec<(ChannelConfig, Result<Arc<dyn Channel>, String>)>, Vec<String>>,
+    pub channels: Result<Vec<OpenedChannel>, Vec<String>>,
 }
+
+/// A channel file and its transport, opened or not (why not).
+pub(crate) type OpenedChannel = (ChannelConfig, Result<Arc<dyn Channel>, String>);
 
 impl Parts {
     pub(crate) fn open(config: &Config) -> Parts {

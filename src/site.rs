@@ -23,7 +23,7 @@
 //! One `Site` is the only writer of its directory; within a process its methods serialise on an
 //! internal mutex.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
@@ -215,9 +215,9 @@ impl Site {
         match fs::read(&legacy) {
             Ok(bytes) => {
                 for (id, entry) in parse_manifest(&legacy, &bytes)? {
-                    if !entries.contains_key(&id) {
+                    if let btree_map::Entry::Vacant(slot) = entries.entry(id) {
                         write_record(&records, &entry)?;
-                        entries.insert(id, entry);
+                        slot.insert(entry);
                     }
                 }
                 fs::remove_file(&legacy).map_err(|e| io_err(&legacy, e))?;

@@ -8,16 +8,12 @@
 mod common;
 
 #[path = "emulators/aliyun.rs"]
-#[allow(dead_code)]
 mod aliyun_emulator;
 #[path = "emulators/tencent.rs"]
-#[allow(dead_code)]
 mod tencent_emulator;
 #[path = "emulators/wechat.rs"]
-#[allow(dead_code)]
 mod wechat_emulator;
 #[path = "emulators/wecom.rs"]
-#[allow(dead_code)]
 mod wecom_emulator;
 
 use std::collections::HashMap;

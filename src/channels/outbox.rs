@@ -76,9 +76,9 @@ impl Outbox {
     /// million-recipient dry run.
     fn line(buf: &mut String, shared: &Shared, content: &str, item: &Item) {
         use std::fmt::Write as _;
-        let _ = write!(
+        let _ = writeln!(
             buf,
-            "{LINE_PREFIX}{},\"address\":{},\"at\":{},\"attempt\":{},\"channel\":{},\"content\":{content},\"job_id\":{},\"name\":{},\"recipient\":{},\"role\":{}}}\n",
+            "{LINE_PREFIX}{},\"address\":{},\"at\":{},\"attempt\":{},\"channel\":{},\"content\":{content},\"job_id\":{},\"name\":{},\"recipient\":{},\"role\":{}}}",
             item.delivery_id,
             item.address
                 .as_deref()
