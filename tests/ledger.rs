@@ -118,6 +118,23 @@ fn deliver_all(l: &dyn Ledger, channel: ChannelKind, at: DateTime<FixedOffset>) 
     claimed.len()
 }
 
+/// Ten subscribers and a notice to them by SMS, in `l`.
+fn ten_to_send(l: &dyn Ledger, job_id: &str) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        (0..10)
+            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
+            .collect(),
+    );
+    accept(
+        l,
+        &job(job_id, serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+}
+
 fn suite_plans_each_group_member_once_and_skips_opt_outs(l: &dyn Ledger) {
     import(
         l,
@@ -179,19 +196,7 @@ fn assert_open_counts_agree(l: &dyn Ledger, state: State) {
 }
 
 fn suite_claims_are_exclusive_and_leases_expire_to_unknown(l: &dyn Ledger) {
-    import(
-        l,
-        "subscribers",
-        GroupKind::Public,
-        (0..10)
-            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
-            .collect(),
-    );
-    accept(
-        l,
-        &job("j2", serde_json::json!({})),
-        &plan(&[ChannelKind::Sms], &["subscribers"], None),
-    );
+    ten_to_send(l, "j2");
     let ms = now().timestamp_millis();
     let first = l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap();
     let second = l.claim(ChannelKind::Sms, ms, 1_000, 6).unwrap();
@@ -1489,21 +1494,10 @@ fn sqlite_a_ledger_from_before_the_open_counts_is_counted_when_opened() {
 // deliveries stay `pending` in their table until the journal is folded. What the journal must
 // not change is what any reader, any other process on the same file, or a restart sees.
 
-/// Ten subscribers and a notice to them by SMS, in `l`.
-fn ten_to_send(l: &dyn Ledger, job_id: &str) {
-    import(
-        l,
-        "subscribers",
-        GroupKind::Public,
-        (0..10)
-            .map(|i| member(&format!("m{i}"), Some(&format!("+861380000{i:04}")), false))
-            .collect(),
-    );
-    accept(
-        l,
-        &job(job_id, serde_json::json!({})),
-        &plan(&[ChannelKind::Sms], &["subscribers"], None),
-    );
+/// Records every claimed delivery `delivered`, under its claim.
+fn record_delivered(l: &dyn Ledger, claimed: &[disclose::ledger::Claimed]) {
+    l.record(&claimed.iter().map(delivered).collect::<Vec<_>>(), now())
+        .unwrap();
 }
 
 fn states(l: &dyn Ledger, job_id: &str) -> BTreeMap<String, usize> {
@@ -1572,8 +1566,7 @@ fn sqlite_journal_two_processes_on_one_file_share_the_work_and_the_truth() {
     let theirs = b.claim(ChannelKind::Sms, ms, 60_000, 100).unwrap();
     assert_eq!((mine.len(), theirs.len()), (4, 6));
     assert!(mine.iter().all(|c| theirs.iter().all(|t| t.id != c.id)));
-    a.record(&mine.iter().map(delivered).collect::<Vec<_>>(), now())
-        .unwrap();
+    record_delivered(&a, &mine);
     // B reads: A's outcomes and its own claims as they are, though neither is folded by A.
     assert_eq!(
         states(&b, "jt"),
@@ -1585,8 +1578,7 @@ fn sqlite_journal_two_processes_on_one_file_share_the_work_and_the_truth() {
         "six still in flight"
     );
     // B's claim was folded by its own read: its outcomes are recorded all the same.
-    b.record(&theirs.iter().map(delivered).collect::<Vec<_>>(), now())
-        .unwrap();
+    record_delivered(&b, &theirs);
     assert_eq!(
         states(&a, "jt"),
         BTreeMap::from([("delivered".to_string(), 10)])
@@ -1615,8 +1607,7 @@ fn sqlite_journal_cancel_leaves_what_is_claimed_in_flight() {
     assert_eq!(c.cancelled_total(), 7, "{c:?}");
     assert_eq!(c.untouched.get("sending"), Some(&3), "{c:?}");
     // What was handed to the channel is recorded as it went, not lost to the cancel.
-    l.record(&held.iter().map(delivered).collect::<Vec<_>>(), now())
-        .unwrap();
+    record_delivered(&l, &held);
     assert_eq!(
         states(&l, "jx"),
         BTreeMap::from([("cancelled".to_string(), 7), ("delivered".to_string(), 3)])
@@ -1678,8 +1669,7 @@ fn sqlite_journal_a_closed_ledger_leaves_the_deliveries_as_they_are() {
         let l = db.open();
         ten_to_send(&l, "jd");
         let sent = l.claim(ChannelKind::Sms, ms, 60_000, 4).unwrap();
-        l.record(&sent.iter().map(delivered).collect::<Vec<_>>(), now())
-            .unwrap();
+        record_delivered(&l, &sent);
         let held = l.claim(ChannelKind::Sms, ms, 60_000, 3).unwrap();
         assert_eq!(held.len(), 3);
     }

@@ -731,6 +731,20 @@ impl JsonText {
         }
     }
 
+    /// Starts the next element with a recorded outcome's `[id,state,code,detail` (the caller
+    /// adds what else it needs, and the closing `]`).
+    fn outcome(&mut self, r: &Record) -> &mut Self {
+        self.next()
+            .raw("[")
+            .int(r.id)
+            .raw(",")
+            .str(r.state.as_str())
+            .raw(",")
+            .opt_str(r.code.as_deref())
+            .raw(",")
+            .opt_str(r.detail.as_deref())
+    }
+
     fn into_string(self) -> String {
         // serde_json and the literals above write UTF-8 only.
         String::from_utf8(self.0).unwrap_or_default()
@@ -1279,15 +1293,7 @@ impl Ledger for SqliteLedger {
             let mut rows = JsonText::new(records.len() * 96);
             rows.raw("[");
             for r in records {
-                rows.next()
-                    .raw("[")
-                    .int(r.id)
-                    .raw(",")
-                    .str(r.state.as_str())
-                    .raw(",")
-                    .opt_str(r.code.as_deref())
-                    .raw(",")
-                    .opt_str(r.detail.as_deref())
+                rows.outcome(r)
                     .raw(",")
                     .opt_int(r.retry_at)
                     .raw(",")

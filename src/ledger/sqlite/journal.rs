@@ -255,28 +255,10 @@ pub(super) fn record(
         let mut any_open = false;
         for r in &mine {
             if r.state.is_final() {
-                finals
-                    .next()
-                    .raw("[")
-                    .int(r.id)
-                    .raw(",")
-                    .str(r.state.as_str())
-                    .raw(",")
-                    .opt_str(r.code.as_deref())
-                    .raw(",")
-                    .opt_str(r.detail.as_deref())
-                    .raw("]");
+                finals.outcome(r).raw("]");
             } else {
                 any_open = true;
-                open.next()
-                    .raw("[")
-                    .int(r.id)
-                    .raw(",")
-                    .str(r.state.as_str())
-                    .raw(",")
-                    .opt_str(r.code.as_deref())
-                    .raw(",")
-                    .opt_str(r.detail.as_deref())
+                open.outcome(r)
                     .raw(",")
                     .opt_int(r.retry_at)
                     .raw(",")
