@@ -1696,3 +1696,26 @@ fn sqlite_journal_a_closed_ledger_leaves_the_deliveries_as_they_are() {
         0
     );
 }
+
+#[test]
+fn sqlite_journal_a_ledger_that_cannot_be_written_is_still_read() {
+    let db = TempDb::new("journal-unwritable");
+    let l = db.open();
+    ten_to_send(&l, "jw");
+    let held = l
+        .claim(ChannelKind::Sms, now().timestamp_millis(), 60_000, 4)
+        .unwrap();
+    assert_eq!(held.len(), 4);
+    // Another program holds the write lock past the ledger's busy timeout (as a full disk or a
+    // read-only copy would refuse the write): the journal cannot be folded; it is read as it
+    // stands instead of failing the reader.
+    let other = rusqlite::Connection::open(db.path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let counts = l.counts(&["jw".into()]).unwrap();
+    assert_eq!(counts.get(&State::Pending), Some(&10), "{counts:?}");
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        states(&l, "jw"),
+        BTreeMap::from([("pending".to_string(), 6), ("sending".to_string(), 4)])
+    );
+}

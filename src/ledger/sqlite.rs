@@ -285,13 +285,22 @@ impl SqliteLedger {
     }
 
     /// The connection, with the claim journal folded into the deliveries: for everything that
-    /// reads deliveries' states (src/ledger/sqlite/journal.rs).
+    /// reads deliveries' states (src/ledger/sqlite/journal.rs). A ledger that cannot be written
+    /// (a full disk, a read-only copy) is still read, as it stands: what the journal holds shows
+    /// as `pending` until a fold succeeds.
     fn folded(&self) -> Result<MutexGuard<'_, Connection>, LedgerError> {
         let mut conn = self.lock();
         if !journal::is_empty(&conn)? {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            journal::fold(&tx)?;
-            tx.commit()?;
+            let fold = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(LedgerError::from)
+                .and_then(|tx| {
+                    journal::fold(&tx)?;
+                    Ok(tx.commit()?)
+                });
+            if let Err(error) = fold {
+                tracing::warn!(%error, "could not fold the claim journal; read as it stands");
+            }
         }
         Ok(conn)
     }
@@ -307,9 +316,8 @@ impl Drop for SqliteLedger {
     /// describes them, for whatever reads it next (`sqlite3`, an older `disclose`). What cannot
     /// be folded now (a full disk) is folded by the next reader.
     fn drop(&mut self) {
-        if let Err(error) = self.folded() {
-            tracing::warn!(%error, "could not fold the claim journal at close; the next start will");
-        }
+        // What cannot be folded now is logged by `folded` and folded by the next reader.
+        drop(self.folded());
     }
 }
 
