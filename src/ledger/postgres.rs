@@ -128,6 +128,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (channel, due_at, id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_unknown ON deliveries (channel, due_at, id) WHERE state = 'unknown';
 CREATE INDEX IF NOT EXISTS deliveries_sending ON deliveries (lease_until) WHERE state = 'sending';
+-- Deliveries waiting for a retry (`next_retry`), as in the SQLite ledger.
+CREATE INDEX IF NOT EXISTS deliveries_retry ON deliveries (channel, due_at) WHERE state = 'pending' AND attempts > 0;
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (job_id) WHERE state IN ('pending', 'sending', 'unknown');
 -- The transactional outbox (SPEC §7).
 CREATE TABLE IF NOT EXISTS events (

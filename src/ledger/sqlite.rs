@@ -87,6 +87,10 @@ DROP INDEX IF EXISTS deliveries_due;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (channel, due_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_unknown ON deliveries (channel, due_at) WHERE state = 'unknown';
 CREATE INDEX IF NOT EXISTS deliveries_sending ON deliveries (lease_until) WHERE state = 'sending';
+-- Deliveries waiting for a retry (`next_retry`): without it the question walked every pending
+-- delivery of the channel until an attempted one (14 ms at 200,000 scheduled, 0.05 with it). A
+-- delivery is in it only between a failed attempt and the next claim.
+CREATE INDEX IF NOT EXISTS deliveries_retry ON deliveries (channel, due_at) WHERE state = 'pending' AND attempts > 0;
 -- "Is anything of this job still open?" (pending, sending or unknown), asked after every recorded
 -- batch to emit job.completed: the count of each job's open deliveries, kept by the statements
 -- that change a delivery's state, in their transaction. Walking the job's deliveries instead
