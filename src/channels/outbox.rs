@@ -46,7 +46,15 @@ impl Outbox {
             (None, dir.join("email"))
         } else {
             let path = dir.join(format!("{channel}.jsonl"));
-            drop_torn_line(&path).map_err(|e| format!("outbox {}: {e}", path.display()))?;
+            let cut =
+                drop_torn_line(&path).map_err(|e| format!("outbox {}: {e}", path.display()))?;
+            if cut > 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    bytes = cut,
+                    "the outbox ended in a line cut short by a crash; removed it (its delivery is resolved by the status query)"
+                );
+            }
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -184,8 +192,9 @@ impl Outbox {
 /// Cut off a last line that does not end the file with a newline: a process killed while it
 /// wrote a batch (the kernel stops a write to a file at a page when the process is being killed)
 /// leaves a line cut short. Its delivery is `sending` in the ledger; the status query, which
-/// counts only whole lines, finds it not written and it is written again, whole.
-fn drop_torn_line(path: &Path) -> std::io::Result<()> {
+/// counts only whole lines, finds it not written and it is written again, whole. Returns how
+/// many bytes it cut off.
+fn drop_torn_line(path: &Path) -> std::io::Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = match std::fs::OpenOptions::new()
         .read(true)
@@ -193,10 +202,13 @@ fn drop_torn_line(path: &Path) -> std::io::Result<()> {
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
     let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
     let mut end = len;
     let mut buf = vec![0u8; 64 * 1024];
     while end > 0 {
@@ -205,7 +217,7 @@ fn drop_torn_line(path: &Path) -> std::io::Result<()> {
         f.seek(SeekFrom::Start(start))?;
         f.read_exact(chunk)?;
         if end == len && chunk.last() == Some(&b'\n') {
-            return Ok(());
+            return Ok(0);
         }
         if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
             end = start + i as u64 + 1;
@@ -213,13 +225,9 @@ fn drop_torn_line(path: &Path) -> std::io::Result<()> {
         }
         end = start;
     }
-    tracing::warn!(
-        file = %path.display(),
-        bytes = len - end,
-        "the outbox ended in a line cut short by a crash; removed it (its delivery is resolved by the status query)"
-    );
     f.set_len(end)?;
-    f.sync_all()
+    f.sync_all()?;
+    Ok(len - end)
 }
 
 /// `<job.recipient-hash@disclose>`: derived from job and recipient, so a resend is recognisably
@@ -424,11 +432,17 @@ mod line_tests {
             [1, 2].into_iter().collect(),
             "the cut line's delivery is not written"
         );
-        Outbox::open(ChannelKind::Sms, &dir).unwrap();
+        assert_eq!(drop_torn_line(&path).unwrap(), 29, "the cut line's bytes");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
-        // Whole files and empty ones are left as they are.
-        Outbox::open(ChannelKind::Sms, &dir).unwrap();
+        // Whole files and empty ones are left as they are, and nothing is reported cut.
+        assert_eq!(drop_torn_line(&path).unwrap(), 0);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(
+            drop_torn_line(&path).unwrap(),
+            0,
+            "an empty outbox has no cut line"
+        );
         std::fs::write(&path, "{\"delivery_id\":9").unwrap();
         Outbox::open(ChannelKind::Sms, &dir).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
