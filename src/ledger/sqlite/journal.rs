@@ -84,7 +84,7 @@ pub(super) fn claim(
         .query_row(params![ch], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let mut rows = Vec::with_capacity(limit);
-    if cursor.is_none() && !holds_any(tx)? {
+    if cursor.is_none() && is_empty(tx)? {
         // No cursor, no journal (they are written and folded together): nothing is held, and
         // what this process remembers of claims folded by others can go.
         cache.clear();
@@ -335,13 +335,6 @@ pub(super) fn holds(conn: &Connection, channel: ChannelKind) -> Result<bool, Led
     Ok(conn
         .prepare_cached("SELECT 1 FROM claim_cursor WHERE channel = ?1")?
         .exists(params![channel.as_str()])?)
-}
-
-/// Whether the journal holds anything of any channel.
-fn holds_any(conn: &Connection) -> Result<bool, LedgerError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM claim_cursor")?
-        .exists([])?)
 }
 
 /// Whether a claim in the journal has a lease that ran out before `now_ms`.
