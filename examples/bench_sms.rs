@@ -66,8 +66,10 @@ fn main() {
     // 1. The bare client: the same calls, signed the same way, IN_FLIGHT at a time.
     let calls = n.div_ceil(200);
     let t = Instant::now();
+    let cpu0 = process_cpu("self");
     rt.block_on(bare_client(&emu.url, calls, in_flight));
     let bare = t.elapsed();
+    let bare_cpu = process_cpu("self") - cpu0;
     let bare_rate = calls as f64 / bare.as_secs_f64();
     println!(
         "bare reqwest client:   {in_flight} in flight, {calls} calls in {:.2} s = {bare_rate:.0} calls/s ({:.0} numbers/s)",
@@ -145,10 +147,12 @@ fn main() {
         &work,
     );
     println!("directory import:      {secs:.2} s, {mb:.0} MB peak (not part of the end to end)");
+    let sampler = CpuSampler::start();
     let (secs, mb, out) = timed(
         disclose(&["dispatch", work.join("signed.json").to_str().unwrap()]),
         &work,
     );
+    let samples = sampler.stop();
     let got = emu.received();
     let once = got.values().all(|&c| c == 1);
     let disclose_rate = calls as f64 / secs;
@@ -160,12 +164,25 @@ fn main() {
         "disclose call rate:    {disclose_rate:.0} calls/s = {:.0}% of the bare client's",
         100.0 * disclose_rate / bare_rate
     );
-    if let Some(window) = emu.send_window() {
+    if let Some((first, last)) = emu.send_instants() {
+        let window = last - first;
         let rate = calls as f64 / window.as_secs_f64();
         println!(
             "disclose sending:      first call to last {:.2} s = {rate:.0} calls/s = {:.0}% of the bare client's",
             window.as_secs_f64(),
             100.0 * rate / bare_rate
+        );
+        // CPU spent in that window, per call: what sets the rate when both cores are busy.
+        let cpu = |f: fn(&Sample) -> f64| {
+            (cpu_at(&samples, last, f) - cpu_at(&samples, first, f)) * 1000.0 / calls as f64
+        };
+        println!(
+            "CPU per call sending:  disclose {:.2} ms, emulator {:.2} ms (bare client + emulator {:.2} ms); the two busy {:.2} of 2 cores, the machine idle {:.2}",
+            cpu(|s| s.disclose),
+            cpu(|s| s.bench),
+            bare_cpu * 1000.0 / calls as f64,
+            (cpu(|s| s.disclose) + cpu(|s| s.bench)) * calls as f64 / 1000.0 / window.as_secs_f64(),
+            cpu(|s| s.idle) * calls as f64 / 1000.0 / window.as_secs_f64()
         );
     }
     if let Some(line) = out.lines().find(|l| l.starts_with("bench-sms")) {
@@ -178,11 +195,11 @@ fn main() {
     drop(Arc::clone(&emu.state));
 }
 
-/// Run under `/usr/bin/time`: (seconds, peak MB, stdout).
+/// Run under `/usr/bin/time`: (seconds, peak MB, stdout); prints the CPU time it took.
 fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     let time = work.join("time.txt");
     let mut t = Command::new("/usr/bin/time");
-    t.arg("-f").arg("%e %M").arg("-o").arg(&time);
+    t.arg("-f").arg("%e %M %U %S").arg("-o").arg(&time);
     if let Ok(w) = std::env::var("BENCH_WRAP") {
         t.args(w.split_whitespace());
     }
@@ -208,6 +225,9 @@ fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     let mut parts = line.split_whitespace();
     let secs: f64 = parts.next().unwrap().parse().unwrap();
     let kb: f64 = parts.next().unwrap().parse().unwrap();
+    let user: f64 = parts.next().unwrap().parse().unwrap();
+    let sys: f64 = parts.next().unwrap().parse().unwrap();
+    println!("  (CPU: {user:.2} s user + {sys:.2} s system)");
     (secs, kb / 1024.0, text)
 }
 
@@ -273,4 +293,98 @@ async fn bare_client(url: &str, calls: usize, in_flight: usize) {
         });
     }
     while set.join_next().await.is_some() {}
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn process_cpu(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+/// CPU seconds all cores have been idle (or waiting for I/O) so far, from `/proc/stat`.
+fn machine_idle() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (f.get(3).copied().unwrap_or(0.0) + f.get(4).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// CPU used so far by the `disclose` process and by this one (the emulator), at an instant.
+struct Sample {
+    at: Instant,
+    disclose: f64,
+    bench: f64,
+    /// CPU the whole machine has been idle so far (`/proc/stat`, all cores).
+    idle: f64,
+}
+
+/// Samples every 20 ms until stopped.
+struct CpuSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Sample>>,
+}
+
+impl CpuSampler {
+    fn start() -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut pid = None;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if pid.is_none() {
+                    pid = find_process("disclose");
+                }
+                out.push(Sample {
+                    at: Instant::now(),
+                    disclose: pid.as_deref().map_or(0.0, process_cpu),
+                    bench: process_cpu("self"),
+                    idle: machine_idle(),
+                });
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            out
+        });
+        CpuSampler { stop, thread }
+    }
+
+    fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// The pid of a running process with this command name.
+fn find_process(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().into_string().ok()?;
+        pid.parse::<u32>().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim() == name).then_some(pid)
+    })
+}
+
+/// A process's CPU at `at`, read off the nearest sample at or after it.
+fn cpu_at(samples: &[Sample], at: Instant, f: fn(&Sample) -> f64) -> f64 {
+    samples
+        .iter()
+        .find(|s| s.at >= at)
+        .or(samples.last())
+        .map_or(0.0, f)
 }

@@ -204,8 +204,12 @@ impl Emulator {
 
     /// From the first `SendSms` request to the last (since the last `clear`).
     pub fn send_window(&self) -> Option<Duration> {
-        let w = *self.state.window.lock().unwrap_or_else(|e| e.into_inner());
-        w.map(|(first, last)| last - first)
+        self.send_instants().map(|(first, last)| last - first)
+    }
+
+    /// When the first and the last `SendSms` since the last clear were received.
+    pub fn send_instants(&self) -> Option<(std::time::Instant, std::time::Instant)> {
+        *self.state.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
