@@ -337,6 +337,33 @@ pub fn number_key(number: &str) -> String {
     }
 }
 
+/// [`number_key`] as a value to match on, built without a string: the key's digits as (how
+/// many, their value), one to one with the key up to 19 digits (every phone number: E.164 allows
+/// 15), or the key itself past that.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NumberKey {
+    Digits(u8, u64),
+    Long(String),
+}
+
+/// [`NumberKey`] of `number`: equal for two numbers exactly when their [`number_key`]s are.
+pub fn number_key_value(number: &str) -> NumberKey {
+    const NATIONAL: u64 = 100_000_000_000; // 10^11: the 11 digits of a mainland mobile number
+    let (mut n, mut v) = (0u8, 0u64);
+    for b in number.bytes().filter(u8::is_ascii_digit) {
+        if n == 19 {
+            return NumberKey::Long(number_key(number));
+        }
+        n += 1;
+        v = v * 10 + u64::from(b - b'0');
+    }
+    // "86" and 11 digits starting with 1: the national number, as `number_key` has it.
+    if n == 13 && v / NATIONAL == 86 && (v % NATIONAL) / (NATIONAL / 10) == 1 {
+        return NumberKey::Digits(11, v % NATIONAL);
+    }
+    NumberKey::Digits(n, v)
+}
+
 /// Until the next natural day in China (00:00 UTC+8), where the providers' daily caps reset
 /// (providers.md §1.9, §2.7), plus a minute so the retry lands after the reset.
 pub fn until_next_day(now: DateTime<FixedOffset>) -> Duration {
@@ -446,6 +473,51 @@ mod tests {
         assert_eq!(number_key("8613800138000"), "13800138000");
         assert_eq!(number_key("13800138000"), "13800138000");
         assert_eq!(number_key("+85291234567"), "85291234567");
+    }
+
+    #[test]
+    fn number_key_values_are_equal_exactly_when_the_keys_are() {
+        let numbers = [
+            "+8613800138000",
+            "8613800138000",
+            "13800138000",
+            "138-0013-8000",
+            "+86 138 0013 8001",
+            "+85291234567",
+            "85291234567",
+            "0085291234567",
+            "+8623800138000",
+            "8623800138000",
+            "23800138000",
+            "861380013800",
+            "+861380013800",
+            "1380013800",
+            "",
+            "no digits",
+            "0",
+            "00",
+            "1234567890123456789",
+            "12345678901234567890",
+            "012345678901234567890",
+            "+12345678901234567890123",
+        ];
+        for a in numbers {
+            for b in numbers {
+                assert_eq!(
+                    number_key_value(a) == number_key_value(b),
+                    number_key(a) == number_key(b),
+                    "{a:?} and {b:?}"
+                );
+            }
+        }
+        assert_eq!(
+            number_key_value("+8613800138000"),
+            NumberKey::Digits(11, 13800138000)
+        );
+        assert!(matches!(
+            number_key_value("12345678901234567890"),
+            NumberKey::Long(_)
+        ));
     }
 
     #[test]

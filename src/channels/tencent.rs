@@ -48,17 +48,18 @@
 //! # resolve_lookback_secs = 86400   resolve_after_secs = 600   status_queries_per_second = 20
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use governor::DefaultDirectRateLimiter;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::http::{self, Secret};
-use super::sms::{self, Absence};
+use super::sms::{self, Absence, NumberKey};
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
 use crate::phone::mask;
@@ -265,23 +266,43 @@ impl Tencent {
 
     /// Match `SendStatusSet` to the deliveries by number (each status used once, so a number
     /// given twice gets two answers); a number the answer leaves out is unknown.
-    fn per_number(&self, batch: &Batch, items: &[&Item], set: Vec<SendStatus>) -> Vec<Outcome> {
-        let mut by_number: HashMap<String, VecDeque<SendStatus>> = HashMap::new();
-        for s in set {
-            by_number
-                .entry(sms::number_key(&s.phone_number))
-                .or_default()
-                .push_back(s);
+    fn per_number(&self, batch: &Batch, items: &[&Item], set: Vec<SendStatus<'_>>) -> Vec<Outcome> {
+        fn number(item: &Item) -> &str {
+            item.address.as_deref().unwrap_or_default()
         }
+        let keys: Vec<NumberKey> = set
+            .iter()
+            .map(|s| sms::number_key_value(&s.phone_number))
+            .collect();
+        let mut set: Vec<Option<SendStatus<'_>>> = set.into_iter().map(Some).collect();
+        // Tencent answers in the order of `PhoneNumberSet`, but does not promise to: matched by
+        // position while the numbers agree, by number for the rest (the first unused status of
+        // the number, then the next).
+        let mut by_number: HashMap<NumberKey, Vec<usize>> = HashMap::new();
+        let mut in_order = keys.len() == items.len();
+        let mut status_of = |i: usize, item: &Item| -> Option<SendStatus<'_>> {
+            let key = sms::number_key_value(number(item));
+            if in_order && keys[i] == key {
+                return set[i].take();
+            }
+            if in_order {
+                in_order = false;
+                // Unused statuses by number, the first at the end of each list.
+                for (j, k) in keys.iter().enumerate().rev() {
+                    if set[j].is_some() {
+                        by_number.entry(k.clone()).or_default().push(j);
+                    }
+                }
+            }
+            let j = by_number.get_mut(&key)?.pop()?;
+            set[j].take()
+        };
         let mut failures: HashMap<String, (usize, Vec<String>)> = HashMap::new();
         let out: Vec<Outcome> = items
             .iter()
-            .map(|item| {
-                let number = item.address.as_deref().unwrap_or_default();
-                let Some(s) = by_number
-                    .get_mut(&sms::number_key(number))
-                    .and_then(|q| q.pop_front())
-                else {
+            .enumerate()
+            .map(|(i, item)| {
+                let Some(s) = status_of(i, item) else {
                     return Outcome::Unknown {
                         detail:
                             "Tencent's answer has no status for this number; it may have been sent"
@@ -290,13 +311,13 @@ impl Tencent {
                 };
                 if s.code == "Ok" {
                     return Outcome::Delivered {
-                        reference: Some(s.serial_no),
+                        reference: Some(s.serial_no.into_owned()),
                     };
                 }
-                let f = failures.entry(s.code.clone()).or_default();
+                let f = failures.entry(s.code.to_string()).or_default();
                 f.0 += 1;
                 if f.1.len() < 3 {
-                    f.1.push(mask(number));
+                    f.1.push(mask(number(item)));
                 }
                 outcome(&s.code, &s.message, batch.now)
             })
@@ -429,15 +450,15 @@ impl sms::Sender for Tencent {
                 .map(|i| i.address.as_deref().unwrap_or_default())
                 .collect();
             let params: Vec<&str> = content.params.iter().map(|(_, v)| v.as_str()).collect();
-            let body = json!({
-                "PhoneNumberSet": numbers,
-                "SmsSdkAppId": self.cfg.sms_sdk_app_id,
-                "TemplateId": content.template,
-                "SignName": content.sign_name,
-                "TemplateParamSet": params,
-                "SessionContext": sms::reference(&batch.job.id, &items),
+            let body = serde_json::to_string(&SendSms {
+                phone_number_set: numbers,
+                session_context: sms::reference(&batch.job.id, &items),
+                sign_name: content.sign_name,
+                sms_sdk_app_id: &self.cfg.sms_sdk_app_id,
+                template_id: content.template,
+                template_param_set: params,
             })
-            .to_string();
+            .unwrap_or_default();
             let reply = match self.call("SendSms", body).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -521,15 +542,15 @@ struct Reply {
 }
 
 /// What an answer to `SendSms` says.
-enum Answer {
-    PerNumber(Vec<SendStatus>),
+enum Answer<'a> {
+    PerNumber(Vec<SendStatus<'a>>),
     /// `Response.Error`: the whole call was refused.
     Error(ApiError),
     /// The HTTP status or an unreadable body decides for the whole call.
     Outcome(Outcome),
 }
 
-fn read_send(reply: &Reply) -> Answer {
+fn read_send(reply: &Reply) -> Answer<'_> {
     let status = reply.status;
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Answer::Outcome(Outcome::RetryAfter {
@@ -692,6 +713,18 @@ fn outcome(code: &str, message: &str, now: chrono::DateTime<chrono::FixedOffset>
     }
 }
 
+/// The body of `SendSms` (providers.md §2.3), keys in the order `serde_json` gives a map.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendSms<'a> {
+    phone_number_set: Vec<&'a str>,
+    session_context: String,
+    sign_name: &'a str,
+    sms_sdk_app_id: &'a str,
+    template_id: &'a str,
+    template_param_set: Vec<&'a str>,
+}
+
 #[derive(Deserialize)]
 struct Envelope<T> {
     #[serde(rename = "Response")]
@@ -700,23 +733,26 @@ struct Envelope<T> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct SendReply {
+struct SendReply<'a> {
     error: Option<ApiError>,
-    send_status_set: Option<Vec<SendStatus>>,
+    #[serde(borrow)]
+    send_status_set: Option<Vec<SendStatus<'a>>>,
     request_id: Option<String>,
 }
 
+/// One number's status, borrowed from the answer where it has no escapes (200 a call: owned,
+/// they were the most of the time spent reading it).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct SendStatus {
-    #[serde(default)]
-    serial_no: String,
-    #[serde(default)]
-    phone_number: String,
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
+struct SendStatus<'a> {
+    #[serde(default, borrow)]
+    serial_no: Cow<'a, str>,
+    #[serde(default, borrow)]
+    phone_number: Cow<'a, str>,
+    #[serde(default, borrow)]
+    code: Cow<'a, str>,
+    #[serde(default, borrow)]
+    message: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
