@@ -1662,6 +1662,45 @@ fn sqlite_journal_a_delivery_due_before_the_cursor_goes_out_once_the_run_is_dry(
 }
 
 #[test]
+fn sqlite_journal_outcomes_keep_their_text_through_the_fold() {
+    // The fold reads each recorded outcome back from the journal's JSON: text with escapes
+    // (quotes, backslashes, a line break) and beyond ASCII must come out as it went in.
+    let db = TempDb::new("journal-text");
+    let l = db.open();
+    ten_to_send(&l, "jt");
+    let ms = now().timestamp_millis();
+    let claimed = l.claim(ChannelKind::Sms, ms, 60_000, 3).unwrap();
+    let texts = [
+        (State::Delivered, None, Some("SerialNo \"2019:1\" \\ a\nb")),
+        (
+            State::Failed,
+            Some("LimitExceeded.短信"),
+            Some("号码 \u{1F4F1} 已停机"),
+        ),
+        (State::Delivered, None, None),
+    ];
+    let records: Vec<Record> = claimed
+        .iter()
+        .zip(&texts)
+        .map(|(c, (state, code, detail))| Record {
+            state: *state,
+            code: code.map(String::from),
+            detail: detail.map(String::from),
+            ..delivered(c)
+        })
+        .collect();
+    l.record(&records, now()).unwrap();
+    let rows = l.deliveries("jt", 100).unwrap();
+    for (c, (state, code, detail)) in claimed.iter().zip(&texts) {
+        let row = rows.iter().find(|d| d.id == c.id).unwrap();
+        assert_eq!(row.state, state.as_str());
+        assert_eq!(row.code.as_deref(), *code);
+        assert_eq!(row.detail.as_deref(), *detail);
+        assert_eq!(row.attempts, 1);
+    }
+}
+
+#[test]
 fn sqlite_journal_a_closed_ledger_leaves_the_deliveries_as_they_are() {
     let db = TempDb::new("journal-close");
     let ms = now().timestamp_millis();

@@ -24,6 +24,8 @@
 //! the journal is folded: when the claims past the cursor run dry, after `FOLD_AFTER` recorded
 //! batches, or when anything else reads the deliveries.
 
+use std::borrow::Cow;
+
 use super::*;
 
 pub(super) const SCHEMA: &str = r#"
@@ -373,25 +375,30 @@ pub(super) fn fold(tx: &Transaction<'_>) -> Result<(), LedgerError> {
             open.insert(lease, (id_list(&ids)?, at));
         }
     }
-    // Final outcomes as recorded, a statement per recorded batch (one statement joining every
-    // batch's JSON is planned as a walk of the deliveries for each batch).
+    // Final outcomes as recorded, a statement per delivery: read here rather than by SQLite's
+    // JSON functions (`value ->> n` parses the element again for each of its four fields, a
+    // quarter of the fold's time).
     let mut answered: HashMap<i64, HashSet<i64>> = HashMap::new();
     {
         let mut apply = tx.prepare_cached(
-            "UPDATE deliveries SET state = j.state, code = j.code, detail = j.detail,
-                    lease_until = NULL, updated_at = ?2, attempts = attempts + 1
-             FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, value ->> 2 AS code,
-                          value ->> 3 AS detail
-                   FROM json_each(?1)) AS j
-             WHERE deliveries.id = j.id AND deliveries.state = 'pending'",
+            "UPDATE deliveries SET state = ?2, code = ?3, detail = ?4,
+                    lease_until = NULL, updated_at = ?5, attempts = attempts + 1
+             WHERE id = ?1 AND state = 'pending'",
         )?;
         let mut stmt =
             tx.prepare_cached("SELECT lease_until, ids, final, at FROM claim_outcomes")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let lease: i64 = r.get(0)?;
-            let finals: String = r.get(2)?;
-            apply.execute(params![finals, r.get::<_, i64>(3)?])?;
+            let at: i64 = r.get(3)?;
+            let corrupt = |e: &dyn std::fmt::Display| {
+                LedgerError::Corrupt(format!("a recorded batch in the claim journal: {e}"))
+            };
+            let text = r.get_ref(2)?.as_str().map_err(|e| corrupt(&e))?;
+            let finals: Vec<Final<'_>> = serde_json::from_str(text).map_err(|e| corrupt(&e))?;
+            for Final(id, state, code, detail) in finals {
+                apply.execute(params![id, state, code, detail, at])?;
+            }
             if open.contains_key(&lease) {
                 let ids: String = r.get(1)?;
                 answered.entry(lease).or_default().extend(id_list(&ids)?);
@@ -412,6 +419,16 @@ pub(super) fn fold(tx: &Transaction<'_>) -> Result<(), LedgerError> {
     tx.execute_batch("DELETE FROM claim_outcomes; DELETE FROM claims; DELETE FROM claim_cursor;")?;
     Ok(())
 }
+
+/// A final outcome as the journal writes it: `[id, state, code, detail]`, its text borrowed
+/// where it has no escapes.
+#[derive(serde::Deserialize)]
+struct Final<'a>(
+    i64,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+);
 
 /// Delivery ids as the journal writes them: runs of consecutive ids, `[[first, last], …]` (a
 /// claim is mostly one run, a thousandth of the text of its ids one by one).
