@@ -245,6 +245,12 @@ impl SqliteLedger {
             conn.pragma_update(None, "cache_size", -65_536)?;
             // Room for every statement the engine and intake repeat (the default keeps 16).
             conn.set_prepared_statement_cache_capacity(64);
+            // The same plan whatever the values bound: without it SQLite compiles a statement
+            // again whenever a bound LIMIT changes (the claim's second query, at every claim).
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+                true,
+            )?;
             let counted: bool = conn.query_row(
                 "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'job_open'",
                 [],
