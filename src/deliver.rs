@@ -355,15 +355,16 @@ impl Engine {
         };
         let mut items = Vec::with_capacity(claimed.len());
         let mut sendable = Vec::with_capacity(claimed.len());
-        for c in claimed {
+        for mut c in claimed {
             match self.content(&job, channel, &c) {
                 Ok(content) => {
+                    // Who it is for goes with the item; the claim keeps what recording needs.
                     items.push(Item {
                         delivery_id: c.id,
-                        recipient: c.recipient.clone(),
-                        name: c.name.clone(),
-                        role: c.role.clone(),
-                        address: c.address.clone(),
+                        recipient: std::mem::take(&mut c.recipient),
+                        name: std::mem::take(&mut c.name),
+                        role: std::mem::take(&mut c.role),
+                        address: c.address.take(),
                         attempt: c.attempt,
                         content,
                     });
@@ -498,9 +499,9 @@ impl Engine {
             }
         }
         for (claimed, outcomes) in claims.iter().zip(answers) {
-            let outcomes = outcomes.unwrap_or_default();
-            for (i, c) in claimed.iter().enumerate() {
-                let outcome = outcomes.get(i).cloned().unwrap_or(Outcome::Unknown {
+            let mut outcomes = outcomes.unwrap_or_default().into_iter();
+            for c in claimed {
+                let outcome = outcomes.next().unwrap_or(Outcome::Unknown {
                     detail: "the channel returned no outcome for this delivery".into(),
                 });
                 records.push(decide(c, outcome, &lane.retry, now, fastrand::f64()));
