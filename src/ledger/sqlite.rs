@@ -9,6 +9,7 @@
 //! `INSERT … SELECT` from the directory, so a million-recipient notice costs one statement.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -1244,7 +1245,8 @@ impl Ledger for SqliteLedger {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now_ms = now.timestamp_millis();
-        let by_id: HashMap<i64, &Record> = records.iter().map(|r| (r.id, r)).collect();
+        let by_id: HashMap<i64, &Record, BuildHasherDefault<journal::IdHasher>> =
+            records.iter().map(|r| (r.id, r)).collect();
         // Claims in the journal take their outcomes there; the rest are written row by row.
         let (mut returned, records) = journal::record(&tx, &mut self.held(), records, now_ms)?;
         let records = &records[..];
