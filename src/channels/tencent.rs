@@ -570,7 +570,14 @@ fn read_send(reply: &Reply) -> Answer<'_> {
             detail: format!("Tencent answered HTTP {status}"),
         });
     }
-    match serde_json::from_slice::<Envelope<SendReply>>(&reply.body) {
+    // The body checked as UTF-8 once, not string by string as `from_slice` does (200 statuses
+    // of four strings each): an answer that is not UTF-8 cannot be read, like any other.
+    let parsed = std::str::from_utf8(&reply.body)
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            serde_json::from_str::<Envelope<SendReply>>(text).map_err(|e| e.to_string())
+        });
+    match parsed {
         Ok(Envelope {
             response:
                 SendReply {
