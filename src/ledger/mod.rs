@@ -22,6 +22,7 @@ use crate::job::{ChannelKind, Job};
 use crate::policy::{GroupKind, Plan, Refusal, Target};
 
 pub mod audit;
+mod json_text;
 pub mod postgres;
 pub mod sqlite;
 
@@ -543,9 +544,6 @@ pub trait Ledger: Send + Sync {
     fn changes(&self, obligation: &str) -> Result<Vec<ChangeRecord>, LedgerError>;
 }
 
-/// Open the ledger named by a URL: a path or `sqlite://PATH` (SQLite, the embedded default), or
-/// `postgres://…` / `postgresql://…` (PostgreSQL: connects and applies the migrations now, so an
-/// unreachable server is reported at start-up).
 /// An event's payload: its own `body` with the fields every event carries (`event`, `seq`,
 /// `at`, `job_id`), as both ledgers write it to their outbox of events.
 fn event_payload(
@@ -566,6 +564,9 @@ fn event_payload(
     body.to_string()
 }
 
+/// Open the ledger named by a URL: a path or `sqlite://PATH` (SQLite, the embedded default), or
+/// `postgres://…` / `postgresql://…` (PostgreSQL: connects and applies the migrations now, so an
+/// unreachable server is reported at start-up).
 pub fn open(url: &str) -> Result<Box<dyn Ledger>, LedgerError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(PgLedger::open(url)?));

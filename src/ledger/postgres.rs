@@ -38,6 +38,7 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::json;
 
 use super::audit::{self, GENESIS};
+use super::json_text::{self, Changed};
 use super::sqlite::{PAGE_RECIPIENT, named_address, ts};
 use super::*;
 use crate::job::{Kind, NamedRecipient, Scope};
@@ -583,22 +584,34 @@ fn emit(
     job_id: Option<&str>,
     body: serde_json::Value,
 ) -> Result<(), LedgerError> {
-    let seq: i64 = tx
+    let seq = next_event_seq(tx)?;
+    let payload = super::event_payload(body, name, seq, at, job_id);
+    insert_event(tx, seq, name, job_id, &payload)
+}
+
+/// The sequence number the next event takes (its payload names it).
+fn next_event_seq(tx: &mut Transaction<'_>) -> Result<i64, LedgerError> {
+    Ok(tx
         .query_one(
             "SELECT nextval(pg_get_serial_sequence('events', 'seq'))",
             &[],
         )?
-        .get(0);
-    let payload = super::event_payload(body, name, seq, at, job_id);
+        .get(0))
+}
+
+fn insert_event(
+    tx: &mut Transaction<'_>,
+    seq: i64,
+    name: &str,
+    job_id: Option<&str>,
+    payload: &str,
+) -> Result<(), LedgerError> {
     tx.execute(
         "INSERT INTO events (seq, name, job_id, payload) VALUES ($1, $2, $3, $4)",
         &[&seq, &name, &job_id, &payload],
     )?;
     Ok(())
 }
-
-/// A delivery whose state a transaction changed: id, job_id, channel, recipient, new state, code.
-type Changed = (i64, String, String, String, State, Option<String>);
 
 /// `delivery.<state>` events for recorded outcomes, one per job, channel and state, and
 /// `job.completed` for each job that has nothing left open (as on SQLite).
@@ -607,24 +620,10 @@ fn emit_outcomes(
     at: &str,
     changed: &[Changed],
 ) -> Result<(), LedgerError> {
-    let mut groups: BTreeMap<(&str, &str, State), Vec<serde_json::Value>> = BTreeMap::new();
-    for (id, job, channel, recipient, state, code) in changed {
-        if matches!(state, State::Delivered | State::Failed | State::Unknown) {
-            groups
-                .entry((job.as_str(), channel.as_str(), *state))
-                .or_default()
-                .push(json!({"delivery": id, "recipient": recipient, "code": code}));
-        }
-    }
-    for ((job, channel, state), deliveries) in groups {
-        let name = format!("delivery.{}", state.as_str());
-        emit(
-            tx,
-            at,
-            &name,
-            Some(job),
-            json!({"channel": channel, "deliveries": deliveries}),
-        )?;
+    for (job, name, fields) in json_text::outcome_events(changed) {
+        let seq = next_event_seq(tx)?;
+        let payload = json_text::event_payload(&fields, &name, seq, at, job);
+        insert_event(tx, seq, &name, Some(job), &payload)?;
     }
     let mut jobs: Vec<&str> = changed.iter().map(|c| c.1.as_str()).collect();
     jobs.sort_unstable();
@@ -1562,15 +1561,15 @@ impl Ledger for PgLedger {
                 if !jobs.contains(&job) {
                     jobs.push(job.clone());
                 }
-                entries.push((id, json!([id, r.state.as_str(), r.code])));
+                entries.push((id, r.state, r.code.as_deref()));
                 changed.push((id, job, row.get(2), row.get(3), r.state, r.code.clone()));
             }
-            entries.sort_by_key(|(id, _)| *id);
-            let entries: Vec<serde_json::Value> = entries.into_iter().map(|(_, e)| e).collect();
+            entries.sort_by_key(|(id, _, _)| *id);
             if !entries.is_empty() {
-                let body = json!({"jobs": jobs, "deliveries": entries}).to_string();
+                let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
+                let body = json_text::recorded_body(&entries, &jobs);
                 let job_id = if jobs.len() == 1 {
-                    Some(jobs[0].as_str())
+                    Some(jobs[0])
                 } else {
                     None
                 };

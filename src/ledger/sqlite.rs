@@ -18,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde_json::json;
 
 use super::audit::{self, GENESIS};
+use super::json_text::{self, Changed, JsonText};
 use super::*;
 use crate::job::{Kind, Scope};
 
@@ -408,20 +409,7 @@ impl SqliteLedger {
         fields: &str,
     ) -> Result<(), LedgerError> {
         Self::insert_event(tx, name, Some(job_id), |seq| {
-            let mut payload = JsonText::new(fields.len() + 128);
-            payload
-                .raw("{\"at\":")
-                .str(at)
-                .raw(",")
-                .raw(fields)
-                .raw(",\"event\":")
-                .str(name)
-                .raw(",\"job_id\":")
-                .str(job_id)
-                .raw(",\"seq\":")
-                .int(seq)
-                .raw("}");
-            payload.into_string()
+            json_text::event_payload(fields, name, seq, at, job_id)
         })
     }
 
@@ -432,31 +420,8 @@ impl SqliteLedger {
         at: &str,
         changed: &[Changed],
     ) -> Result<(), LedgerError> {
-        // Per job, channel and state: `"channel":…,"deliveries":[{"code":…,"delivery":…,"recipient":…},…`
-        let mut groups: BTreeMap<(&str, &str, State), JsonText> = BTreeMap::new();
-        for (id, job, channel, recipient, state, code) in changed {
-            if matches!(state, State::Delivered | State::Failed | State::Unknown) {
-                let text = groups
-                    .entry((job.as_str(), channel.as_str(), *state))
-                    .or_insert_with(|| {
-                        let mut t = JsonText::new(64 * changed.len());
-                        t.raw("\"channel\":").str(channel).raw(",\"deliveries\":[");
-                        t
-                    });
-                text.next()
-                    .raw("{\"code\":")
-                    .opt_str(code.as_deref())
-                    .raw(",\"delivery\":")
-                    .int(*id)
-                    .raw(",\"recipient\":")
-                    .str(recipient)
-                    .raw("}");
-            }
-        }
-        for ((job, _, state), mut fields) in groups {
-            fields.raw("]");
-            let name = format!("delivery.{}", state.as_str());
-            Self::emit_text(tx, at, &name, job, &fields.into_string())?;
+        for (job, name, fields) in json_text::outcome_events(changed) {
+            Self::emit_text(tx, at, &name, job, &fields)?;
         }
         let mut jobs: Vec<&str> = changed.iter().map(|c| c.1.as_str()).collect();
         jobs.sort_unstable();
@@ -696,78 +661,6 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         accepted_at: r.get(5)?,
         publish_at: r.get(6)?,
     })
-}
-
-/// A delivery whose state a transaction changed: id, job_id, channel, recipient, new state, code.
-type Changed = (i64, String, String, String, State, Option<String>);
-
-/// JSON text written straight into a buffer: the audit entries and events of a recorded batch
-/// list every delivery in it, and building them as `serde_json::Value`s first (a map per
-/// delivery) was a tenth of a large fan-out.
-struct JsonText(Vec<u8>);
-
-impl JsonText {
-    fn new(capacity: usize) -> JsonText {
-        JsonText(Vec::with_capacity(capacity))
-    }
-
-    fn raw(&mut self, s: &str) -> &mut Self {
-        self.0.extend_from_slice(s.as_bytes());
-        self
-    }
-
-    /// Starts the next element of the array being written: a comma unless it is the first.
-    fn next(&mut self) -> &mut Self {
-        if !self.0.ends_with(b"[") {
-            self.0.push(b',');
-        }
-        self
-    }
-
-    fn str(&mut self, s: &str) -> &mut Self {
-        // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.0, s);
-        self
-    }
-
-    fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
-        match s {
-            Some(s) => self.str(s),
-            None => self.raw("null"),
-        }
-    }
-
-    fn int(&mut self, n: i64) -> &mut Self {
-        use std::io::Write as _;
-        let _ = write!(self.0, "{n}");
-        self
-    }
-
-    fn opt_int(&mut self, n: Option<i64>) -> &mut Self {
-        match n {
-            Some(n) => self.int(n),
-            None => self.raw("null"),
-        }
-    }
-
-    /// Starts the next element with a recorded outcome's `[id,state,code,detail` (the caller
-    /// adds what else it needs, and the closing `]`).
-    fn outcome(&mut self, r: &Record) -> &mut Self {
-        self.next()
-            .raw("[")
-            .int(r.id)
-            .raw(",")
-            .str(r.state.as_str())
-            .raw(",")
-            .opt_str(r.code.as_deref())
-            .raw(",")
-            .opt_str(r.detail.as_deref())
-    }
-
-    fn into_string(self) -> String {
-        // serde_json and the literals above write UTF-8 only.
-        String::from_utf8(self.0).unwrap_or_default()
-    }
 }
 
 /// id, job_id, channel, recipient, name, role, address, attempts
@@ -1365,30 +1258,9 @@ impl Ledger for SqliteLedger {
         }
         entries.sort_by_key(|(id, _, _)| *id);
         if !entries.is_empty() {
-            // {"deliveries":[[id,state,code],…],"jobs":[…]}
-            let mut body = JsonText::new(entries.len() * 32 + 64);
-            body.raw("{\"deliveries\":[");
-            for (id, state, code) in &entries {
-                body.next()
-                    .raw("[")
-                    .int(*id)
-                    .raw(",")
-                    .str(state.as_str())
-                    .raw(",")
-                    .opt_str(*code)
-                    .raw("]");
-            }
-            body.raw("],\"jobs\":[");
-            for job in &jobs {
-                body.next().str(job);
-            }
-            body.raw("]}");
-            let body = body.into_string();
-            let job_id = if jobs.len() == 1 {
-                Some(jobs[0].as_str())
-            } else {
-                None
-            };
+            let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
+            let body = json_text::recorded_body(&entries, &jobs);
+            let job_id = if jobs.len() == 1 { Some(jobs[0]) } else { None };
             let at = ts(now);
             Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, job_id, &body)?;
             Self::emit_outcomes(&tx, &at, &changed)?;
