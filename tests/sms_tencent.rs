@@ -119,6 +119,38 @@ async fn success_gives_each_number_its_serial_no() {
 }
 
 #[tokio::test]
+async fn answers_are_matched_to_numbers_whatever_their_order_repeats_or_gaps() {
+    // Tencent's answer need not follow PhoneNumberSet: here it comes reversed, one number is
+    // given twice and gets two statuses, and one number is sent but left out of the answer.
+    let emu = Emulator::start().await;
+    emu.set_answer_order_reversed(true);
+    emu.leave_out_of_answers(&number(2));
+    let ch = channel(config(&emu));
+    let mut b = batch("tc-match", 4);
+    b.items[3].address = Some(number(0));
+    let out = ch.deliver(&b).await;
+    let sent = emu.sent();
+    let serials_of = |n: &str| -> Vec<&str> {
+        sent.iter()
+            .filter(|s| s.number == n)
+            .map(|s| s.serial_no.as_str())
+            .collect()
+    };
+    let twice = serials_of(&number(0));
+    assert_eq!(twice.len(), 2, "the number given twice was sent twice");
+    let (first, second) = (delivered(&out[0]), delivered(&out[3]));
+    assert!(first.is_some_and(|r| twice.contains(&r)), "{out:?}");
+    assert!(second.is_some_and(|r| twice.contains(&r)), "{out:?}");
+    assert_ne!(first, second, "each of the two gets its own status");
+    assert_eq!(delivered(&out[1]), Some(serials_of(&number(1))[0]));
+    assert!(
+        matches!(&out[2], Outcome::Unknown { detail } if detail.contains("no status for this number")),
+        "a number the answer leaves out is unknown, not sent again: {:?}",
+        out[2]
+    );
+}
+
+#[tokio::test]
 async fn calls_carry_at_most_200_numbers() {
     let emu = Emulator::start().await;
     let mut t = config(&emu);

@@ -280,13 +280,15 @@ impl Tencent {
         // the number, then the next).
         let mut by_number: HashMap<NumberKey, Vec<usize>> = HashMap::new();
         let mut in_order = keys.len() == items.len();
+        let mut mapped = false;
         let mut status_of = |i: usize, item: &Item| -> Option<SendStatus<'_>> {
             let key = sms::number_key_value(number(item));
             if in_order && keys[i] == key {
                 return set[i].take();
             }
-            if in_order {
-                in_order = false;
+            in_order = false;
+            if !mapped {
+                mapped = true;
                 // Unused statuses by number, the first at the end of each list.
                 for (j, k) in keys.iter().enumerate().rev() {
                     if set[j].is_some() {

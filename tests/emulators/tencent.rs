@@ -123,6 +123,8 @@ struct Inner {
     receipts: HashMap<String, Receipt>,
     session_in_receipts: bool,
     reversed: bool,
+    /// Numbers sent but left out of `SendStatusSet` (the answer is short of them).
+    omitted: std::collections::HashSet<String>,
 }
 
 impl Emulator {
@@ -136,6 +138,7 @@ impl Emulator {
                 receipts: HashMap::new(),
                 session_in_receipts: true,
                 reversed: false,
+                omitted: Default::default(),
             }),
             serial: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -175,6 +178,11 @@ impl Emulator {
     /// promise the order: a client must match statuses by number).
     pub fn set_answer_order_reversed(&self, on: bool) {
         self.state.lock().reversed = on;
+    }
+
+    /// Send to `number` (E.164) but leave it out of the answer's `SendStatusSet`.
+    pub fn leave_out_of_answers(&self, number: &str) {
+        self.state.lock().omitted.insert(number.to_string());
     }
 
     /// Messages sent, per number (E.164). A number sent twice shows 2.
@@ -551,9 +559,11 @@ async fn send(s: &Shared, rid: &str, req: &serde_json::Value) -> Response {
     let at = now();
     let mut statuses: Vec<(usize, String, &str)> = Vec::with_capacity(numbers.len());
     let reversed;
+    let omitted;
     {
         let mut inner = s.lock();
         reversed = inner.reversed;
+        omitted = inner.omitted.clone();
         for (i, n) in numbers.iter().enumerate() {
             let code = match failing.and_then(|m| m.get(n)) {
                 Some(code) => code.as_str(),
@@ -583,6 +593,7 @@ async fn send(s: &Shared, rid: &str, req: &serde_json::Value) -> Response {
     if reversed {
         statuses.reverse();
     }
+    statuses.retain(|(i, _, _)| !omitted.contains(&numbers[*i]));
     let set: Vec<SendStatus> = statuses
         .into_iter()
         .map(|(i, serial_no, code)| SendStatus {
