@@ -278,24 +278,23 @@ impl Tencent {
         // Tencent answers in the order of `PhoneNumberSet`, but does not promise to: matched by
         // position while the numbers agree, by number for the rest (the first unused status of
         // the number, then the next).
-        let mut by_number: HashMap<NumberKey, Vec<usize>> = HashMap::new();
-        let mut in_order = keys.len() == items.len();
-        let mut mapped = false;
+        // Built when position first fails: the unused statuses by number, the first at the end
+        // of each list.
+        let mut by_number: Option<HashMap<NumberKey, Vec<usize>>> = None;
         let mut status_of = |i: usize, item: &Item| -> Option<SendStatus<'_>> {
             let key = sms::number_key_value(number(item));
-            if in_order && keys[i] == key {
+            if by_number.is_none() && keys.len() == items.len() && keys[i] == key {
                 return set[i].take();
             }
-            in_order = false;
-            if !mapped {
-                mapped = true;
-                // Unused statuses by number, the first at the end of each list.
+            let by_number = by_number.get_or_insert_with(|| {
+                let mut map: HashMap<NumberKey, Vec<usize>> = HashMap::new();
                 for (j, k) in keys.iter().enumerate().rev() {
                     if set[j].is_some() {
-                        by_number.entry(k.clone()).or_default().push(j);
+                        map.entry(k.clone()).or_default().push(j);
                     }
                 }
-            }
+                map
+            });
             let j = by_number.get_mut(&key)?.pop()?;
             set[j].take()
         };
