@@ -195,11 +195,11 @@ fn main() {
     drop(Arc::clone(&emu.state));
 }
 
-/// Run under `/usr/bin/time`: (seconds, peak MB, stdout); prints the CPU time it took.
+/// Run under `/usr/bin/time`: (seconds, peak MB, stdout).
 fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     let time = work.join("time.txt");
     let mut t = Command::new("/usr/bin/time");
-    t.arg("-f").arg("%e %M %U %S").arg("-o").arg(&time);
+    t.arg("-f").arg("%e %M").arg("-o").arg(&time);
     if let Ok(w) = std::env::var("BENCH_WRAP") {
         t.args(w.split_whitespace());
     }
@@ -225,9 +225,6 @@ fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     let mut parts = line.split_whitespace();
     let secs: f64 = parts.next().unwrap().parse().unwrap();
     let kb: f64 = parts.next().unwrap().parse().unwrap();
-    let user: f64 = parts.next().unwrap().parse().unwrap();
-    let sys: f64 = parts.next().unwrap().parse().unwrap();
-    println!("  (CPU: {user:.2} s user + {sys:.2} s system)");
     (secs, kb / 1024.0, text)
 }
 

@@ -210,12 +210,7 @@ impl Emulator {
         self.state.queries.load(Ordering::Relaxed)
     }
 
-    /// From the first `SendSms` request to the last (since the last `clear`).
-    pub fn send_window(&self) -> Option<Duration> {
-        self.send_instants().map(|(first, last)| last - first)
-    }
-
-    /// When the first and the last `SendSms` since the last clear were received.
+    /// When the first and the last `SendSms` since the last `clear` were received.
     pub fn send_instants(&self) -> Option<(std::time::Instant, std::time::Instant)> {
         *self.state.window.lock().unwrap_or_else(|e| e.into_inner())
     }
