@@ -131,24 +131,16 @@ fn unpublished(s: &Setup) -> i64 {
     s.count("SELECT count(*) FROM events WHERE published_at IS NULL")
 }
 
-/// The ledger's events: message id → (name, payload).
+/// The ledger's events: message id → (name, payload), read through the ledger (an outcome's
+/// event is spelled out from its audit entry when read).
 fn ledger_events(ledger: &Path) -> BTreeMap<String, (String, String)> {
-    let db =
-        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut stmt = db
-        .prepare("SELECT seq, name, payload FROM events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            format!("disclose-event-{}", r.get::<_, i64>(0)?),
-            (r.get(1)?, r.get(2)?),
-        ))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    let ledger = disclose::ledger::sqlite::SqliteLedger::open(ledger).unwrap();
+    ledger
+        .events(0, 1 << 20)
+        .unwrap()
+        .into_iter()
+        .map(|e| (format!("disclose-event-{}", e.seq), (e.name, e.payload)))
+        .collect()
 }
 
 /// Every delivery done and every event published; then the tap holds exactly the ledger's

@@ -592,12 +592,193 @@ fn suite_events_are_written_with_the_changes_they_report(l: &dyn Ledger) {
     let body = recorded.body;
     assert_eq!(
         body["deliveries"],
-        serde_json::json!([[c[0].id, "delivered", null], [c[1].id, "failed", "E1"]])
+        serde_json::json!([
+            [c[0].id, "delivered", null, null],
+            [c[1].id, "failed", "E1", null]
+        ])
     );
     assert_eq!(body["jobs"], serde_json::json!(["ev1"]));
     l.mark_published(&[events[0].seq, events[1].seq], now())
         .unwrap();
     assert_eq!(l.pending_events(100).unwrap().len(), 3);
+}
+
+/// One recorded batch of two jobs on two channels in four outcomes: each `delivery.<state>`
+/// event lists exactly its own job's, channel's and state's deliveries, each with its code and
+/// recipient, and keeps them when a delivery's state changes later.
+fn suite_each_outcome_event_lists_its_own_deliveries(l: &dyn Ledger) {
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| member(id, Some(&format!("+86138000000{i:02}")), false))
+            .collect(),
+    );
+    accept(
+        l,
+        &job("mx1", serde_json::json!({})),
+        &plan(
+            &[ChannelKind::Sms, ChannelKind::Email],
+            &["subscribers"],
+            None,
+        ),
+    );
+    accept(
+        l,
+        &job("mx2", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], None),
+    );
+    let at = now().timestamp_millis();
+    let mut claimed = l.claim(ChannelKind::Sms, at, 60_000, 100).unwrap();
+    claimed.extend(l.claim(ChannelKind::Email, at, 60_000, 100).unwrap());
+    assert_eq!(claimed.len(), 9);
+    let outcome = |c: &disclose::ledger::Claimed| {
+        let (state, code, retry_at) = match (c.job_id.as_str(), c.channel, c.recipient.as_str()) {
+            ("mx1", ChannelKind::Sms, "b") => (State::Failed, Some("E1"), None),
+            ("mx1", ChannelKind::Sms, "c") => (State::Unknown, Some("timeout"), None),
+            ("mx1", ChannelKind::Email, "b") => (State::Pending, Some("busy"), Some(at + 60_000)),
+            _ => (State::Delivered, None, None),
+        };
+        Record {
+            id: c.id,
+            state,
+            code: code.map(str::to_string),
+            detail: Some(format!("ref-{}", c.id)),
+            retry_at,
+            deferred: false,
+            lease_until: Some(c.lease_until),
+        }
+    };
+    l.record(&claimed.iter().map(outcome).collect::<Vec<_>>(), now())
+        .unwrap();
+    let id_of = |job: &str, channel: ChannelKind, recipient: &str| {
+        claimed
+            .iter()
+            .find(|c| c.job_id == job && c.channel == channel && c.recipient == recipient)
+            .unwrap()
+            .id
+    };
+    // The unknown one turns out delivered.
+    let unknown = id_of("mx1", ChannelKind::Sms, "c");
+    l.record(
+        &[Record {
+            id: unknown,
+            state: State::Delivered,
+            code: None,
+            detail: None,
+            retry_at: None,
+            deferred: false,
+            lease_until: None,
+        }],
+        now(),
+    )
+    .unwrap();
+    // (job, event, channel) → [(delivery, code, recipient)], in the order listed.
+    type Listed = Vec<(i64, Option<String>, String)>;
+    let mut events: BTreeMap<(String, String, String), Vec<Listed>> = BTreeMap::new();
+    for e in l.pending_events(100).unwrap() {
+        if !e.name.starts_with("delivery.") {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+        assert_eq!(v.to_string(), e.payload, "compact, keys in order");
+        assert_eq!(v["seq"], e.seq);
+        assert_eq!(v["event"], e.name.as_str());
+        assert_eq!(v["job_id"], e.job_id.as_deref().unwrap());
+        let mut listed: Listed = v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["delivery"].as_i64().unwrap(),
+                    d["code"].as_str().map(str::to_string),
+                    d["recipient"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        listed.sort();
+        events
+            .entry((
+                e.job_id.unwrap(),
+                e.name,
+                v["channel"].as_str().unwrap().to_string(),
+            ))
+            .or_default()
+            .push(listed);
+    }
+    let key = |job: &str, name: &str, channel: &str| (job.into(), name.into(), channel.into());
+    let one = |job: &str, channel: ChannelKind, recipient: &str, code: Option<&str>| {
+        (
+            id_of(job, channel, recipient),
+            code.map(str::to_string),
+            recipient.to_string(),
+        )
+    };
+    let sorted = |mut v: Listed| {
+        v.sort();
+        v
+    };
+    let want: BTreeMap<(String, String, String), Vec<Listed>> = [
+        (
+            key("mx1", "delivery.delivered", "sms"),
+            vec![
+                vec![one("mx1", ChannelKind::Sms, "a", None)],
+                vec![one("mx1", ChannelKind::Sms, "c", None)],
+            ],
+        ),
+        (
+            key("mx1", "delivery.failed", "sms"),
+            vec![vec![one("mx1", ChannelKind::Sms, "b", Some("E1"))]],
+        ),
+        (
+            key("mx1", "delivery.unknown", "sms"),
+            vec![vec![one("mx1", ChannelKind::Sms, "c", Some("timeout"))]],
+        ),
+        (
+            key("mx1", "delivery.delivered", "email"),
+            vec![sorted(vec![
+                one("mx1", ChannelKind::Email, "a", None),
+                one("mx1", ChannelKind::Email, "c", None),
+            ])],
+        ),
+        (
+            key("mx2", "delivery.delivered", "sms"),
+            vec![sorted(vec![
+                one("mx2", ChannelKind::Sms, "a", None),
+                one("mx2", ChannelKind::Sms, "b", None),
+                one("mx2", ChannelKind::Sms, "c", None),
+            ])],
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(events, want);
+    // The audit entry of the batch lists every outcome with its code and detail (the provider's
+    // reference), the retry included; the later one the unknown delivery's answer.
+    let day = chrono::Duration::days(1);
+    let recorded = l
+        .audit_entries("deliveries.recorded", now() - day, now() + day)
+        .unwrap();
+    let [batch, later] = &recorded[..] else {
+        panic!("two recorded batches: {recorded:?}");
+    };
+    let mut listed: Vec<serde_json::Value> = claimed
+        .iter()
+        .map(|c| {
+            let r = outcome(c);
+            serde_json::json!([r.id, r.state.as_str(), r.code, r.detail])
+        })
+        .collect();
+    listed.sort_by_key(|v| v[0].as_i64());
+    assert_eq!(batch.body["deliveries"], serde_json::Value::Array(listed));
+    assert_eq!(
+        later.body["deliveries"],
+        serde_json::json!([[unknown, "delivered", null, null]])
+    );
 }
 
 fn suite_group_commit_records_many_decisions_at_once(l: &dyn Ledger) {
@@ -722,6 +903,14 @@ fn sqlite_events_are_written_with_the_changes_they_report() {
     run_all(
         "events",
         suite_events_are_written_with_the_changes_they_report,
+    );
+}
+
+#[test]
+fn sqlite_each_outcome_event_lists_its_own_deliveries() {
+    run_all(
+        "outcomes",
+        suite_each_outcome_event_lists_its_own_deliveries,
     );
 }
 
@@ -901,6 +1090,14 @@ fn pg_events_are_written_with_the_changes_they_report() {
     run_pg(
         "events",
         suite_events_are_written_with_the_changes_they_report,
+    );
+}
+
+#[test]
+fn pg_each_outcome_event_lists_its_own_deliveries() {
+    run_pg(
+        "outcomes",
+        suite_each_outcome_event_lists_its_own_deliveries,
     );
 }
 
@@ -1663,8 +1860,8 @@ fn sqlite_journal_a_delivery_due_before_the_cursor_goes_out_once_the_run_is_dry(
 
 #[test]
 fn sqlite_journal_outcomes_keep_their_text_through_the_fold() {
-    // The fold reads each recorded outcome back from the journal's JSON: text with escapes
-    // (quotes, backslashes, a line break) and beyond ASCII must come out as it went in.
+    // The fold reads each recorded outcome back from the JSON of its audit entry: text with
+    // escapes (quotes, backslashes, a line break) and beyond ASCII must come out as it went in.
     let db = TempDb::new("journal-text");
     let l = db.open();
     ten_to_send(&l, "jt");
@@ -1698,6 +1895,66 @@ fn sqlite_journal_outcomes_keep_their_text_through_the_fold() {
         assert_eq!(row.detail.as_deref(), *detail);
         assert_eq!(row.attempts, 1);
     }
+}
+
+/// A journal left by a version that kept the final outcomes in the journal itself (`final`,
+/// before `audit_seq`): a newer ledger opening the file folds them from there.
+#[test]
+fn sqlite_journal_left_with_its_outcomes_inside_is_folded_from_them() {
+    let db = TempDb::new("journal-old");
+    drop({
+        let l = db.open();
+        ten_to_send(&l, "jo");
+        l
+    });
+    let raw = rusqlite::Connection::open(db.path()).unwrap();
+    let ids: Vec<i64> = raw
+        .prepare("SELECT id FROM deliveries WHERE job_id = 'jo' ORDER BY id LIMIT 3")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ms = now().timestamp_millis();
+    let finals = serde_json::json!([
+        [ids[0], "delivered", null, "old-ref"],
+        [ids[1], "failed", "E9", "refused"],
+        [ids[2], "delivered", null, null]
+    ]);
+    raw.execute(
+        "INSERT INTO claim_outcomes (lease_until, ids, final, at) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![
+            ms + 60_000,
+            format!("[[{},{}]]", ids[0], ids[2]),
+            finals.to_string(),
+            ms
+        ],
+    )
+    .unwrap();
+    raw.execute(
+        "INSERT INTO claim_cursor (channel, due_at, id) VALUES ('sms', ?1, ?2)",
+        rusqlite::params![ms, ids[2]],
+    )
+    .unwrap();
+    drop(raw);
+    let l = db.open();
+    let rows = l.deliveries("jo", 100).unwrap();
+    let row = |id: i64| rows.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(
+        (row(ids[0]).state.as_str(), row(ids[0]).detail.as_deref()),
+        ("delivered", Some("old-ref"))
+    );
+    assert_eq!(
+        (row(ids[1]).state.as_str(), row(ids[1]).code.as_deref()),
+        ("failed", Some("E9"))
+    );
+    assert_eq!(row(ids[2]).state, "delivered");
+    assert_eq!(row(ids[2]).attempts, 1);
+    assert_eq!(
+        rows.iter().filter(|d| d.state == "pending").count(),
+        7,
+        "the rest untouched"
+    );
 }
 
 #[test]
@@ -1757,4 +2014,45 @@ fn sqlite_journal_a_ledger_that_cannot_be_written_is_still_read() {
         states(&l, "jw"),
         BTreeMap::from([("pending".to_string(), 6), ("sending".to_string(), 4)])
     );
+}
+
+/// A ledger written before outcome events referred to their audit entry: it opens, the events
+/// it holds read back as they were written, and what it records from then on refers.
+#[test]
+fn sqlite_events_written_out_in_full_before_still_read_as_written() {
+    let db = TempDb::new("old-events");
+    drop(db.open());
+    let old = r#"{"at":"2026-12-01T09:00:00+08:00","channel":"sms","deliveries":[{"code":null,"delivery":7,"recipient":"x"}],"event":"delivery.delivered","job_id":"old","seq":1}"#;
+    {
+        let conn = rusqlite::Connection::open(db.path()).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE events DROP COLUMN audit_seq; ALTER TABLE events DROP COLUMN channel;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO events (seq, name, job_id, payload) VALUES (1, 'delivery.delivered', 'old', ?1)",
+            [old],
+        )
+        .unwrap();
+    }
+    let l = db.open();
+    ten_to_send(&l, "new");
+    assert_eq!(deliver_all(&l, ChannelKind::Sms, now()), 10);
+    let events = l.pending_events(100).unwrap();
+    assert_eq!(events[0].payload, old);
+    let delivered = events
+        .iter()
+        .find(|e| e.name == "delivery.delivered" && e.job_id.as_deref() == Some("new"))
+        .expect("the new outcomes' event");
+    let v: serde_json::Value = serde_json::from_str(&delivered.payload).unwrap();
+    assert_eq!(v["deliveries"].as_array().unwrap().len(), 10);
+    let referring: i64 = rusqlite::Connection::open(db.path())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM events WHERE audit_seq IS NOT NULL AND payload = ''",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(referring, 1);
 }

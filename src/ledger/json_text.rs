@@ -2,6 +2,7 @@
 //! `delivery.<state>` events, one writer for both (upstream systems read them from either; the
 //! shared ledger tests check their fields, and that each is compact JSON in key order, on both).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::{Record, State};
@@ -9,12 +10,18 @@ use super::{Record, State};
 /// A delivery whose state a transaction changed: id, job_id, channel, recipient, new state, code.
 pub(super) type Changed = (i64, String, String, String, State, Option<String>);
 
-/// The body of a `deliveries.recorded` audit entry: `{"deliveries":[[id,state,code],…],"jobs":[…]}`,
-/// deliveries in the order given.
-pub(super) fn recorded_body(entries: &[(i64, State, Option<&str>)], jobs: &[&str]) -> String {
-    let mut body = JsonText::new(entries.len() * 32 + 64);
+/// A delivery as a `deliveries.recorded` audit entry lists it: id, state, code, detail.
+pub(super) type Listed<'a> = (i64, State, Option<&'a str>, Option<&'a str>);
+
+/// The body of a `deliveries.recorded` audit entry:
+/// `{"deliveries":[[id,state,code,detail],…],"jobs":[…]}`, deliveries in the order given. The
+/// detail is the provider's reference for a delivered message (Tencent's `SerialNo`, …) or what
+/// went wrong, so the chain holds proof of what went where; the SQLite ledger's claim journal
+/// also writes final outcomes into the deliveries from it (src/ledger/sqlite/journal.rs).
+pub(super) fn recorded_body(entries: &[Listed<'_>], jobs: &[&str]) -> String {
+    let mut body = JsonText::new(entries.len() * 64 + 64);
     body.raw("{\"deliveries\":[");
-    for (id, state, code) in entries {
+    for (id, state, code, detail) in entries {
         body.next()
             .raw("[")
             .int(*id)
@@ -22,6 +29,8 @@ pub(super) fn recorded_body(entries: &[(i64, State, Option<&str>)], jobs: &[&str
             .str(state.as_str())
             .raw(",")
             .opt_str(*code)
+            .raw(",")
+            .opt_str(*detail)
             .raw("]");
     }
     body.raw("],\"jobs\":[");
@@ -32,41 +41,81 @@ pub(super) fn recorded_body(entries: &[(i64, State, Option<&str>)], jobs: &[&str
     body.into_string()
 }
 
+/// An outcome as a `deliveries.recorded` audit entry lists it, read back:
+/// `[id, state, code, detail]` (entries written before the detail have three), its text
+/// borrowed where it has no escapes.
+#[derive(serde::Deserialize)]
+pub(super) struct ListedOutcome<'a>(
+    pub i64,
+    #[serde(borrow)] pub Cow<'a, str>,
+    #[serde(borrow)] pub Option<Cow<'a, str>>,
+    #[serde(borrow, default)] pub Option<Cow<'a, str>>,
+);
+
+/// What is read back of a `deliveries.recorded` audit entry: the outcomes it lists.
+#[derive(serde::Deserialize)]
+pub(super) struct RecordedBody<'a> {
+    #[serde(borrow)]
+    pub deliveries: Vec<ListedOutcome<'a>>,
+}
+
 /// The `delivery.<state>` events of recorded outcomes (delivered, failed, unknown), one per job,
-/// channel and state: (job, event name, its own fields as JSON text,
-/// `"channel":…,"deliveries":[{"code":…,"delivery":…,"recipient":…},…]`).
+/// channel and state: (job, event name, its own fields as JSON text, see [`OutcomeFields`]).
 pub(super) fn outcome_events(changed: &[Changed]) -> Vec<(&str, String, String)> {
-    let mut groups: BTreeMap<(&str, &str, State), JsonText> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &str, State), OutcomeFields> = BTreeMap::new();
     for (id, job, channel, recipient, state, code) in changed {
-        if matches!(state, State::Delivered | State::Failed | State::Unknown) {
-            let text = groups
+        if has_event(*state) {
+            groups
                 .entry((job.as_str(), channel.as_str(), *state))
-                .or_insert_with(|| {
-                    let mut t = JsonText::new(64 * changed.len());
-                    t.raw("\"channel\":").str(channel).raw(",\"deliveries\":[");
-                    t
-                });
-            text.next()
-                .raw("{\"code\":")
-                .opt_str(code.as_deref())
-                .raw(",\"delivery\":")
-                .int(*id)
-                .raw(",\"recipient\":")
-                .str(recipient)
-                .raw("}");
+                .or_insert_with(|| OutcomeFields::new(channel, changed.len()))
+                .push(*id, code.as_deref(), recipient);
         }
     }
     groups
         .into_iter()
-        .map(|((job, _, state), mut fields)| {
-            fields.raw("]");
-            (
-                job,
-                format!("delivery.{}", state.as_str()),
-                fields.into_string(),
-            )
-        })
+        .map(|((job, _, state), fields)| (job, event_name(state), fields.finish()))
         .collect()
+}
+
+/// Whether an outcome in this state is announced by a `delivery.<state>` event: delivered,
+/// failed and unknown (a retry later is not an outcome yet).
+pub(super) fn has_event(state: State) -> bool {
+    matches!(state, State::Delivered | State::Failed | State::Unknown)
+}
+
+/// `delivery.<state>`.
+pub(super) fn event_name(state: State) -> String {
+    format!("delivery.{}", state.as_str())
+}
+
+/// A `delivery.<state>` event's own fields as JSON text:
+/// `"channel":…,"deliveries":[{"code":…,"delivery":…,"recipient":…},…]`, deliveries in the order
+/// pushed.
+pub(super) struct OutcomeFields(JsonText);
+
+impl OutcomeFields {
+    pub(super) fn new(channel: &str, deliveries: usize) -> OutcomeFields {
+        let mut t = JsonText::new(64 * deliveries + 64);
+        t.raw("\"channel\":").str(channel).raw(",\"deliveries\":[");
+        OutcomeFields(t)
+    }
+
+    pub(super) fn push(&mut self, id: i64, code: Option<&str>, recipient: &str) {
+        self.0
+            .next()
+            .raw("{\"code\":")
+            .opt_str(code)
+            .raw(",\"delivery\":")
+            .int(id)
+            .raw(",\"recipient\":")
+            .str(recipient)
+            .raw("}");
+    }
+
+    pub(super) fn finish(mut self) -> String {
+        self.0.raw("]");
+        self.0.into_string()
+    }
 }
 
 /// An event's payload from its own `fields` as JSON text (keys that sort before `event`) and the

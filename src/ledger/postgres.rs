@@ -1561,10 +1561,10 @@ impl Ledger for PgLedger {
                 if !jobs.contains(&job) {
                     jobs.push(job.clone());
                 }
-                entries.push((id, r.state, r.code.as_deref()));
+                entries.push((id, r.state, r.code.as_deref(), r.detail.as_deref()));
                 changed.push((id, job, row.get(2), row.get(3), r.state, r.code.clone()));
             }
-            entries.sort_by_key(|(id, _, _)| *id);
+            entries.sort_by_key(|e| e.0);
             if !entries.is_empty() {
                 let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
                 let body = json_text::recorded_body(&entries, &jobs);

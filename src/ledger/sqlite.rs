@@ -18,11 +18,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde_json::json;
 
 use super::audit::{self, GENESIS};
-use super::json_text::{self, Changed, JsonText};
+use super::json_text::{self, Changed, JsonText, OutcomeFields};
 use super::*;
 use crate::job::{Kind, Scope};
 
 mod journal;
+mod outcome_events;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS groups (
@@ -260,6 +261,8 @@ impl SqliteLedger {
             )?;
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(journal::SCHEMA)?;
+            outcome_events::migrate(&conn)?;
+            journal::migrate(&conn)?;
             if !counted {
                 // A ledger written before the counts: count what is open now.
                 conn.execute(
@@ -340,7 +343,7 @@ impl SqliteLedger {
         kind: &str,
         job_id: Option<&str>,
         body: &str,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<i64, LedgerError> {
         let last: Option<(i64, String)> = tx
             .query_row(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -355,7 +358,58 @@ impl SqliteLedger {
         let hash = audit::entry_hash(seq, at, kind, job_id, body, &prev);
         tx.prepare_cached("INSERT INTO audit (seq, at, kind, job_id, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
             .execute(params![seq, at, kind, job_id, body, prev, hash])?;
-        Ok(())
+        Ok(seq)
+    }
+
+    /// Events after `after` (a sequence number), published or not, oldest first, up to `limit`:
+    /// what upstream systems were sent, to replay or to compare.
+    pub fn events(&self, after: i64, limit: usize) -> Result<Vec<Event>, LedgerError> {
+        let conn = self.lock();
+        Self::events_where(&conn, "1", after, limit)
+    }
+
+    /// Events that meet `filter` (SQL over `events`) after `after`, oldest first, up to `limit`,
+    /// each with its payload spelled out.
+    fn events_where(
+        conn: &Connection,
+        filter: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, LedgerError> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT seq, name, job_id, payload, audit_seq, channel FROM events
+             WHERE {filter} AND seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            Ok((
+                Event {
+                    seq: r.get(0)?,
+                    name: r.get(1)?,
+                    job_id: r.get(2)?,
+                    payload: r.get(3)?,
+                },
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut event, audit_seq, channel) = row?;
+            if let (Some(audit_seq), Some(channel), Some(job_id)) =
+                (audit_seq, channel, &event.job_id)
+            {
+                event.payload = outcome_events::spell_out(
+                    conn,
+                    event.seq,
+                    &event.name,
+                    job_id,
+                    &channel,
+                    audit_seq,
+                )?;
+            }
+            out.push(event);
+        }
+        Ok(out)
     }
 
     /// Adds `delta` to the count of the job's open deliveries (`job_open` in the schema).
@@ -414,14 +468,21 @@ impl SqliteLedger {
     }
 
     /// `delivery.<state>` events for recorded outcomes, one per job, channel and state, and
-    /// `job.completed` for each job that has nothing left open.
+    /// `job.completed` for each job that has nothing left open. `listed_in`: the
+    /// `deliveries.recorded` audit entry that lists `changed`, which the events then refer to
+    /// (src/ledger/sqlite/outcome_events.rs); written out in full without one.
     fn emit_outcomes(
         tx: &Transaction<'_>,
         at: &str,
         changed: &[Changed],
+        listed_in: Option<i64>,
     ) -> Result<(), LedgerError> {
-        for (job, name, fields) in json_text::outcome_events(changed) {
-            Self::emit_text(tx, at, &name, job, &fields)?;
+        if let Some(audit_seq) = listed_in {
+            outcome_events::emit(tx, changed, audit_seq)?;
+        } else {
+            for (job, name, fields) in json_text::outcome_events(changed) {
+                Self::emit_text(tx, at, &name, job, &fields)?;
+            }
         }
         let mut jobs: Vec<&str> = changed.iter().map(|c| c.1.as_str()).collect();
         jobs.sort_unstable();
@@ -1101,7 +1162,7 @@ impl Ledger for SqliteLedger {
             let list: Vec<i64> = ids.iter().map(|c| c.0).collect();
             let body = json!({"unknown": list, "code": "lease_expired"}).to_string();
             Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, None, &body)?;
-            Self::emit_outcomes(&tx, &at, &ids)?;
+            Self::emit_outcomes(&tx, &at, &ids, None)?;
         }
         tx.commit()?;
         Ok(ids.len() as u64)
@@ -1141,7 +1202,11 @@ impl Ledger for SqliteLedger {
         let by_id: HashMap<i64, &Record, BuildHasherDefault<journal::IdHasher>> =
             records.iter().map(|r| (r.id, r)).collect();
         // Claims in the journal take their outcomes there; the rest are written row by row.
-        let (mut returned, records) = journal::record(&tx, &mut self.held(), records, now_ms)?;
+        let journal::Taken {
+            recorded: mut returned,
+            answered,
+            rest: records,
+        } = journal::record(&tx, &mut self.held(), records, now_ms)?;
         let records = &records[..];
         let mut entries = Vec::with_capacity(by_id.len());
         let mut changed = Vec::with_capacity(by_id.len());
@@ -1250,20 +1315,26 @@ impl Ledger for SqliteLedger {
                     }
                 }
             }
-            entries.push((id, r.state, r.code.as_deref()));
+            entries.push((id, r.state, r.code.as_deref(), r.detail.as_deref()));
             changed.push((id, job, channel, recipient, r.state, r.code.clone()));
         }
         for (job, n) in &closed {
             Self::add_open(&tx, job, -n)?;
         }
-        entries.sort_by_key(|(id, _, _)| *id);
+        entries.sort_by_key(|e| e.0);
         if !entries.is_empty() {
             let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
             let body = json_text::recorded_body(&entries, &jobs);
             let job_id = if jobs.len() == 1 { Some(jobs[0]) } else { None };
             let at = ts(now);
-            Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, job_id, &body)?;
-            Self::emit_outcomes(&tx, &at, &changed)?;
+            let listed_in =
+                Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, job_id, &body)?;
+            // In the journal before the events: a job completed by this batch has its states
+            // counted after a fold, which must find these outcomes.
+            journal::answered(&tx, answered, Some(listed_in), now_ms)?;
+            Self::emit_outcomes(&tx, &at, &changed, Some(listed_in))?;
+        } else {
+            journal::answered(&tx, answered, None, now_ms)?;
         }
         tx.commit()?;
         Ok(())
@@ -1271,18 +1342,7 @@ impl Ledger for SqliteLedger {
 
     fn pending_events(&self, limit: usize) -> Result<Vec<Event>, LedgerError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, name, job_id, payload FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?1",
-        )?;
-        let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok(Event {
-                seq: r.get(0)?,
-                name: r.get(1)?,
-                job_id: r.get(2)?,
-                payload: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Self::events_where(&conn, "published_at IS NULL", i64::MIN, limit)
     }
 
     fn mark_published(&self, seqs: &[i64], now: DateTime<FixedOffset>) -> Result<(), LedgerError> {
@@ -1558,7 +1618,7 @@ impl Ledger for SqliteLedger {
                 &body.to_string(),
             )?;
             Self::emit(&tx, &at, "job.cancelled", Some(job_id), body)?;
-            Self::emit_outcomes(&tx, &at, &changed)?;
+            Self::emit_outcomes(&tx, &at, &changed, None)?;
         }
         tx.commit()?;
         Ok(Some(out))

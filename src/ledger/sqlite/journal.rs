@@ -6,9 +6,11 @@
 //! numbers it cost SQLite more than the whole call to a provider on loopback (BENCHMARKS.md:
 //! 18% of a bare client's call rate). Here a claim is one row (`claims`: its lease and the ids
 //! it holds, durable before anything is sent, so a crash still never leads to a blind resend)
-//! and the final outcomes of a recorded batch one more (`claim_outcomes`); the deliveries
-//! themselves stay `pending` in their table meanwhile. Outcomes that are not final (retry later,
-//! unknown) are written to the deliveries at once, as the statuses they are waited on by.
+//! and what a recorded batch answered one more (`claim_outcomes`: the ids, and the batch's
+//! `deliveries.recorded` audit entry, which lists every outcome with its code and detail, so
+//! they are written once); the deliveries themselves stay `pending` in their table meanwhile.
+//! Outcomes that are not final (retry later, unknown) are written to the deliveries at once, as
+//! the statuses they are waited on by.
 //!
 //! Folding writes the journal into the deliveries in bulk — final outcomes as they were
 //! recorded, claims not yet recorded as `sending` under their lease, exactly what the
@@ -24,10 +26,10 @@
 //! the journal is folded: when the claims past the cursor run dry, after `FOLD_AFTER` recorded
 //! batches, or when anything else reads the deliveries.
 
-use std::borrow::Cow;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::*;
+use crate::ledger::json_text::{ListedOutcome, RecordedBody};
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS claims (
@@ -43,7 +45,8 @@ CREATE TABLE IF NOT EXISTS claim_outcomes (
     lease_until INTEGER NOT NULL,
     -- Every delivery of the claim this record answered, as runs: [[first, last], …].
     ids TEXT NOT NULL,
-    -- Their final outcomes, still to be written to the deliveries: [[id, state, code, detail], …].
+    -- Written before `audit_seq` (kept to fold a journal left by then): their final outcomes,
+    -- still to be written to the deliveries: [[id, state, code, detail], …]; '' since.
     final TEXT NOT NULL,
     at INTEGER NOT NULL
 );
@@ -60,6 +63,22 @@ CREATE TABLE IF NOT EXISTS claim_cursor (
     id INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#;
+
+/// `claim_outcomes.audit_seq`: the `deliveries.recorded` audit entry that lists the batch's
+/// outcomes, each with its state, code and detail, from which the fold writes the final ones
+/// (before it, the row held them a second time, a third of what recording a batch wrote). A
+/// journal written before the column keeps its outcomes in `final`.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('claim_outcomes') WHERE name = 'audit_seq'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE claim_outcomes ADD COLUMN audit_seq INTEGER;")?;
+    }
+    Ok(())
+}
 
 /// After this many recorded batches the journal is folded at the next claim, so that it stays a
 /// bounded part of the ledger and nothing waits behind the cursor for long.
@@ -227,24 +246,43 @@ fn pending_after(
 /// A delivery whose outcome was recorded: id, job, channel, recipient.
 pub(super) type Recorded = (i64, String, String, String);
 
-/// Records the outcomes of deliveries whose claim is in the journal. Returns what it recorded
-/// and the records it did not take (their claim is not in the
-/// journal: folded, or never in it), for the row-by-row path.
+/// The deliveries of one claim a record answered: its lease and their ids (as [`runs`]). Their
+/// final outcomes are written to the deliveries when the journal is folded, from the audit
+/// entry that lists them ([`answered`]).
+pub(super) type Answered = (i64, String);
+
+/// What [`record`] did with a batch of records.
+pub(super) struct Taken {
+    /// The deliveries it recorded.
+    pub recorded: Vec<Recorded>,
+    /// What it answered of each claim, for [`answered`] once the audit entry is written.
+    pub answered: Vec<Answered>,
+    /// The records it did not take (their claim is not in the journal: folded, or never in
+    /// it), for the row-by-row path.
+    pub rest: Vec<Record>,
+}
+
+/// Records the outcomes of deliveries whose claim is in the journal.
 pub(super) fn record(
     tx: &Transaction<'_>,
     cache: &mut ClaimCache,
     records: &[Record],
     now_ms: i64,
-) -> Result<(Vec<Recorded>, Vec<Record>), LedgerError> {
+) -> Result<Taken, LedgerError> {
     if records.iter().any(|r| r.lease_until.is_none()) {
         // Outcomes that name no claim (the ledger's tests record such) match the deliveries in
         // flight by id alone: that is the row-by-row path's, with the journal folded.
         fold_if_any(tx)?;
         cache.clear();
-        return Ok((Vec::new(), records.to_vec()));
+        return Ok(Taken {
+            recorded: Vec::new(),
+            answered: Vec::new(),
+            rest: records.to_vec(),
+        });
     }
     let mut rest = Vec::new();
     let mut recorded = Vec::with_capacity(records.len());
+    let mut answered = Vec::new();
     let mut by_lease: BTreeMap<i64, Vec<&Record>> = BTreeMap::new();
     for r in records {
         if let Some(lease) = r.lease_until {
@@ -277,25 +315,18 @@ pub(super) fn record(
         if mine.is_empty() {
             continue;
         }
-        let mut finals = JsonText::new(mine.len() * 64);
         let mut open = JsonText::new(64);
-        finals.raw("[");
         open.raw("[");
         let mut any_open = false;
-        for r in &mine {
-            if r.state.is_final() {
-                finals.outcome(r).raw("]");
-            } else {
-                any_open = true;
-                open.outcome(r)
-                    .raw(",")
-                    .opt_int(r.retry_at)
-                    .raw(",")
-                    .int(i64::from(r.deferred))
-                    .raw("]");
-            }
+        for r in mine.iter().filter(|r| !r.state.is_final()) {
+            any_open = true;
+            open.outcome(r)
+                .raw(",")
+                .opt_int(r.retry_at)
+                .raw(",")
+                .int(i64::from(r.deferred))
+                .raw("]");
         }
-        finals.raw("]");
         open.raw("]");
         if any_open {
             // To try again later, or to ask about: the statuses they are waited on by.
@@ -310,15 +341,7 @@ pub(super) fn record(
             )?
             .execute(params![now_ms, open.into_string()])?;
         }
-        tx.prepare_cached(
-            "INSERT INTO claim_outcomes (lease_until, ids, final, at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![
-            lease,
-            runs(mine.iter().map(|r| r.id)),
-            finals.into_string(),
-            now_ms
-        ])?;
+        answered.push((lease, runs(mine.iter().map(|r| r.id))));
         // Answered: no longer waited for.
         for r in &mine {
             if let Some((job, recipient)) = held.remove(&r.id) {
@@ -331,7 +354,38 @@ pub(super) fn record(
                 .execute(params![lease])?;
         }
     }
-    Ok((recorded, rest))
+    Ok(Taken {
+        recorded,
+        answered,
+        rest,
+    })
+}
+
+/// Notes in the journal what [`record`] answered, with the audit entry that lists the outcomes
+/// (`listed_in`, in the same transaction): the fold writes the final ones from there.
+pub(super) fn answered(
+    tx: &Transaction<'_>,
+    answered: Vec<Answered>,
+    listed_in: Option<i64>,
+    now_ms: i64,
+) -> Result<(), LedgerError> {
+    if answered.is_empty() {
+        return Ok(());
+    }
+    let Some(audit_seq) = listed_in else {
+        // What the journal answered is always in the audit entry of its transaction.
+        return Err(LedgerError::Corrupt(
+            "outcomes recorded in the claim journal without their audit entry".into(),
+        ));
+    };
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO claim_outcomes (lease_until, ids, final, at, audit_seq)
+         VALUES (?1, ?2, '', ?3, ?4)",
+    )?;
+    for (lease, ids) in answered {
+        insert.execute(params![lease, ids, now_ms, audit_seq])?;
+    }
+    Ok(())
 }
 
 /// id → (job, recipient) of the deliveries in a claim's `ids`.
@@ -400,7 +454,8 @@ pub(super) fn fold(tx: &Transaction<'_>) -> Result<(), LedgerError> {
     }
     // Final outcomes as recorded, a statement per delivery: read here rather than by SQLite's
     // JSON functions (`value ->> n` parses the element again for each of its four fields, a
-    // quarter of the fold's time).
+    // quarter of the fold's time), from the audit entry that lists them (several claims
+    // answered in one transaction share it: read once).
     let mut answered: HashMap<i64, HashSet<i64>> = HashMap::new();
     {
         let mut apply = tx.prepare_cached(
@@ -408,23 +463,52 @@ pub(super) fn fold(tx: &Transaction<'_>) -> Result<(), LedgerError> {
                     lease_until = NULL, updated_at = ?5, attempts = attempts + 1
              WHERE id = ?1 AND state = 'pending'",
         )?;
-        let mut stmt =
-            tx.prepare_cached("SELECT lease_until, ids, final, at FROM claim_outcomes")?;
+        let mut audit_body = tx.prepare_cached(
+            "SELECT body FROM audit WHERE seq = ?1 AND kind = 'deliveries.recorded'",
+        )?;
+        let mut listed: Option<(i64, String)> = None;
+        let mut stmt = tx.prepare_cached(
+            "SELECT lease_until, ids, final, at, audit_seq FROM claim_outcomes ORDER BY seq",
+        )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let lease: i64 = r.get(0)?;
             let at: i64 = r.get(3)?;
+            let audit_seq: Option<i64> = r.get(4)?;
             let corrupt = |e: &dyn std::fmt::Display| {
                 LedgerError::Corrupt(format!("a recorded batch in the claim journal: {e}"))
             };
-            let text = r.get_ref(2)?.as_str().map_err(|e| corrupt(&e))?;
-            let finals: Vec<Final<'_>> = serde_json::from_str(text).map_err(|e| corrupt(&e))?;
-            for Final(id, state, code, detail) in finals {
+            let ids = id_list(r.get_ref(1)?.as_str().map_err(|e| corrupt(&e))?)?;
+            let finals: Vec<ListedOutcome<'_>> = match audit_seq {
+                Some(seq) => {
+                    if listed.as_ref().is_none_or(|(s, _)| *s != seq) {
+                        let body: String = audit_body
+                            .query_row(params![seq], |r| r.get(0))
+                            .optional()?
+                            .ok_or_else(|| corrupt(&format!("audit entry {seq} is missing")))?;
+                        listed = Some((seq, body));
+                    }
+                    let body = listed.as_ref().map_or("", |(_, b)| b.as_str());
+                    let entry: RecordedBody<'_> =
+                        serde_json::from_str(body).map_err(|e| corrupt(&e))?;
+                    // The entry lists the transaction's every outcome: this claim's final ones.
+                    let mine: HashSet<i64> = ids.iter().copied().collect();
+                    entry
+                        .deliveries
+                        .into_iter()
+                        .filter(|f| mine.contains(&f.0) && is_final(&f.1))
+                        .collect()
+                }
+                None => {
+                    let text = r.get_ref(2)?.as_str().map_err(|e| corrupt(&e))?;
+                    serde_json::from_str(text).map_err(|e| corrupt(&e))?
+                }
+            };
+            for ListedOutcome(id, state, code, detail) in finals {
                 apply.execute(params![id, state, code, detail, at])?;
             }
             if open.contains_key(&lease) {
-                let ids: String = r.get(1)?;
-                answered.entry(lease).or_default().extend(id_list(&ids)?);
+                answered.entry(lease).or_default().extend(ids);
             }
         }
     }
@@ -443,15 +527,10 @@ pub(super) fn fold(tx: &Transaction<'_>) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// A final outcome as the journal writes it: `[id, state, code, detail]`, its text borrowed
-/// where it has no escapes.
-#[derive(serde::Deserialize)]
-struct Final<'a>(
-    i64,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-);
+/// Whether an outcome's state (as text) is final.
+fn is_final(state: &str) -> bool {
+    State::parse(state).is_some_and(State::is_final)
+}
 
 /// Delivery ids as the journal writes them: runs of consecutive ids, `[[first, last], …]` (a
 /// claim is mostly one run, a thousandth of the text of its ids one by one).

@@ -1,0 +1,128 @@
+//! The `delivery.<state>` events of a recorded batch, written as a reference to the batch's audit
+//! entry and spelled out when they are read for publishing.
+//!
+//! The event of a batch lists each delivery with its code and recipient: for a call of 200 SMS
+//! that is 11 KB of JSON, written in the transaction that records the outcomes beside the audit
+//! entry that already lists each delivery with its state and code. Written out there, the events
+//! were a fifth of the SQLite ledger's cost of sending an SMS (BENCHMARKS.md "SMS", session 8).
+//! Here the event row holds its job, channel and the audit entry's sequence number, and
+//! [`spell_out`] builds the payload from that entry (id, state, code) and the deliveries'
+//! job, channel and recipient, which never change once planned: the same JSON, byte for byte,
+//! whenever it is read. The transactional outbox is kept (SPEC §7): the row is committed with
+//! the outcomes it reports, and published from the ledger.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use super::*;
+
+/// Columns added to `events` for the reference; a ledger written before them gets them on open.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'audit_seq'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE events ADD COLUMN audit_seq INTEGER;
+             ALTER TABLE events ADD COLUMN channel TEXT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues the `delivery.<state>` events of `changed`, one per job, channel and state, as
+/// references to the audit entry `audit_seq` that lists those deliveries.
+pub(super) fn emit(
+    tx: &Transaction<'_>,
+    changed: &[Changed],
+    audit_seq: i64,
+) -> Result<(), LedgerError> {
+    let groups: BTreeSet<(&str, &str, State)> = changed
+        .iter()
+        .filter(|c| json_text::has_event(c.4))
+        .map(|(_, job, channel, _, state, _)| (job.as_str(), channel.as_str(), *state))
+        .collect();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (name, job_id, payload, audit_seq, channel) VALUES (?1, ?2, '', ?3, ?4)",
+    )?;
+    for (job, channel, state) in groups {
+        insert.execute(params![
+            json_text::event_name(state),
+            job,
+            audit_seq,
+            channel
+        ])?;
+    }
+    Ok(())
+}
+
+/// The payload of the event `seq` (`delivery.<state>` of `job_id` on `channel`) that refers to
+/// the audit entry `audit_seq`.
+pub(super) fn spell_out(
+    conn: &Connection,
+    seq: i64,
+    name: &str,
+    job_id: &str,
+    channel: &str,
+    audit_seq: i64,
+) -> Result<String, LedgerError> {
+    let corrupt = |what: &dyn std::fmt::Display| {
+        LedgerError::Corrupt(format!(
+            "event {seq} ({name}) refers to audit entry {audit_seq}: {what}"
+        ))
+    };
+    let state = name
+        .strip_prefix("delivery.")
+        .and_then(State::parse)
+        .ok_or_else(|| corrupt(&"not an outcome event"))?;
+    let (at, body): (String, String) = conn
+        .prepare_cached("SELECT at, body FROM audit WHERE seq = ?1")?
+        .query_row(params![audit_seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or_else(|| corrupt(&"no such entry"))?;
+    let recorded: json_text::RecordedBody<'_> =
+        serde_json::from_str(&body).map_err(|e| corrupt(&e))?;
+    let listed: Vec<(i64, Option<Cow<'_, str>>)> = recorded
+        .deliveries
+        .into_iter()
+        .filter(|o| o.1 == state.as_str())
+        .map(|o| (o.0, o.2))
+        .collect();
+    let mut ids = JsonText::new(listed.len() * 10 + 2);
+    ids.raw("[");
+    for (id, _) in &listed {
+        ids.next().int(*id);
+    }
+    ids.raw("]");
+    // The entry lists the batch's deliveries of every job and channel: this event's are those
+    // of its own.
+    let mut recipients: HashMap<i64, String> = HashMap::with_capacity(listed.len());
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, recipient FROM deliveries
+             WHERE id IN (SELECT value FROM json_each(?1)) AND job_id = ?2 AND channel = ?3",
+        )?;
+        let rows = stmt.query_map(params![ids.into_string(), job_id, channel], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        for row in rows {
+            let (id, recipient) = row?;
+            recipients.insert(id, recipient);
+        }
+    }
+    let mut fields = OutcomeFields::new(channel, recipients.len());
+    for (id, code) in &listed {
+        if let Some(recipient) = recipients.get(id) {
+            fields.push(*id, code.as_deref(), recipient);
+        }
+    }
+    Ok(json_text::event_payload(
+        &fields.finish(),
+        name,
+        seq,
+        &at,
+        job_id,
+    ))
+}
