@@ -172,26 +172,28 @@ impl Engine {
         Ok(Some(job))
     }
 
-    /// The content of one delivery: rendered once per job and channel, or per person for
-    /// personal channels (e-mail, letters).
-    fn content(
+    /// The content of one delivery of a personal channel (e-mail, letters): rendered for its
+    /// recipient.
+    fn personal_content(
         &self,
         job: &Job,
         channel: ChannelKind,
         c: &Claimed,
     ) -> Result<Arc<Rendered>, String> {
-        if Templates::is_personal(channel) {
-            let who = RecipientView {
-                id: c.recipient.clone(),
-                name: c.name.clone(),
-                role: c.role.clone(),
-            };
-            return self
-                .templates
-                .render(job, channel, Some(&who))
-                .map(Arc::new)
-                .map_err(|e| e.to_string());
-        }
+        let who = RecipientView {
+            id: c.recipient.clone(),
+            name: c.name.clone(),
+            role: c.role.clone(),
+        };
+        self.templates
+            .render(job, channel, Some(&who))
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The content of a channel whose text is the same for every recipient: rendered once per
+    /// job and channel.
+    fn shared_content(&self, job: &Job, channel: ChannelKind) -> Result<Arc<Rendered>, String> {
         let key = (job.id.clone(), channel);
         if let Some(r) = self
             .rendered
@@ -355,8 +357,14 @@ impl Engine {
         };
         let mut items = Vec::with_capacity(claimed.len());
         let mut sendable = Vec::with_capacity(claimed.len());
+        // Looked up once for the claim's deliveries of the job, not once each.
+        let shared = (!Templates::is_personal(channel)).then(|| self.shared_content(&job, channel));
         for mut c in claimed {
-            match self.content(&job, channel, &c) {
+            let content = match &shared {
+                Some(shared) => shared.clone(),
+                None => self.personal_content(&job, channel, &c),
+            };
+            match content {
                 Ok(content) => {
                     // Who it is for goes with the item; the claim keeps what recording needs.
                     items.push(Item {
