@@ -15,9 +15,10 @@ pub(super) type Listed<'a> = (i64, State, Option<&'a str>, Option<&'a str>);
 
 /// The body of a `deliveries.recorded` audit entry:
 /// `{"deliveries":[[id,state,code,detail],…],"jobs":[…]}`, deliveries in the order given. The
-/// detail is the provider's reference for a delivered message (Tencent's `SerialNo`, …) or what
-/// went wrong, so the chain holds proof of what went where; the SQLite ledger's claim journal
-/// also writes final outcomes into the deliveries from it (src/ledger/sqlite/journal.rs).
+/// code of a delivered message is the provider's reference (Tencent's `SerialNo`, …), of a
+/// failed one the reason, and the detail says what went wrong: the chain holds what went where,
+/// and the SQLite ledger's claim journal writes final outcomes into the deliveries from it
+/// (src/ledger/sqlite/journal.rs).
 pub(super) fn recorded_body(entries: &[Listed<'_>], jobs: &[&str]) -> String {
     let mut body = JsonText::new(entries.len() * 64 + 64);
     body.raw("{\"deliveries\":[");

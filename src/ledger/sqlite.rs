@@ -8,10 +8,10 @@
 //! Fan-out never passes through Rust memory: a group's deliveries are planned with one
 //! `INSERT … SELECT` from the directory, so a million-recipient notice costs one statement.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -467,27 +467,26 @@ impl SqliteLedger {
         })
     }
 
-    /// `delivery.<state>` events for recorded outcomes, one per job, channel and state, and
-    /// `job.completed` for each job that has nothing left open. `listed_in`: the
-    /// `deliveries.recorded` audit entry that lists `changed`, which the events then refer to
-    /// (src/ledger/sqlite/outcome_events.rs); written out in full without one.
+    /// `delivery.<state>` events for changed deliveries, one per job, channel and state, written
+    /// out in full, and `job.completed` for each job that has nothing left open. (A recorded
+    /// batch's events refer to its audit entry instead: src/ledger/sqlite/outcome_events.rs.)
     fn emit_outcomes(
         tx: &Transaction<'_>,
         at: &str,
         changed: &[Changed],
-        listed_in: Option<i64>,
     ) -> Result<(), LedgerError> {
-        if let Some(audit_seq) = listed_in {
-            outcome_events::emit(tx, changed, audit_seq)?;
-        } else {
-            for (job, name, fields) in json_text::outcome_events(changed) {
-                Self::emit_text(tx, at, &name, job, &fields)?;
-            }
+        for (job, name, fields) in json_text::outcome_events(changed) {
+            Self::emit_text(tx, at, &name, job, &fields)?;
         }
         let mut jobs: Vec<&str> = changed.iter().map(|c| c.1.as_str()).collect();
         jobs.sort_unstable();
         jobs.dedup();
-        for job in jobs {
+        Self::emit_completed(tx, at, &jobs)
+    }
+
+    /// `job.completed` for each of `jobs` that has nothing left open.
+    fn emit_completed(tx: &Transaction<'_>, at: &str, jobs: &[&str]) -> Result<(), LedgerError> {
+        for &job in jobs {
             let open: i64 = tx
                 .prepare_cached("SELECT open FROM job_open WHERE job_id = ?1")?
                 .query_row(params![job], |r| r.get(0))
@@ -1162,7 +1161,7 @@ impl Ledger for SqliteLedger {
             let list: Vec<i64> = ids.iter().map(|c| c.0).collect();
             let body = json!({"unknown": list, "code": "lease_expired"}).to_string();
             Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, None, &body)?;
-            Self::emit_outcomes(&tx, &at, &ids, None)?;
+            Self::emit_outcomes(&tx, &at, &ids)?;
         }
         tx.commit()?;
         Ok(ids.len() as u64)
@@ -1208,9 +1207,6 @@ impl Ledger for SqliteLedger {
             rest: records,
         } = journal::record(&tx, &mut self.held(), records, now_ms)?;
         let records = &records[..];
-        let mut entries = Vec::with_capacity(by_id.len());
-        let mut changed = Vec::with_capacity(by_id.len());
-        let mut jobs: Vec<String> = Vec::new();
         // Rows that share an outcome (a batch to the outbox or the site: all `delivered`, no
         // code) go in one statement per outcome; rows that each have their own (providers give
         // every message its own reference) go in one statement joining each row's outcome from a
@@ -1235,12 +1231,18 @@ impl Ledger for SqliteLedger {
                 break;
             }
         }
-        let row = |row: &rusqlite::Row<'_>| {
+        let row = |row: &rusqlite::Row<'_>| -> rusqlite::Result<journal::Recorded> {
+            let channel: String = row.get(2)?;
             Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
+                row.get(0)?,
+                Arc::from(row.get::<_, String>(1)?),
+                ChannelKind::parse(&channel).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Text,
+                        format!("no such channel: {channel:?}").into(),
+                    )
+                })?,
             ))
         };
         if !groups.is_empty() {
@@ -1249,7 +1251,7 @@ impl Ledger for SqliteLedger {
                         attempts = max(attempts - ?7, 0)
                  WHERE id IN (SELECT value FROM json_each(?6))
                    AND (state = 'unknown' OR (state = 'sending' AND (?8 IS NULL OR lease_until = ?8)))
-                 RETURNING id, job_id, channel, recipient",
+                 RETURNING id, job_id, channel",
             )?;
             for (r, ids) in &groups {
                 let ids = serde_json::to_string(ids).unwrap_or_default();
@@ -1293,7 +1295,7 @@ impl Ledger for SqliteLedger {
                  WHERE deliveries.id = j.id
                    AND (deliveries.state = 'unknown'
                         OR (deliveries.state = 'sending' AND (j.lease IS NULL OR deliveries.lease_until = j.lease)))
-                 RETURNING deliveries.id, deliveries.job_id, deliveries.channel, deliveries.recipient",
+                 RETURNING deliveries.id, deliveries.job_id, deliveries.channel",
             )?;
             for x in stmt.query_map(params![now_ms, rows], row)? {
                 returned.push(x?);
@@ -1301,29 +1303,30 @@ impl Ledger for SqliteLedger {
         }
         // A record for a delivery no longer in flight (cancelled meanwhile) changes nothing.
         // What it changed was open (sending or unknown); a final outcome closes it.
-        let mut closed: BTreeMap<String, i64> = BTreeMap::new();
-        for (id, job, channel, recipient) in returned {
-            let Some(r) = by_id.get(&id) else { continue };
+        let mut entries = Vec::with_capacity(returned.len());
+        let mut jobs: Vec<&str> = Vec::new();
+        let mut closed: BTreeMap<&str, i64> = BTreeMap::new();
+        // (job, channel, state) of each `delivery.<state>` event to write.
+        let mut announced: BTreeSet<(&str, &str, State)> = BTreeSet::new();
+        for (id, job, channel) in &returned {
+            let Some(r) = by_id.get(id) else { continue };
+            let job: &str = job;
             if !jobs.contains(&job) {
-                jobs.push(job.clone());
+                jobs.push(job);
             }
             if r.state.is_final() {
-                match closed.get_mut(&job) {
-                    Some(n) => *n += 1,
-                    None => {
-                        closed.insert(job.clone(), 1);
-                    }
-                }
+                *closed.entry(job).or_default() += 1;
             }
-            entries.push((id, r.state, r.code.as_deref(), r.detail.as_deref()));
-            changed.push((id, job, channel, recipient, r.state, r.code.clone()));
+            if json_text::has_event(r.state) {
+                announced.insert((job, channel.as_str(), r.state));
+            }
+            entries.push((*id, r.state, r.code.as_deref(), r.detail.as_deref()));
         }
         for (job, n) in &closed {
             Self::add_open(&tx, job, -n)?;
         }
         entries.sort_by_key(|e| e.0);
         if !entries.is_empty() {
-            let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
             let body = json_text::recorded_body(&entries, &jobs);
             let job_id = if jobs.len() == 1 { Some(jobs[0]) } else { None };
             let at = ts(now);
@@ -1332,7 +1335,9 @@ impl Ledger for SqliteLedger {
             // In the journal before the events: a job completed by this batch has its states
             // counted after a fold, which must find these outcomes.
             journal::answered(&tx, answered, Some(listed_in), now_ms)?;
-            Self::emit_outcomes(&tx, &at, &changed, Some(listed_in))?;
+            outcome_events::emit(&tx, announced, listed_in)?;
+            jobs.sort_unstable();
+            Self::emit_completed(&tx, &at, &jobs)?;
         } else {
             journal::answered(&tx, answered, None, now_ms)?;
         }
@@ -1618,7 +1623,7 @@ impl Ledger for SqliteLedger {
                 &body.to_string(),
             )?;
             Self::emit(&tx, &at, "job.cancelled", Some(job_id), body)?;
-            Self::emit_outcomes(&tx, &at, &changed, None)?;
+            Self::emit_outcomes(&tx, &at, &changed)?;
         }
         tx.commit()?;
         Ok(Some(out))

@@ -85,11 +85,11 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 const FOLD_AFTER: i64 = 2048;
 
 /// The deliveries of this process's claims still waiting for their outcomes, per claim (its
-/// lease): id → (job, recipient), for the events and the audit entry of the outcomes.
+/// lease): id → job, for the events and the audit entry of the outcomes.
 pub(super) type ClaimCache = HashMap<i64, Held>;
 
-/// One claim's deliveries still waiting: id → (job, recipient).
-pub(super) type Held = HashMap<i64, (String, String), BuildHasherDefault<IdHasher>>;
+/// One claim's deliveries still waiting: id → job (one string shared by the job's deliveries).
+pub(super) type Held = HashMap<i64, Arc<str>, BuildHasherDefault<IdHasher>>;
 
 /// Hashes a delivery id by one multiplication: the ids are the ledger's own, not chosen by
 /// anyone who could aim at collisions, and SipHash on a thousand of them per claim and per
@@ -178,9 +178,14 @@ pub(super) fn claim(
     .execute(params![ch, last_due, last_id])?;
     let mut held = Held::with_capacity_and_hasher(rows.len(), Default::default());
     let mut out = Vec::with_capacity(rows.len());
+    let mut job: Option<Arc<str>> = None;
     for (mut c, _) in rows {
         c.lease_until = lease;
-        held.insert(c.id, (c.job_id.clone(), c.recipient.clone()));
+        let shared = match &job {
+            Some(j) if **j == *c.job_id => j.clone(),
+            _ => job.insert(Arc::from(c.job_id.as_str())).clone(),
+        };
+        held.insert(c.id, shared);
         out.push(c);
     }
     cache.insert(lease, held);
@@ -243,8 +248,8 @@ fn pending_after(
     Ok(())
 }
 
-/// A delivery whose outcome was recorded: id, job, channel, recipient.
-pub(super) type Recorded = (i64, String, String, String);
+/// A delivery whose outcome was recorded: id, job, channel.
+pub(super) type Recorded = (i64, Arc<str>, ChannelKind);
 
 /// The deliveries of one claim a record answered: its lease and their ids (as [`runs`]). Their
 /// final outcomes are written to the deliveries when the journal is folded, from the audit
@@ -300,6 +305,9 @@ pub(super) fn record(
             rest.extend(records.into_iter().cloned());
             continue;
         };
+        let channel = ChannelKind::parse(&channel).ok_or_else(|| {
+            LedgerError::Corrupt(format!("claim journal: no such channel: {channel:?}"))
+        })?;
         // Who each delivery is for: known to the process that claimed it, read back otherwise.
         let mut fetched;
         let held = match cache.get_mut(&lease) {
@@ -344,8 +352,8 @@ pub(super) fn record(
         answered.push((lease, runs(mine.iter().map(|r| r.id))));
         // Answered: no longer waited for.
         for r in &mine {
-            if let Some((job, recipient)) = held.remove(&r.id) {
-                recorded.push((r.id, job, channel.clone(), recipient));
+            if let Some(job) = held.remove(&r.id) {
+                recorded.push((r.id, job, channel));
             }
         }
         if held.is_empty() && cache.remove(&lease).is_some() {
@@ -388,13 +396,13 @@ pub(super) fn answered(
     Ok(())
 }
 
-/// id → (job, recipient) of the deliveries in a claim's `ids`.
+/// id → job of the deliveries in a claim's `ids`.
 fn claimed_rows(tx: &Transaction<'_>, ids: &str) -> Result<Held, LedgerError> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, job_id, recipient FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))",
+        "SELECT id, job_id FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))",
     )?;
     let rows = stmt.query_map(params![id_array(&id_list(ids)?)], |r| {
-        Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?)))
+        Ok((r.get::<_, i64>(0)?, Arc::from(r.get::<_, String>(1)?)))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -12,7 +12,6 @@
 //! the outcomes it reports, and published from the ledger.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 
 use super::*;
 
@@ -32,22 +31,17 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Queues the `delivery.<state>` events of `changed`, one per job, channel and state, as
-/// references to the audit entry `audit_seq` that lists those deliveries.
+/// Queues a `delivery.<state>` event for each (job, channel, state) of `announced`, as a
+/// reference to the audit entry `audit_seq` that lists those deliveries.
 pub(super) fn emit(
     tx: &Transaction<'_>,
-    changed: &[Changed],
+    announced: BTreeSet<(&str, &str, State)>,
     audit_seq: i64,
 ) -> Result<(), LedgerError> {
-    let groups: BTreeSet<(&str, &str, State)> = changed
-        .iter()
-        .filter(|c| json_text::has_event(c.4))
-        .map(|(_, job, channel, _, state, _)| (job.as_str(), channel.as_str(), *state))
-        .collect();
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (name, job_id, payload, audit_seq, channel) VALUES (?1, ?2, '', ?3, ?4)",
     )?;
-    for (job, channel, state) in groups {
+    for (job, channel, state) in announced {
         insert.execute(params![
             json_text::event_name(state),
             job,
