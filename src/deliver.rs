@@ -238,9 +238,12 @@ impl Engine {
         }
         let (ledger, lease) = (self.ledger.clone(), self.lease.as_millis() as i64);
         let now_ms = now.timestamp_millis();
+        let by_address = lane.channel.sends_by_address();
         let claimed = blocking(move || {
             if unknown {
                 ledger.claim_unknown(channel, now_ms, lease, limit)
+            } else if by_address {
+                ledger.claim_addresses(channel, now_ms, lease, limit)
             } else {
                 ledger.claim(channel, now_ms, lease, limit)
             }

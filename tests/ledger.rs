@@ -781,6 +781,37 @@ fn suite_each_outcome_event_lists_its_own_deliveries(l: &dyn Ledger) {
     );
 }
 
+/// A claim for a channel that sends by address takes the same deliveries as any claim, with
+/// their addresses and attempts, exclusively, and their outcomes record as any others.
+fn suite_claims_by_address_take_the_same_deliveries(l: &dyn Ledger) {
+    ten_to_send(l, "ba");
+    let ms = now().timestamp_millis();
+    let first = l.claim_addresses(ChannelKind::Sms, ms, 60_000, 4).unwrap();
+    let rest = l.claim(ChannelKind::Sms, ms, 60_000, 100).unwrap();
+    assert_eq!((first.len(), rest.len()), (4, 6));
+    let mut numbers: Vec<&str> = first
+        .iter()
+        .chain(&rest)
+        .map(|c| c.address.as_deref().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    let want: Vec<String> = (0..10).map(|i| format!("+861380000{i:04}")).collect();
+    assert_eq!(numbers, want, "each number once, with its address");
+    for c in &first {
+        assert_eq!(
+            (c.job_id.as_str(), c.channel, c.attempt),
+            ("ba", ChannelKind::Sms, 1)
+        );
+    }
+    l.record(&first.iter().map(delivered).collect::<Vec<_>>(), now())
+        .unwrap();
+    let rows = l.deliveries("ba", 100).unwrap();
+    for c in &first {
+        let row = rows.iter().find(|d| d.id == c.id).unwrap();
+        assert_eq!(row.state, "delivered");
+    }
+}
+
 fn suite_group_commit_records_many_decisions_at_once(l: &dyn Ledger) {
     use disclose::ledger::{Committed, Decision};
     let (a, b) = (
@@ -911,6 +942,14 @@ fn sqlite_each_outcome_event_lists_its_own_deliveries() {
     run_all(
         "outcomes",
         suite_each_outcome_event_lists_its_own_deliveries,
+    );
+}
+
+#[test]
+fn sqlite_claims_by_address_take_the_same_deliveries() {
+    run_all(
+        "by-address",
+        suite_claims_by_address_take_the_same_deliveries,
     );
 }
 
@@ -1098,6 +1137,14 @@ fn pg_each_outcome_event_lists_its_own_deliveries() {
     run_pg(
         "outcomes",
         suite_each_outcome_event_lists_its_own_deliveries,
+    );
+}
+
+#[test]
+fn pg_claims_by_address_take_the_same_deliveries() {
+    run_pg(
+        "by-address",
+        suite_claims_by_address_take_the_same_deliveries,
     );
 }
 

@@ -449,6 +449,10 @@ impl Channel for Aliyun {
         ChannelKind::Sms
     }
 
+    fn sends_by_address(&self) -> bool {
+        true
+    }
+
     fn status_queries_per_second(&self) -> Option<u32> {
         Some(self.cfg.status_queries_per_second)
     }

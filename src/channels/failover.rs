@@ -151,6 +151,10 @@ impl Channel for Failover {
         &self.transport
     }
 
+    fn sends_by_address(&self) -> bool {
+        self.primary.1.sends_by_address() && self.secondary.1.sends_by_address()
+    }
+
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
             let (primary, secondary) = (&self.primary, &self.secondary);

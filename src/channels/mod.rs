@@ -107,6 +107,12 @@ pub trait Channel: Send + Sync {
     fn default_concurrency(&self) -> usize {
         1
     }
+    /// Whether the channel reads nothing of a delivery but its address (the SMS providers,
+    /// WeCom): its recipient's id, name and role are then not read from the ledger at all
+    /// ([`crate::ledger::Ledger::claim_addresses`]), three strings a delivery spared.
+    fn sends_by_address(&self) -> bool {
+        false
+    }
     /// Housekeeping on each pass of the engine (e.g. closing publicity periods that have ended).
     fn tick(&self, _now: DateTime<FixedOffset>) -> Result<(), String> {
         Ok(())

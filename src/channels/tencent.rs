@@ -498,6 +498,10 @@ impl Channel for Tencent {
         ChannelKind::Sms
     }
 
+    fn sends_by_address(&self) -> bool {
+        true
+    }
+
     fn status_queries_per_second(&self) -> Option<u32> {
         Some(self.cfg.status_queries_per_second)
     }

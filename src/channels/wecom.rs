@@ -734,6 +734,10 @@ impl Channel for WecomApp {
         ChannelKind::Wecom
     }
 
+    fn sends_by_address(&self) -> bool {
+        true
+    }
+
     fn transport(&self) -> &str {
         "WeCom application messages"
     }

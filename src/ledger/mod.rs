@@ -444,6 +444,18 @@ pub trait Ledger: Send + Sync {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, LedgerError>;
+    /// [`Ledger::claim`] for a channel that sends by address alone
+    /// ([`crate::channels::Channel::sends_by_address`]): the claimed deliveries' recipient,
+    /// name and role may be left empty, which spares reading them.
+    fn claim_addresses(
+        &self,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        self.claim(channel, now_ms, lease_ms, limit)
+    }
     /// Claim up to `limit` `unknown` deliveries of one channel for a status query.
     fn claim_unknown(
         &self,

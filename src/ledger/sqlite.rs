@@ -1176,7 +1176,37 @@ impl Ledger for SqliteLedger {
     ) -> Result<Vec<Claimed>, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let claimed = journal::claim(&tx, &mut self.held(), channel, now_ms, lease_ms, limit)?;
+        let claimed = journal::claim(
+            &tx,
+            &mut self.held(),
+            channel,
+            now_ms,
+            lease_ms,
+            limit,
+            journal::Columns::All,
+        )?;
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    fn claim_addresses(
+        &self,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let claimed = journal::claim(
+            &tx,
+            &mut self.held(),
+            channel,
+            now_ms,
+            lease_ms,
+            limit,
+            journal::Columns::Addresses,
+        )?;
         tx.commit()?;
         Ok(claimed)
     }

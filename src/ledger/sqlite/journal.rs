@@ -116,6 +116,14 @@ impl Hasher for IdHasher {
 /// A delivery as claimed: the columns of [`Claimed`] and its due time (for the cursor).
 type Row = (Claimed, i64);
 
+/// What a claim reads of each delivery.
+#[derive(Clone, Copy)]
+pub(super) enum Columns {
+    All,
+    /// Not the recipient's id, name and role (left empty): for a channel that sends by address.
+    Addresses,
+}
+
 /// Claims up to `limit` pending deliveries of `channel` due by `now_ms`, in due order.
 pub(super) fn claim(
     tx: &Transaction<'_>,
@@ -124,6 +132,7 @@ pub(super) fn claim(
     now_ms: i64,
     lease_ms: i64,
     limit: usize,
+    columns: Columns,
 ) -> Result<Vec<Claimed>, LedgerError> {
     let ch = channel.as_str();
     let cursor: Option<(i64, i64)> = tx
@@ -141,16 +150,16 @@ pub(super) fn claim(
             .prepare_cached("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM claim_outcomes")?
             .query_row([], |r| r.get(0))?;
         if batches < FOLD_AFTER {
-            pending_after(tx, channel, now_ms, Some(after), limit, &mut rows)?;
+            pending_after(tx, channel, now_ms, Some(after), limit, columns, &mut rows)?;
         }
         if rows.len() < limit {
             fold(tx)?;
             cache.clear();
             rows.clear();
-            pending_after(tx, channel, now_ms, None, limit, &mut rows)?;
+            pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
         }
     } else {
-        pending_after(tx, channel, now_ms, None, limit, &mut rows)?;
+        pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
     }
     let Some(&(ref last, last_due)) = rows.last() else {
         return Ok(Vec::new());
@@ -200,9 +209,13 @@ fn pending_after(
     now_ms: i64,
     after: Option<(i64, i64)>,
     limit: usize,
+    columns: Columns,
     out: &mut Vec<Row>,
 ) -> Result<(), LedgerError> {
-    const COLUMNS: &str = "id, job_id, recipient, name, role, address, attempts + 1, due_at";
+    let columns = match columns {
+        Columns::All => "id, job_id, recipient, name, role, address, attempts + 1, due_at",
+        Columns::Addresses => "id, job_id, '', '', '', address, attempts + 1, due_at",
+    };
     let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
         Ok((
             Claimed {
@@ -226,7 +239,7 @@ fn pending_after(
         // (due_at, id), SQLite seeks by due_at alone and walks every delivery of a fan-out
         // (they share one due time) at each claim.
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deliveries INDEXED BY deliveries_pending
+            "SELECT {columns} FROM deliveries INDEXED BY deliveries_pending
              WHERE channel = ?1 AND state = 'pending' AND due_at = ?2 AND id > ?3 AND due_at <= ?4
              ORDER BY id LIMIT ?5"
         ))?;
@@ -236,7 +249,7 @@ fn pending_after(
     }
     if out.len() < limit {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deliveries INDEXED BY deliveries_pending
+            "SELECT {columns} FROM deliveries INDEXED BY deliveries_pending
              WHERE channel = ?1 AND state = 'pending' AND due_at > ?2 AND due_at <= ?3
              ORDER BY due_at, id LIMIT ?4"
         ))?;
