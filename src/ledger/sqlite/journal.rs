@@ -146,8 +146,13 @@ pub(super) fn claim(
         cache.clear();
     }
     if let Some(after) = cursor {
+        // Each bound alone, so that SQLite reads it off the end of the table: asked together,
+        // they walked every recorded batch at every claim.
         let batches: i64 = tx
-            .prepare_cached("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM claim_outcomes")?
+            .prepare_cached(
+                "SELECT coalesce((SELECT max(seq) FROM claim_outcomes)
+                                 - (SELECT min(seq) FROM claim_outcomes) + 1, 0)",
+            )?
             .query_row([], |r| r.get(0))?;
         if batches < FOLD_AFTER {
             pending_after(tx, channel, now_ms, Some(after), limit, columns, &mut rows)?;
