@@ -227,6 +227,27 @@ fn unwritable(path: &Path) -> Option<LedgerError> {
         })
 }
 
+/// Adds `column` (with its SQL `declaration`) to `table` unless it has it: for a ledger written
+/// before the column.
+fn add_column(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    declaration: &str,
+) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {declaration};"
+        ))?;
+    }
+    Ok(())
+}
+
 /// The recipient of a publication channel: the page itself.
 pub const PAGE_RECIPIENT: &str = "page";
 
@@ -410,6 +431,30 @@ impl SqliteLedger {
             out.push(event);
         }
         Ok(out)
+    }
+
+    /// A claim through the journal, in a transaction of its own, reading `columns`.
+    fn claim_columns(
+        &self,
+        channel: ChannelKind,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+        columns: journal::Columns,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let claimed = journal::claim(
+            &tx,
+            &mut self.held(),
+            channel,
+            now_ms,
+            lease_ms,
+            limit,
+            columns,
+        )?;
+        tx.commit()?;
+        Ok(claimed)
     }
 
     /// Adds `delta` to the count of the job's open deliveries (`job_open` in the schema).
@@ -1174,19 +1219,7 @@ impl Ledger for SqliteLedger {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, LedgerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let claimed = journal::claim(
-            &tx,
-            &mut self.held(),
-            channel,
-            now_ms,
-            lease_ms,
-            limit,
-            journal::Columns::All,
-        )?;
-        tx.commit()?;
-        Ok(claimed)
+        self.claim_columns(channel, now_ms, lease_ms, limit, journal::Columns::All)
     }
 
     fn claim_addresses(
@@ -1196,19 +1229,13 @@ impl Ledger for SqliteLedger {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, LedgerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let claimed = journal::claim(
-            &tx,
-            &mut self.held(),
+        self.claim_columns(
             channel,
             now_ms,
             lease_ms,
             limit,
             journal::Columns::Addresses,
-        )?;
-        tx.commit()?;
-        Ok(claimed)
+        )
     }
 
     fn claim_unknown(

@@ -69,15 +69,7 @@ CREATE TABLE IF NOT EXISTS claim_cursor (
 /// (before it, the row held them a second time, a third of what recording a batch wrote). A
 /// journal written before the column keeps its outcomes in `final`.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('claim_outcomes') WHERE name = 'audit_seq'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
-        conn.execute_batch("ALTER TABLE claim_outcomes ADD COLUMN audit_seq INTEGER;")?;
-    }
-    Ok(())
+    add_column(conn, "claim_outcomes", "audit_seq", "INTEGER")
 }
 
 /// After this many recorded batches the journal is folded at the next claim, so that it stays a

@@ -17,18 +17,8 @@ use super::*;
 
 /// Columns added to `events` for the reference; a ledger written before them gets them on open.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'audit_seq'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
-        conn.execute_batch(
-            "ALTER TABLE events ADD COLUMN audit_seq INTEGER;
-             ALTER TABLE events ADD COLUMN channel TEXT;",
-        )?;
-    }
-    Ok(())
+    add_column(conn, "events", "audit_seq", "INTEGER")?;
+    add_column(conn, "events", "channel", "TEXT")
 }
 
 /// Queues a `delivery.<state>` event for each (job, channel, state) of `announced`, as a
