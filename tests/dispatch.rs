@@ -59,6 +59,16 @@ fn the_three_flows_go_out_through_every_channel_once() {
         sms.iter()
             .all(|l| l["content"]["type"] == "sms" && l["content"]["segments"] == 1)
     );
+    // The dry run shows whom each message is for: the outbox claims its deliveries with their
+    // recipients (unlike the SMS providers, which are claimed by address alone).
+    let s0001 = sms
+        .iter()
+        .find(|l| l["address"] == "+8613800138000")
+        .unwrap();
+    assert_eq!(
+        (&s0001["recipient"], &s0001["name"]),
+        (&"s0001".into(), &"王建国".into())
+    );
     let wechat = s.lines("out/outbox/wechat.jsonl");
     let openids: HashSet<&str> = wechat
         .iter()

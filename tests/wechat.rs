@@ -154,6 +154,10 @@ async fn many_concurrent_sends_share_one_token_and_each_openid_gets_one_message(
         .await;
     assert_eq!(emu.token_fetches(), 1);
     assert_clean(&outcomes, &emu);
+    // The client_msg_id above names the recipient: the engine must claim WeChat's deliveries
+    // with their recipients (claimed by address, every message of a job would carry the same id
+    // and WeChat would keep only the first).
+    assert!(!ch.sends_by_address());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
