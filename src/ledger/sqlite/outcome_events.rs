@@ -3,8 +3,9 @@
 //!
 //! The event of a batch lists each delivery with its code and recipient: for a call of 200 SMS
 //! that is 11 KB of JSON, written in the transaction that records the outcomes beside the audit
-//! entry that already lists each delivery with its state and code. Written out there, the events
-//! were a fifth of the SQLite ledger's cost of sending an SMS (BENCHMARKS.md "SMS", session 8).
+//! entry that already lists each delivery with its state and code. A build that left the events
+//! out spent 8–20% less CPU per SMS call (BENCHMARKS.md "SMS", session 8: the bytes written, not
+//! the JSON built, were the cost).
 //! Here the event row holds its job, channel and the audit entry's sequence number, and
 //! [`spell_out`] builds the payload from that entry (id, state, code) and the deliveries'
 //! job, channel and recipient, which never change once planned: the same JSON, byte for byte,
