@@ -22,17 +22,8 @@ pub(super) type Listed<'a> = (i64, State, Option<&'a str>, Option<&'a str>);
 pub(super) fn recorded_body(entries: &[Listed<'_>], jobs: &[&str]) -> String {
     let mut body = JsonText::new(entries.len() * 64 + 64);
     body.raw("{\"deliveries\":[");
-    for (id, state, code, detail) in entries {
-        body.next()
-            .raw("[")
-            .int(*id)
-            .raw(",")
-            .str(state.as_str())
-            .raw(",")
-            .opt_str(*code)
-            .raw(",")
-            .opt_str(*detail)
-            .raw("]");
+    for &(id, state, code, detail) in entries {
+        body.listed(id, state, code, detail).raw("]");
     }
     body.raw("],\"jobs\":[");
     for job in jobs {
@@ -187,18 +178,30 @@ impl JsonText {
         }
     }
 
-    /// Starts the next element with a recorded outcome's `[id,state,code,detail` (the caller
-    /// adds what else it needs, and the closing `]`).
-    pub(super) fn outcome(&mut self, r: &Record) -> &mut Self {
+    /// Starts the next element with an outcome's `[id,state,code,detail` (the caller adds what
+    /// else it needs, and the closing `]`): as the audit entry lists it, and the journal and the
+    /// row-by-row path pass it to SQLite.
+    pub(super) fn listed(
+        &mut self,
+        id: i64,
+        state: State,
+        code: Option<&str>,
+        detail: Option<&str>,
+    ) -> &mut Self {
         self.next()
             .raw("[")
-            .int(r.id)
+            .int(id)
             .raw(",")
-            .str(r.state.as_str())
+            .str(state.as_str())
             .raw(",")
-            .opt_str(r.code.as_deref())
+            .opt_str(code)
             .raw(",")
-            .opt_str(r.detail.as_deref())
+            .opt_str(detail)
+    }
+
+    /// [`JsonText::listed`] of a recorded outcome.
+    pub(super) fn outcome(&mut self, r: &Record) -> &mut Self {
+        self.listed(r.id, r.state, r.code.as_deref(), r.detail.as_deref())
     }
 
     pub(super) fn into_string(self) -> String {

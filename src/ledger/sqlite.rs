@@ -1383,20 +1383,27 @@ impl Ledger for SqliteLedger {
             Self::add_open(&tx, job, -n)?;
         }
         entries.sort_by_key(|e| e.0);
-        if !entries.is_empty() {
+        let at = ts(now);
+        let listed_in = if entries.is_empty() {
+            None
+        } else {
             let body = json_text::recorded_body(&entries, &jobs);
             let job_id = if jobs.len() == 1 { Some(jobs[0]) } else { None };
-            let at = ts(now);
-            let listed_in =
-                Self::append_audit(&tx, &at, audit::DELIVERIES_RECORDED, job_id, &body)?;
-            // In the journal before the events: a job completed by this batch has its states
-            // counted after a fold, which must find these outcomes.
-            journal::answered(&tx, answered, Some(listed_in), now_ms)?;
+            Some(Self::append_audit(
+                &tx,
+                &at,
+                audit::DELIVERIES_RECORDED,
+                job_id,
+                &body,
+            )?)
+        };
+        // In the journal before the events: a job completed by this batch has its states counted
+        // after a fold, which must find these outcomes.
+        journal::answered(&tx, answered, listed_in, now_ms)?;
+        if let Some(listed_in) = listed_in {
             outcome_events::emit(&tx, announced, listed_in)?;
             jobs.sort_unstable();
             Self::emit_completed(&tx, &at, &jobs)?;
-        } else {
-            journal::answered(&tx, answered, None, now_ms)?;
         }
         tx.commit()?;
         Ok(())
