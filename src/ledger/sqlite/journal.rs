@@ -587,7 +587,7 @@ fn id_list(text: &str) -> Result<Vec<i64>, LedgerError> {
 }
 
 /// A JSON array of ids, for `json_each`.
-fn id_array(ids: &[i64]) -> String {
+pub(super) fn id_array(ids: &[i64]) -> String {
     let mut out = JsonText::new(ids.len() * 10);
     out.raw("[");
     for &id in ids {

@@ -75,12 +75,7 @@ pub(super) fn spell_out(
         .filter(|o| o.1 == state.as_str())
         .map(|o| (o.0, o.2))
         .collect();
-    let mut ids = JsonText::new(listed.len() * 10 + 2);
-    ids.raw("[");
-    for (id, _) in &listed {
-        ids.next().int(*id);
-    }
-    ids.raw("]");
+    let ids: Vec<i64> = listed.iter().map(|(id, _)| *id).collect();
     // The entry lists the batch's deliveries of every job and channel: this event's are those
     // of its own.
     let mut recipients: HashMap<i64, String> = HashMap::with_capacity(listed.len());
@@ -89,7 +84,7 @@ pub(super) fn spell_out(
             "SELECT id, recipient FROM deliveries
              WHERE id IN (SELECT value FROM json_each(?1)) AND job_id = ?2 AND channel = ?3",
         )?;
-        let rows = stmt.query_map(params![ids.into_string(), job_id, channel], |r| {
+        let rows = stmt.query_map(params![journal::id_array(&ids), job_id, channel], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
         for row in rows {
