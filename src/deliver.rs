@@ -255,9 +255,9 @@ impl Engine {
         let n = claimed.len();
         let mut by_job: Vec<(String, Vec<Claimed>)> = Vec::new();
         for c in claimed {
-            match by_job.iter_mut().find(|(j, _)| *j == c.job_id) {
+            match by_job.iter_mut().find(|(j, _)| **j == *c.job_id) {
                 Some((_, v)) => v.push(c),
-                None => by_job.push((c.job_id.clone(), vec![c])),
+                None => by_job.push((c.job_id.to_string(), vec![c])),
             }
         }
         let mut records = Vec::with_capacity(n);

@@ -636,7 +636,7 @@ fn suite_each_outcome_event_lists_its_own_deliveries(l: &dyn Ledger) {
     claimed.extend(l.claim(ChannelKind::Email, at, 60_000, 100).unwrap());
     assert_eq!(claimed.len(), 9);
     let outcome = |c: &disclose::ledger::Claimed| {
-        let (state, code, retry_at) = match (c.job_id.as_str(), c.channel, c.recipient.as_str()) {
+        let (state, code, retry_at) = match (&*c.job_id, c.channel, c.recipient.as_str()) {
             ("mx1", ChannelKind::Sms, "b") => (State::Failed, Some("E1"), None),
             ("mx1", ChannelKind::Sms, "c") => (State::Unknown, Some("timeout"), None),
             ("mx1", ChannelKind::Email, "b") => (State::Pending, Some("busy"), Some(at + 60_000)),
@@ -657,7 +657,7 @@ fn suite_each_outcome_event_lists_its_own_deliveries(l: &dyn Ledger) {
     let id_of = |job: &str, channel: ChannelKind, recipient: &str| {
         claimed
             .iter()
-            .find(|c| c.job_id == job && c.channel == channel && c.recipient == recipient)
+            .find(|c| &*c.job_id == job && c.channel == channel && c.recipient == recipient)
             .unwrap()
             .id
     };
@@ -799,7 +799,7 @@ fn suite_claims_by_address_take_the_same_deliveries(l: &dyn Ledger) {
     assert_eq!(numbers, want, "each number once, with its address");
     for c in &first {
         assert_eq!(
-            (c.job_id.as_str(), c.channel, c.attempt),
+            (&*c.job_id, c.channel, c.attempt),
             ("ba", ChannelKind::Sms, 1)
         );
     }
@@ -1880,7 +1880,7 @@ fn sqlite_journal_a_delivery_due_before_the_cursor_goes_out_once_the_run_is_dry(
     );
     let second = l.claim(ChannelKind::Sms, ms, 60_000, 5).unwrap();
     assert!(
-        second.iter().all(|c| c.job_id == "jr"),
+        second.iter().all(|c| &*c.job_id == "jr"),
         "the run goes on past its cursor first"
     );
     l.record(
@@ -1898,7 +1898,7 @@ fn sqlite_journal_a_delivery_due_before_the_cursor_goes_out_once_the_run_is_dry(
         10,
         "the run is dry: the waiting notice goes out whole"
     );
-    assert!(third.iter().all(|c| c.job_id == "late" && c.attempt == 1));
+    assert!(third.iter().all(|c| &*c.job_id == "late" && c.attempt == 1));
     assert_eq!(
         states(&l, "jr"),
         BTreeMap::from([("delivered".to_string(), 10)])

@@ -14,6 +14,7 @@
 //! callers still go through `spawn_blocking` so as not to hold up the runtime.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
@@ -198,7 +199,8 @@ pub enum Accepted {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
     pub id: i64,
-    pub job_id: String,
+    /// One string shared by the deliveries of a job that a claim holds.
+    pub job_id: Arc<str>,
     pub channel: ChannelKind,
     pub recipient: String,
     pub name: String,

@@ -1091,7 +1091,7 @@ impl PgLedger {
                 .iter()
                 .map(|r| Claimed {
                     id: r.get(0),
-                    job_id: r.get(1),
+                    job_id: r.get::<_, &str>(1).into(),
                     channel,
                     recipient: r.get(2),
                     name: r.get(3),

@@ -927,7 +927,7 @@ impl SqliteLedger {
                 let (id, job_id, _ch, recipient, name, role, address, attempt) = r?;
                 out.push(Claimed {
                     id,
-                    job_id,
+                    job_id: job_id.into(),
                     channel,
                     recipient,
                     name,

@@ -184,14 +184,9 @@ pub(super) fn claim(
     .execute(params![ch, last_due, last_id])?;
     let mut held = Held::with_capacity_and_hasher(rows.len(), Default::default());
     let mut out = Vec::with_capacity(rows.len());
-    let mut job: Option<Arc<str>> = None;
     for (mut c, _) in rows {
         c.lease_until = lease;
-        let shared = match &job {
-            Some(j) if **j == *c.job_id => j.clone(),
-            _ => job.insert(Arc::from(c.job_id.as_str())).clone(),
-        };
-        held.insert(c.id, shared);
+        held.insert(c.id, c.job_id.clone());
         out.push(c);
     }
     cache.insert(lease, held);
@@ -209,25 +204,45 @@ fn pending_after(
     columns: Columns,
     out: &mut Vec<Row>,
 ) -> Result<(), LedgerError> {
+    let all = matches!(columns, Columns::All);
     let columns = match columns {
-        Columns::All => "id, job_id, recipient, name, role, address, attempts + 1, due_at",
-        Columns::Addresses => "id, job_id, '', '', '', address, attempts + 1, due_at",
+        Columns::All => "id, job_id, address, attempts, due_at, recipient, name, role",
+        Columns::Addresses => "id, job_id, address, attempts, due_at",
     };
-    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
-        Ok((
-            Claimed {
-                id: r.get(0)?,
-                job_id: r.get(1)?,
-                channel,
-                recipient: r.get(2)?,
-                name: r.get(3)?,
-                role: r.get(4)?,
-                address: r.get(5)?,
-                attempt: r.get(6)?,
-                lease_until: 0,
-            },
-            r.get(7)?,
-        ))
+    // The job's string is read once and shared while the rows are of the same job (a claim is
+    // mostly one), and the columns a claim by address leaves out are not read at all: the
+    // rows' reading was a fifth of the CPU of sending SMS.
+    let mut job: Option<Arc<str>> = None;
+    let mut read = |stmt: &mut rusqlite::CachedStatement<'_>,
+                    params: &[&dyn rusqlite::ToSql],
+                    out: &mut Vec<Row>|
+     -> rusqlite::Result<()> {
+        let mut rows = stmt.query(params)?;
+        while let Some(r) = rows.next()? {
+            let job_id = r.get_ref(1)?.as_str()?;
+            let job_id = match &job {
+                Some(j) if **j == *job_id => j.clone(),
+                _ => job.insert(Arc::from(job_id)).clone(),
+            };
+            let text = |i: usize| -> rusqlite::Result<String> {
+                if all { r.get(i) } else { Ok(String::new()) }
+            };
+            out.push((
+                Claimed {
+                    id: r.get(0)?,
+                    job_id,
+                    channel,
+                    recipient: text(5)?,
+                    name: text(6)?,
+                    role: text(7)?,
+                    address: r.get(2)?,
+                    attempt: r.get::<_, u32>(3)?.saturating_add(1),
+                    lease_until: 0,
+                },
+                r.get(4)?,
+            ));
+        }
+        Ok(())
     };
     let ch = channel.as_str();
     let (due, id) = after.unwrap_or((i64::MIN, 0));
@@ -240,9 +255,7 @@ fn pending_after(
              WHERE channel = ?1 AND state = 'pending' AND due_at = ?2 AND id > ?3 AND due_at <= ?4
              ORDER BY id LIMIT ?5"
         ))?;
-        for r in stmt.query_map(params![ch, due, id, now_ms, limit as i64], row)? {
-            out.push(r?);
-        }
+        read(&mut stmt, params![ch, due, id, now_ms, limit as i64], out)?;
     }
     if out.len() < limit {
         let mut stmt = tx.prepare_cached(&format!(
@@ -251,9 +264,7 @@ fn pending_after(
              ORDER BY due_at, id LIMIT ?4"
         ))?;
         let rest = (limit - out.len()) as i64;
-        for r in stmt.query_map(params![ch, due, now_ms, rest], row)? {
-            out.push(r?);
-        }
+        read(&mut stmt, params![ch, due, now_ms, rest], out)?;
     }
     Ok(())
 }
