@@ -220,7 +220,7 @@ fn main() {
 fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     let time = work.join("time.txt");
     let mut t = Command::new("/usr/bin/time");
-    t.arg("-f").arg("%e %M").arg("-o").arg(&time);
+    t.arg("-f").arg("%e %M %U %S").arg("-o").arg(&time);
     if let Ok(w) = std::env::var("BENCH_WRAP") {
         t.args(w.split_whitespace());
     }
@@ -246,6 +246,9 @@ fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
     let mut parts = line.split_whitespace();
     let secs: f64 = parts.next().unwrap().parse().unwrap();
     let kb: f64 = parts.next().unwrap().parse().unwrap();
+    let user: f64 = parts.next().unwrap().parse().unwrap();
+    let system: f64 = parts.next().unwrap().parse().unwrap();
+    eprintln!("  (CPU of that command: user {user:.2} s, system {system:.2} s)");
     (secs, kb / 1024.0, text)
 }
 
