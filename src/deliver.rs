@@ -254,10 +254,15 @@ impl Engine {
         }
         let n = claimed.len();
         let mut by_job: Vec<(String, Vec<Claimed>)> = Vec::new();
-        for c in claimed {
-            match by_job.iter_mut().find(|(j, _)| **j == *c.job_id) {
-                Some((_, v)) => v.push(c),
-                None => by_job.push((c.job_id.to_string(), vec![c])),
+        if claimed.iter().all(|c| c.job_id == claimed[0].job_id) {
+            // Mostly one job (a fan-out): the claim as it is, not moved delivery by delivery.
+            by_job.push((claimed[0].job_id.to_string(), claimed));
+        } else {
+            for c in claimed {
+                match by_job.iter_mut().find(|(j, _)| **j == *c.job_id) {
+                    Some((_, v)) => v.push(c),
+                    None => by_job.push((c.job_id.to_string(), vec![c])),
+                }
             }
         }
         let mut records = Vec::with_capacity(n);

@@ -105,9 +105,6 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A delivery as claimed: the columns of [`Claimed`] and its due time (for the cursor).
-type Row = (Claimed, i64);
-
 /// What a claim reads of each delivery.
 #[derive(Clone, Copy)]
 pub(super) enum Columns {
@@ -131,7 +128,9 @@ pub(super) fn claim(
         .prepare_cached("SELECT due_at, id FROM claim_cursor WHERE channel = ?1")?
         .query_row(params![ch], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let mut rows = Vec::with_capacity(limit);
+    let mut rows: Vec<Claimed> = Vec::with_capacity(limit);
+    // The due time of the last delivery claimed, for the cursor.
+    let mut last_due = None;
     if cursor.is_none() && is_empty(tx)? {
         // No cursor, no journal (they are written and folded together): nothing is held, and
         // what this process remembers of claims folded by others can go.
@@ -147,18 +146,18 @@ pub(super) fn claim(
             )?
             .query_row([], |r| r.get(0))?;
         if batches < FOLD_AFTER {
-            pending_after(tx, channel, now_ms, Some(after), limit, columns, &mut rows)?;
+            last_due = pending_after(tx, channel, now_ms, Some(after), limit, columns, &mut rows)?;
         }
         if rows.len() < limit {
             fold(tx)?;
             cache.clear();
             rows.clear();
-            pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
+            last_due = pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
         }
     } else {
-        pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
+        last_due = pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
     }
-    let Some(&(ref last, last_due)) = rows.last() else {
+    let (Some(last), Some(last_due)) = (rows.last(), last_due) else {
         return Ok(Vec::new());
     };
     let last_id = last.id;
@@ -172,7 +171,7 @@ pub(super) fn claim(
     let lease = last.map_or(now_ms + lease_ms, |last| (now_ms + lease_ms).max(last + 1));
     tx.prepare_cached("INSERT OR REPLACE INTO claim_lease (one, last) VALUES (1, ?1)")?
         .execute(params![lease])?;
-    let ids = runs(rows.iter().map(|(c, _)| c.id));
+    let ids = runs(rows.iter().map(|c| c.id));
     tx.prepare_cached(
         "INSERT INTO claims (lease_until, channel, ids, claimed_at) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -183,18 +182,16 @@ pub(super) fn claim(
     )?
     .execute(params![ch, last_due, last_id])?;
     let mut held = Held::with_capacity_and_hasher(rows.len(), Default::default());
-    let mut out = Vec::with_capacity(rows.len());
-    for (mut c, _) in rows {
+    for c in &mut rows {
         c.lease_until = lease;
         held.insert(c.id, c.job_id.clone());
-        out.push(c);
     }
     cache.insert(lease, held);
-    Ok(out)
+    Ok(rows)
 }
 
 /// Pending deliveries of `channel` due by `now_ms` and after `after` (due time, id), in that
-/// order, up to `limit` in all in `out`.
+/// order, up to `limit` in all in `out`; the due time of the last, if any.
 fn pending_after(
     tx: &Transaction<'_>,
     channel: ChannelKind,
@@ -202,8 +199,8 @@ fn pending_after(
     after: Option<(i64, i64)>,
     limit: usize,
     columns: Columns,
-    out: &mut Vec<Row>,
-) -> Result<(), LedgerError> {
+    out: &mut Vec<Claimed>,
+) -> Result<Option<i64>, LedgerError> {
     let all = matches!(columns, Columns::All);
     let columns = match columns {
         Columns::All => "id, job_id, address, attempts, due_at, recipient, name, role",
@@ -213,9 +210,10 @@ fn pending_after(
     // mostly one), and the columns a claim by address leaves out are not read at all: the
     // rows' reading was a fifth of the CPU of sending SMS.
     let mut job: Option<Arc<str>> = None;
+    let mut last_due = None;
     let mut read = |stmt: &mut rusqlite::CachedStatement<'_>,
                     params: &[&dyn rusqlite::ToSql],
-                    out: &mut Vec<Row>|
+                    out: &mut Vec<Claimed>|
      -> rusqlite::Result<()> {
         let mut rows = stmt.query(params)?;
         while let Some(r) = rows.next()? {
@@ -227,20 +225,18 @@ fn pending_after(
             let text = |i: usize| -> rusqlite::Result<String> {
                 if all { r.get(i) } else { Ok(String::new()) }
             };
-            out.push((
-                Claimed {
-                    id: r.get(0)?,
-                    job_id,
-                    channel,
-                    recipient: text(5)?,
-                    name: text(6)?,
-                    role: text(7)?,
-                    address: r.get(2)?,
-                    attempt: r.get::<_, u32>(3)?.saturating_add(1),
-                    lease_until: 0,
-                },
-                r.get(4)?,
-            ));
+            out.push(Claimed {
+                id: r.get(0)?,
+                job_id,
+                channel,
+                recipient: text(5)?,
+                name: text(6)?,
+                role: text(7)?,
+                address: r.get(2)?,
+                attempt: r.get::<_, u32>(3)?.saturating_add(1),
+                lease_until: 0,
+            });
+            last_due = Some(r.get(4)?);
         }
         Ok(())
     };
@@ -266,7 +262,7 @@ fn pending_after(
         let rest = (limit - out.len()) as i64;
         read(&mut stmt, params![ch, due, now_ms, rest], out)?;
     }
-    Ok(())
+    Ok(last_due)
 }
 
 /// A delivery whose outcome was recorded: id, job, channel.
