@@ -199,7 +199,7 @@ pub enum Accepted {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
     pub id: i64,
-    /// One string shared by the deliveries of a job that a claim holds.
+    /// Shared: the SQLite ledger gives a claim's deliveries of one job one string.
     pub job_id: Arc<str>,
     pub channel: ChannelKind,
     pub recipient: String,
