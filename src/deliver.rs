@@ -253,15 +253,15 @@ impl Engine {
             return Ok(0);
         }
         let n = claimed.len();
-        let mut by_job: Vec<(String, Vec<Claimed>)> = Vec::new();
+        let mut by_job: Vec<(Arc<str>, Vec<Claimed>)> = Vec::new();
         if claimed.iter().all(|c| c.job_id == claimed[0].job_id) {
             // Mostly one job (a fan-out): the claim as it is, not moved delivery by delivery.
-            by_job.push((claimed[0].job_id.to_string(), claimed));
+            by_job.push((claimed[0].job_id.clone(), claimed));
         } else {
             for c in claimed {
-                match by_job.iter_mut().find(|(j, _)| **j == *c.job_id) {
+                match by_job.iter_mut().find(|(j, _)| *j == c.job_id) {
                     Some((_, v)) => v.push(c),
-                    None => by_job.push((c.job_id.to_string(), vec![c])),
+                    None => by_job.push((c.job_id.clone(), vec![c])),
                 }
             }
         }

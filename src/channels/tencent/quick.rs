@@ -88,8 +88,8 @@ impl<'a> Reader<'a> {
         let mut at = start;
         // Eight bytes at a time to the first that is a quote, a backslash or a control
         // character (a string of the answer is mostly 10–20 bytes of digits and letters).
-        while let Some(chunk) = bytes.get(at..at + 8) {
-            let special = special_bytes(u64::from_le_bytes(chunk.try_into().ok()?));
+        while let Some(&chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+            let special = special_bytes(u64::from_le_bytes(chunk));
             if special != 0 {
                 at += special.trailing_zeros() as usize / 8;
                 break;
