@@ -959,6 +959,38 @@ fn sqlite_group_commit_records_many_decisions_at_once() {
 }
 
 /// Tampering with any entry, or removing one, is found and the first broken entry named.
+/// The summary of a job right after its completion takes the counts its `job.completed` made;
+/// once anything has changed the deliveries since, it counts them again.
+#[test]
+fn sqlite_a_completed_jobs_summary_counts_what_changed_since() {
+    let db = TempDb::new("completed-summary");
+    let l = db.open();
+    ten_to_send(&l, "j1");
+    assert_eq!(deliver_all(&l, ChannelKind::Sms, now()), 10);
+    let sms = |l: &SqliteLedger| l.job_summary("j1").unwrap().unwrap().outcomes["sms"].clone();
+    assert_eq!(sms(&l), BTreeMap::from([("delivered".to_string(), 10)]));
+    // Another connection to the same file (another `disclose` process, an operator's sqlite3).
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    conn.execute(
+        "UPDATE deliveries SET state = 'failed' WHERE id = (SELECT min(id) FROM deliveries WHERE job_id = 'j1')",
+        [],
+    )
+    .unwrap();
+    let counted = BTreeMap::from([("delivered".to_string(), 9), ("failed".to_string(), 1)]);
+    assert_eq!(sms(&l), counted);
+    // A change through this ledger: another job's deliveries, then j1's through the other
+    // connection again.
+    ten_to_send(&l, "j2");
+    assert_eq!(deliver_all(&l, ChannelKind::Sms, now()), 10);
+    assert_eq!(sms(&l), counted);
+    conn.execute(
+        "UPDATE deliveries SET state = 'delivered' WHERE job_id = 'j1'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(sms(&l), BTreeMap::from([("delivered".to_string(), 10)]));
+}
+
 #[test]
 fn sqlite_audit_chain_detects_tampering() {
     let db = TempDb::new("tamper");
