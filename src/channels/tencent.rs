@@ -272,32 +272,39 @@ impl Tencent {
         fn number(item: &Item) -> &str {
             item.address.as_deref().unwrap_or_default()
         }
-        let keys: Vec<NumberKey> = set
-            .iter()
-            .map(|s| sms::number_key_value(&s.phone_number))
-            .collect();
+        let same_length = set.len() == items.len();
         let mut set: Vec<Option<SendStatus<'_>>> = set.into_iter().map(Some).collect();
         // Tencent answers in the order of `PhoneNumberSet`, but does not promise to: matched by
-        // position while the numbers agree, by number for the rest (the first unused status of
-        // the number, then the next).
+        // position while the numbers agree (as sent, or as the same number written another way),
+        // by number for the rest (the first unused status of the number, then the next).
         // Built when position first fails: the unused statuses by number, the first at the end
         // of each list.
         let mut by_number: Option<HashMap<NumberKey, Vec<usize>>> = None;
         let mut status_of = |i: usize, item: &Item| -> Option<SendStatus<'_>> {
-            let key = sms::number_key_value(number(item));
-            if by_number.is_none() && keys.len() == items.len() && keys[i] == key {
-                return set[i].take();
+            if by_number.is_none() && same_length {
+                let agrees = set[i].as_ref().is_some_and(|s| {
+                    *s.phone_number == *number(item)
+                        || sms::number_key_value(&s.phone_number)
+                            == sms::number_key_value(number(item))
+                });
+                if agrees {
+                    return set[i].take();
+                }
             }
             let by_number = by_number.get_or_insert_with(|| {
                 let mut map: HashMap<NumberKey, Vec<usize>> = HashMap::new();
-                for (j, k) in keys.iter().enumerate().rev() {
-                    if set[j].is_some() {
-                        map.entry(k.clone()).or_default().push(j);
+                for (j, s) in set.iter().enumerate().rev() {
+                    if let Some(s) = s {
+                        map.entry(sms::number_key_value(&s.phone_number))
+                            .or_default()
+                            .push(j);
                     }
                 }
                 map
             });
-            let j = by_number.get_mut(&key)?.pop()?;
+            let j = by_number
+                .get_mut(&sms::number_key_value(number(item)))?
+                .pop()?;
             set[j].take()
         };
         let mut failures: HashMap<String, (usize, Vec<String>)> = HashMap::new();
