@@ -11,7 +11,10 @@
 //! ```
 //!
 //! `BENCH_CONCURRENCY` sets the SMS lane's workers (default 4); `BENCH_WRAP="perf record -g --"`
-//! runs the timed `disclose` commands under a profiler.
+//! runs the timed `disclose` commands under a profiler. `BENCH_PIN=1` gives the emulator (this
+//! process) core 0 and the client under test core 1 — `disclose`, or the bare client run as a
+//! process of its own — as when the provider answers from machines of its own: unpinned, on two
+//! cores, every instruction either client spends is taken from the emulator.
 
 #[path = "../tests/emulators/tencent.rs"]
 mod tencent_emulator;
@@ -28,6 +31,31 @@ use tencent_emulator::{Emulator, SECRET_ID, SECRET_KEY, SMS_SDK_APP_ID};
 const CALLS_PER_CLAIM: usize = 5;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--bare") {
+        // The bare client as a process of its own (`BENCH_PIN=1`): URL CALLS IN_FLIGHT; prints
+        // the seconds its calls took.
+        let [url, calls, in_flight] = [2, 3, 4].map(|i| args[i].clone());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let t = Instant::now();
+        rt.block_on(bare_client(
+            &url,
+            calls.parse().unwrap(),
+            in_flight.parse().unwrap(),
+        ));
+        println!("{}", t.elapsed().as_secs_f64());
+        return;
+    }
+    let pin = std::env::var("BENCH_PIN").is_ok_and(|v| v == "1");
+    let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
+    if pin {
+        // Before any other thread starts: the threads started after inherit core 0.
+        let pinned = Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &std::process::id().to_string()])
+            .output()
+            .expect("taskset (Debian package util-linux)");
+        assert!(pinned.status.success(), "taskset: {pinned:?}");
+    }
     // The SMS lane's workers (`concurrency` in sms.toml): BENCH_CONCURRENCY, default 4.
     let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
         .ok()
@@ -60,25 +88,65 @@ fn main() {
         .unwrap();
     let emu = rt.block_on(Emulator::start());
     println!(
-        "one public notice to {n} SMS subscribers through the Tencent emulator on loopback, {} cores",
-        std::thread::available_parallelism().map_or(0, |p| p.get())
+        "one public notice to {n} SMS subscribers through the Tencent emulator on loopback, {cores} cores{}",
+        if pin {
+            ", the emulator pinned to core 0 and the client under test to core 1"
+        } else {
+            ""
+        }
     );
 
     // 1. The bare client: the same calls, signed the same way, IN_FLIGHT at a time. First once
     // untimed: the emulator's first pass grows its tables and touches its memory, and made
     // whatever ran first about a fifth slower than the same run after it.
     let calls = n.div_ceil(200);
-    rt.block_on(bare_client(&emu.url, calls, in_flight));
+    // The bare client's seconds and its CPU and the emulator's (user + system), both.
+    let bare = |rt: &tokio::runtime::Runtime| -> (f64, f64) {
+        let cpu0 = process_cpu("self");
+        if !pin {
+            let t = Instant::now();
+            rt.block_on(bare_client(&emu.url, calls, in_flight));
+            return (t.elapsed().as_secs_f64(), process_cpu("self") - cpu0);
+        }
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "%U %S", "taskset", "-c", "1"])
+            .arg(&exe)
+            .args([
+                "--bare",
+                &emu.url,
+                &calls.to_string(),
+                &in_flight.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let cpu: f64 = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum();
+        let emulator = process_cpu("self") - cpu0;
+        eprintln!(
+            "  (CPU per call: the bare client {:.2} ms, the emulator {:.2} ms)",
+            cpu * 1000.0 / calls as f64,
+            emulator * 1000.0 / calls as f64
+        );
+        (secs, cpu + emulator)
+    };
+    bare(&rt);
     emu.state.clear();
-    let t = Instant::now();
-    let cpu0 = process_cpu("self");
-    rt.block_on(bare_client(&emu.url, calls, in_flight));
-    let bare = t.elapsed();
-    let bare_cpu = process_cpu("self") - cpu0;
-    let bare_rate = calls as f64 / bare.as_secs_f64();
+    let (bare_secs, bare_cpu) = bare(&rt);
+    let bare_rate = calls as f64 / bare_secs;
     println!(
-        "bare reqwest client:   {in_flight} in flight, {calls} calls in {:.2} s = {bare_rate:.0} calls/s ({:.0} numbers/s)",
-        bare.as_secs_f64(),
+        "bare reqwest client:   {in_flight} in flight{}, {calls} calls in {bare_secs:.2} s = {bare_rate:.0} calls/s ({:.0} numbers/s)",
+        if pin {
+            ", on core 1 (the emulator on core 0)"
+        } else {
+            ""
+        },
         bare_rate * 200.0
     );
     let bare_numbers = emu.received().len();
@@ -139,6 +207,7 @@ fn main() {
     .unwrap();
     assert!(signed.status.success());
     std::fs::write(work.join("signed.json"), &signed.stdout).unwrap();
+    let timed = |c: Command, work: &Path| timed(c, work, pin);
     let (secs, mb, _) = timed(
         disclose(&[
             "directory",
@@ -164,9 +233,7 @@ fn main() {
     // 3. The bare client again: this machine's speed wanders by a quarter within a minute, so
     // disclose is compared with the mean of the bare client's rates before and after it.
     emu.state.clear();
-    let t = Instant::now();
-    rt.block_on(bare_client(&emu.url, calls, in_flight));
-    let after = calls as f64 / t.elapsed().as_secs_f64();
+    let after = calls as f64 / bare(&rt).0;
     assert_eq!(
         emu.received().len(),
         n,
@@ -217,10 +284,14 @@ fn main() {
 }
 
 /// Run under `/usr/bin/time`: (seconds, peak MB, stdout).
-fn timed(mut c: Command, work: &Path) -> (f64, f64, String) {
+/// `pin`: on core 1.
+fn timed(mut c: Command, work: &Path, pin: bool) -> (f64, f64, String) {
     let time = work.join("time.txt");
     let mut t = Command::new("/usr/bin/time");
     t.arg("-f").arg("%e %M %U %S").arg("-o").arg(&time);
+    if pin {
+        t.args(["taskset", "-c", "1"]);
+    }
     if let Ok(w) = std::env::var("BENCH_WRAP") {
         t.args(w.split_whitespace());
     }
