@@ -150,6 +150,32 @@ async fn answers_are_matched_to_numbers_whatever_their_order_repeats_or_gaps() {
     );
 }
 
+/// Tencent echoes each number as E.164 (`+86…`), whatever form it was sent in: a number written
+/// another way (the ledger stores E.164, but a provider may take and echo the national forms)
+/// is still matched to its own status, in order or not.
+#[tokio::test]
+async fn numbers_written_another_way_get_their_own_status() {
+    for reversed in [false, true] {
+        let emu = Emulator::start().await;
+        emu.set_answer_order_reversed(reversed);
+        let ch = channel(config(&emu));
+        let mut b = batch("tc-forms", 4);
+        let national = |i: usize| number(i).trim_start_matches("+86").to_string();
+        b.items[0].address = Some(national(0));
+        b.items[1].address = Some(format!("86{}", national(1)));
+        let out = ch.deliver(&b).await;
+        assert_clean(&out);
+        let serials = serials(&emu);
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(
+                delivered(o),
+                Some(serials[&number(i)].as_str()),
+                "delivery {i} (reversed: {reversed}) must carry its own number's SerialNo"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn calls_carry_at_most_200_numbers() {
     let emu = Emulator::start().await;
