@@ -85,6 +85,19 @@ fn serials(emu: &Emulator) -> HashMap<String, String> {
         .collect()
 }
 
+/// Each outcome is `delivered` with the SerialNo the emulator gave its own [`number`] (the
+/// `i`th outcome, the `i`th number); `why` names the case in the failure.
+fn assert_own_serials(emu: &Emulator, outcomes: &[Outcome], why: &str) {
+    let serials = serials(emu);
+    for (i, o) in outcomes.iter().enumerate() {
+        assert_eq!(
+            delivered(o),
+            Some(serials[&number(i)].as_str()),
+            "delivery {i} must carry its own number's SerialNo ({why}): {o:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn success_gives_each_number_its_serial_no() {
     let emu = Emulator::start().await;
@@ -93,14 +106,7 @@ async fn success_gives_each_number_its_serial_no() {
     let b = batch("tc-ok", 3);
     let out = ch.deliver(&b).await;
     assert_clean(&out);
-    let serials = serials(&emu);
-    for (i, o) in out.iter().enumerate() {
-        assert_eq!(
-            delivered(o),
-            Some(serials[&number(i)].as_str()),
-            "delivery {i} must carry its own number's SerialNo although the answer came in reverse order"
-        );
-    }
+    assert_own_serials(&emu, &out, "although the answer came in reverse order");
     assert_eq!(emu.received().len(), 3);
     assert!(emu.received().values().all(|&n| n == 1));
     assert_eq!(emu.requests(), 1, "three numbers, one call");
@@ -165,14 +171,7 @@ async fn numbers_written_another_way_get_their_own_status() {
         b.items[1].address = Some(format!("86{}", national(1)));
         let out = ch.deliver(&b).await;
         assert_clean(&out);
-        let serials = serials(&emu);
-        for (i, o) in out.iter().enumerate() {
-            assert_eq!(
-                delivered(o),
-                Some(serials[&number(i)].as_str()),
-                "delivery {i} (reversed: {reversed}) must carry its own number's SerialNo"
-            );
-        }
+        assert_own_serials(&emu, &out, &format!("answer reversed: {reversed}"));
     }
 }
 
@@ -403,10 +402,7 @@ async fn a_hang_past_the_timeout_is_unknown_and_the_status_query_finds_it_sent_o
     emu.set_mode(Mode::Ok);
     let resolved = ch.resolve(&b).await;
     assert_clean(&resolved);
-    let serials = serials(&emu);
-    for (i, o) in resolved.iter().enumerate() {
-        assert_eq!(delivered(o), Some(serials[&number(i)].as_str()), "{o:?}");
-    }
+    assert_own_serials(&emu, &resolved, "found by the status query");
     assert!(
         emu.received().values().all(|&n| n == 1),
         "each number got the message exactly once: {:?}",
