@@ -958,7 +958,6 @@ fn sqlite_group_commit_records_many_decisions_at_once() {
     run_all("group", suite_group_commit_records_many_decisions_at_once);
 }
 
-/// Tampering with any entry, or removing one, is found and the first broken entry named.
 /// The summary of a job right after its completion takes the counts its `job.completed` made;
 /// once anything has changed the deliveries since, it counts them again.
 #[test]
@@ -991,6 +990,7 @@ fn sqlite_a_completed_jobs_summary_counts_what_changed_since() {
     assert_eq!(sms(&l), BTreeMap::from([("delivered".to_string(), 10)]));
 }
 
+/// Tampering with any entry, or removing one, is found and the first broken entry named.
 #[test]
 fn sqlite_audit_chain_detects_tampering() {
     let db = TempDb::new("tamper");

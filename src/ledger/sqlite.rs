@@ -759,13 +759,6 @@ const JOB_COLUMNS: &str = "id, kind, category, scope, title, accepted_at, publis
 /// first (0.48 s against 0.21 s for a job to a million, asked at its completion and by its
 /// summary). A state the ledger does not know (it never should) is counted the slow way, so it
 /// still shows.
-/// `PRAGMA data_version`: moves when another connection commits to the database.
-fn data_version(conn: &Connection) -> Result<i64, LedgerError> {
-    Ok(conn
-        .prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))?)
-}
-
 fn channel_states(conn: &Connection, job: &str) -> Result<ChannelStates, LedgerError> {
     let sums: Vec<String> = State::ALL
         .iter()
@@ -800,6 +793,13 @@ fn channel_states(conn: &Connection, job: &str) -> Result<ChannelStates, LedgerE
     )?;
     let rows = stmt.query_map(params![job], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `PRAGMA data_version`: moves when another connection commits to the database.
+fn data_version(conn: &Connection) -> Result<i64, LedgerError> {
+    Ok(conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
 }
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
