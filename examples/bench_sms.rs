@@ -30,6 +30,9 @@ use tencent_emulator::{Emulator, SECRET_ID, SECRET_KEY, SMS_SDK_APP_ID};
 /// concurrency × 5 calls per claim).
 const CALLS_PER_CLAIM: usize = 5;
 
+/// The prefix that runs a client under test on core 1 (`BENCH_PIN=1`).
+const ON_CORE_1: [&str; 3] = ["taskset", "-c", "1"];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--bare") {
@@ -109,7 +112,8 @@ fn main() {
             return (t.elapsed().as_secs_f64(), process_cpu("self") - cpu0);
         }
         let out = Command::new("/usr/bin/time")
-            .args(["-f", "%U %S", "taskset", "-c", "1"])
+            .args(["-f", "%U %S"])
+            .args(ON_CORE_1)
             .arg(&exe)
             .args([
                 "--bare",
@@ -290,7 +294,7 @@ fn timed(mut c: Command, work: &Path, pin: bool) -> (f64, f64, String) {
     let mut t = Command::new("/usr/bin/time");
     t.arg("-f").arg("%e %M %U %S").arg("-o").arg(&time);
     if pin {
-        t.args(["taskset", "-c", "1"]);
+        t.args(ON_CORE_1);
     }
     if let Ok(w) = std::env::var("BENCH_WRAP") {
         t.args(w.split_whitespace());
