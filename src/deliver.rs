@@ -41,6 +41,14 @@ struct Lane {
     recipients: Option<RecipientLimiter>,
 }
 
+/// A batch claimed and sent, its outcomes not yet recorded.
+struct Sent {
+    /// How many deliveries were claimed (at least one).
+    claimed: usize,
+    records: Vec<Record>,
+    now: DateTime<FixedOffset>,
+}
+
 impl Lane {
     /// While in the channel's quiet hours: when they end.
     fn quiet_until(&self, now: DateTime<FixedOffset>) -> Option<DateTime<FixedOffset>> {
@@ -218,15 +226,90 @@ impl Engine {
     /// Claim one batch of due deliveries of a channel (or, with `unknown`, of deliveries left
     /// unknown, for the status query), hand it over and record the outcomes. Returns how many.
     pub async fn step(&self, channel: ChannelKind, unknown: bool) -> Result<usize, EngineError> {
+        let mut sent = None;
+        let n = self.step_behind(channel, unknown, &mut sent).await?;
+        self.record_behind(channel, &mut sent).await?;
+        Ok(n)
+    }
+
+    /// [`Engine::step`] with the recording of each batch moved under the sending of the next: the
+    /// batch sent by the previous call (`behind`) is recorded while this one is claimed and
+    /// sent, and this one is left in `behind` for the next call (or [`Engine::record_behind`]).
+    /// A worker that recorded each batch before it claimed the next had nothing in flight while
+    /// it recorded; this way a million SMS went out 9% faster (BENCHMARKS.md, session 11).
+    /// The claim is durable before anything is sent either way, so a crash with a batch behind
+    /// leaves it `sending`, to become `unknown` and go to the status query, never resent blind.
+    /// The batch behind is recorded also when this claim fails; when its recording fails, this
+    /// call's batch stays behind to be recorded by the next. A worker that stops records what it
+    /// has behind first: dropped, those outcomes would wait out the lease and a status query to
+    /// learn what the worker knew. How many deliveries this call claimed.
+    async fn step_behind(
+        &self,
+        channel: ChannelKind,
+        unknown: bool,
+        behind: &mut Option<Sent>,
+    ) -> Result<usize, EngineError> {
+        let earlier = behind.take();
+        let (sent, recorded) = tokio::join!(self.claim_and_send(channel, unknown), async {
+            match earlier {
+                Some(earlier) => self.record_sent(channel, earlier).await,
+                None => Ok(()),
+            }
+        });
+        let sent = match (sent, recorded) {
+            (Ok(sent), Ok(())) => sent,
+            // What was just sent is kept to be recorded by the next call.
+            (Ok(sent), Err(e)) => {
+                *behind = sent;
+                return Err(e);
+            }
+            (Err(e), _) => return Err(e),
+        };
+        let Some(sent) = sent else { return Ok(0) };
+        let n = sent.claimed;
+        *behind = Some(sent);
+        Ok(n)
+    }
+
+    /// Records the batch `behind`, if any (see [`Engine::step_behind`]).
+    async fn record_behind(
+        &self,
+        channel: ChannelKind,
+        behind: &mut Option<Sent>,
+    ) -> Result<(), EngineError> {
+        match behind.take() {
+            Some(sent) => self.record_sent(channel, sent).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn record_sent(&self, channel: ChannelKind, sent: Sent) -> Result<(), EngineError> {
+        let done = sent
+            .records
+            .iter()
+            .filter(|r| r.state != State::Pending)
+            .count() as u64;
+        let records = self.record(channel, sent.records, sent.now).await?;
+        crate::metrics::recorded(channel, &records);
+        self.finished.fetch_add(done, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Claims what is due on `channel` and sends it; the outcomes, not yet recorded.
+    async fn claim_and_send(
+        &self,
+        channel: ChannelKind,
+        unknown: bool,
+    ) -> Result<Option<Sent>, EngineError> {
         let Some(lane) = self.lanes.get(&channel) else {
-            return Ok(0);
+            return Ok(None);
         };
         let now = clock::now();
         // Quiet hours: nothing is claimed, so nothing is sent and nothing is used up; what is due
         // waits in the ledger for the window's end. Status queries wait too (a dedup resend is
         // still a message on the recipient's phone).
         if lane.quiet_until(now).is_some() {
-            return Ok(0);
+            return Ok(None);
         }
         // Claim several calls' worth at once and record them in one transaction: the ledger's
         // cost is per transaction far more than per row.
@@ -250,7 +333,7 @@ impl Engine {
         })
         .await?;
         if claimed.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         let n = claimed.len();
         let mut by_job: Vec<(Arc<str>, Vec<Claimed>)> = Vec::new();
@@ -270,11 +353,11 @@ impl Engine {
             self.send(lane, channel, &job_id, claimed, unknown, now, &mut records)
                 .await?;
         }
-        let done = records.iter().filter(|r| r.state != State::Pending).count() as u64;
-        let records = self.record(channel, records, now).await?;
-        crate::metrics::recorded(channel, &records);
-        self.finished.fetch_add(done, Ordering::Relaxed);
-        Ok(n)
+        Ok(Some(Sent {
+            claimed: n,
+            records,
+            now,
+        }))
     }
 
     /// Record the outcomes of a send. What was handed to the channel has gone out, so its
@@ -571,9 +654,16 @@ impl Engine {
 
     async fn drain_lane(&self, channel: ChannelKind) -> Result<(), EngineError> {
         while self.step(channel, true).await? > 0 {}
+        let mut behind = None;
         loop {
-            if self.step(channel, false).await? > 0 {
-                continue;
+            match self.step_behind(channel, false, &mut behind).await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    // What was sent is recorded before the error goes up, if the ledger lets it.
+                    let _ = self.record_behind(channel, &mut behind).await;
+                    return Err(e);
+                }
             }
             if let Some(end) = self
                 .lanes
@@ -642,14 +732,16 @@ impl Engine {
 
     async fn work(&self, channel: ChannelKind, mut shutdown: Shutdown, wake: Arc<Notify>) {
         let mut failing = false;
+        // The batch sent and not yet recorded (see `step_behind`).
+        let mut behind = None;
         loop {
             if shutdown.is_set() {
-                return;
+                return self.stop_worker(channel, &mut behind).await;
             }
+            let behind = &mut behind;
             let done = async {
-                Ok::<usize, EngineError>(
-                    self.step(channel, true).await? + self.step(channel, false).await?,
-                )
+                let unknown = self.step(channel, true).await?;
+                Ok::<usize, EngineError>(unknown + self.step_behind(channel, false, behind).await?)
             };
             let quiet = self
                 .lanes
@@ -687,8 +779,15 @@ impl Engine {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = wake.notified() => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => return self.stop_worker(channel, behind).await,
             }
+        }
+    }
+
+    /// A worker stops: it records the batch it sent last, if that is not recorded yet.
+    async fn stop_worker(&self, channel: ChannelKind, behind: &mut Option<Sent>) {
+        if let Err(error) = self.record_behind(channel, behind).await {
+            tracing::error!(channel = %channel, %error, "delivery worker stopping: the outcomes of its last batch are not recorded; they go to the status query when the lease runs out");
         }
     }
 }

@@ -197,3 +197,85 @@ async fn the_engine_retries_gives_up_and_resolves_as_the_outcomes_say() {
     );
     assert_eq!(ledger.counts(&[]).unwrap().get(&State::Pending), None);
 }
+
+/// Delivers every item, and fires the service's shutdown from inside its first call: the worker
+/// stops with that batch sent and its outcomes not yet recorded.
+struct StopsTheService {
+    stop: Mutex<Option<disclose::shutdown::Trigger>>,
+    sent: AtomicUsize,
+}
+
+impl Channel for StopsTheService {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Sms
+    }
+    fn transport(&self) -> &str {
+        "stops-the-service"
+    }
+    fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            stop.fire();
+        }
+        self.sent.fetch_add(batch.items.len(), Ordering::SeqCst);
+        Box::pin(async move {
+            batch
+                .items
+                .iter()
+                .map(|item| Outcome::Delivered {
+                    reference: Some(format!("ref-{}", item.recipient)),
+                })
+                .collect()
+        })
+    }
+    fn resolve<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            vec![
+                Outcome::Unknown {
+                    detail: "not asked".into()
+                };
+                batch.items.len()
+            ]
+        })
+    }
+}
+
+/// A worker records each batch while it sends the next (`Engine::step_behind`); when the
+/// service stops, the batch it sent last is recorded before it goes, not left `sending` for the
+/// lease to run out and a status query to learn what the worker knew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_records_the_batch_it_sent_last() {
+    let setup = Setup::new("engine-stop");
+    let job = disclose::job::parse(release("engine-stop", "6.1", "public").as_bytes())
+        .unwrap()
+        .job;
+    setup.accept_sms_subscribers(&job, 30);
+    let (trigger, shutdown) = disclose::shutdown::channel();
+    let channel = Arc::new(StopsTheService {
+        stop: Mutex::new(Some(trigger)),
+        sent: AtomicUsize::new(0),
+    });
+    let mut config = channel_config(ChannelKind::Sms, Transport::Outbox { dir: None }, 10, None);
+    config.concurrency = Some(1);
+    let engine = setup.engine(&config, channel.clone());
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        engine.run(shutdown, Arc::new(tokio::sync::Notify::new())),
+    )
+    .await
+    .expect("the service stops");
+
+    assert_eq!(
+        channel.sent.load(Ordering::SeqCst),
+        30,
+        "one claim, sent once"
+    );
+    let rows = setup.ledger.deliveries("engine-stop", 100).unwrap();
+    assert_eq!(rows.len(), 30);
+    for d in &rows {
+        assert_eq!(
+            (d.state.as_str(), d.code.as_deref()),
+            ("delivered", Some(format!("ref-{}", d.recipient).as_str())),
+            "{d:?}"
+        );
+    }
+}
