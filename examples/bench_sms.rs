@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `BENCH_CONCURRENCY` sets the SMS lane's workers (default 4); `BENCH_WRAP="perf record -g --"`
-//! runs the timed `disclose` commands under a profiler. `BENCH_PIN=1` gives the emulator (this
+//! runs the timed `disclose` commands under a profiler; `BENCH_KEEP=1` keeps the ledger and the
+//! rest of the run's files, and prints where. `BENCH_PIN=1` gives the emulator (this
 //! process) core 0 and the client under test core 1 — `disclose`, or the bare client run as a
 //! process of its own — as when the provider answers from machines of its own: unpinned, on two
 //! cores, every instruction either client spends is taken from the emulator.
@@ -283,7 +284,11 @@ fn main() {
     assert_eq!(bare_numbers, n, "the bare client's calls all landed");
     assert_eq!(got.len(), n, "every subscriber got the notice");
     assert!(once, "nobody got it twice");
-    let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept: {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
     drop(Arc::clone(&emu.state));
 }
 
