@@ -232,6 +232,58 @@ pub(super) fn named_address(
 }
 
 /// Why the ledger file cannot be written, if the operating system says so. SQLite reports a
+/// The ledger's page size (SQLite's default, which the ledger keeps).
+const PAGE_BYTES: i64 = 4096;
+/// SQLite's own `wal_autocheckpoint`: 1,000 pages, about 4 MiB.
+const WAL_PAGES_DEFAULT: i64 = 1_000;
+/// 64 MiB of WAL.
+const WAL_PAGES_MAX: i64 = 16_384;
+
+/// How many WAL pages a commit lets pile up before it checkpoints the WAL into the database:
+/// up to 64 MiB (SQLite's default is 4), but at most a sixteenth of the space free on the
+/// ledger's file system when it is opened, and never less than SQLite's default. A checkpoint
+/// copies each page the WAL holds once, however many commits wrote it since the last, so the
+/// pages every transaction touches (the claim journal's, the audit chain's last, the job's
+/// counts) are copied once per 64 MiB instead of sixteen times: sending a million SMS,
+/// checkpoints took half as much of `disclose`'s CPU (BENCHMARKS.md, session 11). The cap keeps
+/// a small volume from filling with WAL before the first checkpoint (the file only shrinks
+/// after one).
+fn wal_checkpoint_pages(free_bytes: Option<u64>) -> i64 {
+    let Some(free) = free_bytes else {
+        return WAL_PAGES_DEFAULT;
+    };
+    let pages = i64::try_from(free / 16 / PAGE_BYTES as u64).unwrap_or(i64::MAX);
+    pages.clamp(WAL_PAGES_DEFAULT, WAL_PAGES_MAX)
+}
+
+/// Bytes free to an unprivileged writer on the file system of `dir` (`None`: not known).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c` is a NUL-terminated path and `st` a buffer of the type statvfs fills; it
+        // is read only when the call says it filled it.
+        if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: statvfs returned 0, so it filled `st`.
+        let st = unsafe { st.assume_init() };
+        Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
 /// read-only file system (or a full one) at open only as "unable to open database file"; the
 /// operator needs the reason (`Read-only file system`), so ask the OS directly.
 fn unwritable(path: &Path) -> Option<LedgerError> {
@@ -283,6 +335,10 @@ impl SqliteLedger {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // See `wal_checkpoint_pages`; the WAL file goes back to that size after each.
+            let pages = wal_checkpoint_pages(path.parent().and_then(free_bytes));
+            conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+            conn.pragma_update(None, "journal_size_limit", pages * PAGE_BYTES)?;
             // 64 MiB of page cache (the default is 2 MiB): a million-delivery fan-out works on far
             // more than 2 MiB of b-tree, and re-reading pages dominated its time.
             conn.pragma_update(None, "cache_size", -65_536)?;
@@ -1999,5 +2055,48 @@ impl SqliteLedger {
             reference,
             reason,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wal_checkpoints_at_64_mib_with_room_and_at_sqlites_default_without() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(wal_checkpoint_pages(Some(100 * 1024 * MIB)), WAL_PAGES_MAX);
+        assert_eq!(wal_checkpoint_pages(Some(1024 * MIB)), WAL_PAGES_MAX);
+        // A sixteenth of 512 MiB: 32 MiB.
+        assert_eq!(wal_checkpoint_pages(Some(512 * MIB)), 8_192);
+        // The disk-full tests' 8 and 16 MiB volumes, and a full disk.
+        assert_eq!(wal_checkpoint_pages(Some(16 * MIB)), WAL_PAGES_DEFAULT);
+        assert_eq!(wal_checkpoint_pages(Some(8 * MIB)), WAL_PAGES_DEFAULT);
+        assert_eq!(wal_checkpoint_pages(Some(0)), WAL_PAGES_DEFAULT);
+        assert_eq!(wal_checkpoint_pages(None), WAL_PAGES_DEFAULT);
+        assert_eq!(wal_checkpoint_pages(Some(u64::MAX)), WAL_PAGES_MAX);
+    }
+
+    #[test]
+    fn a_ledger_on_a_roomy_disk_checkpoints_at_64_mib() {
+        let dir = std::env::temp_dir().join(format!("disclose-wal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ledger = SqliteLedger::open(&dir.join("ledger.db")).unwrap();
+        let free = free_bytes(&dir).expect("statvfs of a temporary directory");
+        let pages: i64 = ledger
+            .lock()
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        let limit: i64 = ledger
+            .lock()
+            .query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, wal_checkpoint_pages(Some(free)));
+        assert_eq!(limit, pages * PAGE_BYTES);
+        if free >= 16 << 30 {
+            assert_eq!(pages, WAL_PAGES_MAX, "{free} bytes free");
+        }
+        drop(ledger);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
