@@ -211,8 +211,11 @@ fn pending_after(
     // rows' reading was a fifth of the CPU of sending SMS.
     let mut job: Option<Arc<str>> = None;
     let mut last_due = None;
+    // `due`: the due time of every row the statement gives, when it asks for one (not read
+    // again from each row).
     let mut read = |stmt: &mut rusqlite::CachedStatement<'_>,
                     params: &[&dyn rusqlite::ToSql],
+                    due: Option<i64>,
                     out: &mut Vec<Claimed>|
      -> rusqlite::Result<()> {
         let mut rows = stmt.query(params)?;
@@ -236,7 +239,10 @@ fn pending_after(
                 attempt: r.get::<_, u32>(3)?.saturating_add(1),
                 lease_until: 0,
             });
-            last_due = Some(r.get(4)?);
+            last_due = match due {
+                Some(due) => Some(due),
+                None => Some(r.get(4)?),
+            };
         }
         Ok(())
     };
@@ -251,7 +257,12 @@ fn pending_after(
              WHERE channel = ?1 AND state = 'pending' AND due_at = ?2 AND id > ?3 AND due_at <= ?4
              ORDER BY id LIMIT ?5"
         ))?;
-        read(&mut stmt, params![ch, due, id, now_ms, limit as i64], out)?;
+        read(
+            &mut stmt,
+            params![ch, due, id, now_ms, limit as i64],
+            Some(due),
+            out,
+        )?;
     }
     if out.len() < limit {
         let mut stmt = tx.prepare_cached(&format!(
@@ -260,7 +271,7 @@ fn pending_after(
              ORDER BY due_at, id LIMIT ?4"
         ))?;
         let rest = (limit - out.len()) as i64;
-        read(&mut stmt, params![ch, due, now_ms, rest], out)?;
+        read(&mut stmt, params![ch, due, now_ms, rest], None, out)?;
     }
     Ok(last_due)
 }
