@@ -555,15 +555,16 @@ impl Engine {
         // calls of one claim go out together (each still waits for the account's rate limit),
         // so a provider's latency is paid once per claim, not once per call.
         let mut items = items.into_iter();
-        let mut sendable = sendable.into_iter();
         let mut calls = tokio::task::JoinSet::new();
-        let mut claims: Vec<Vec<Claimed>> = Vec::new();
+        // Each call's deliveries, as a range of `sendable` (which items follow, one for one).
+        let mut claims: Vec<std::ops::Range<usize>> = Vec::new();
         loop {
             let chunk: Vec<Item> = items.by_ref().take(lane.batch_size).collect();
             if chunk.is_empty() {
                 break;
             }
-            claims.push(sendable.by_ref().take(chunk.len()).collect());
+            let start = claims.last().map_or(0, |r| r.end);
+            claims.push(start..start + chunk.len());
             if let Some(limiter) = &lane.limiter {
                 let waiting = std::time::Instant::now();
                 limiter.until_ready().await;
@@ -597,9 +598,9 @@ impl Engine {
                 }
             }
         }
-        for (claimed, outcomes) in claims.iter().zip(answers) {
+        for (claimed, outcomes) in claims.into_iter().zip(answers) {
             let mut outcomes = outcomes.unwrap_or_default().into_iter();
-            for c in claimed {
+            for c in &sendable[claimed] {
                 let outcome = outcomes.next().unwrap_or(Outcome::Unknown {
                     detail: "the channel returned no outcome for this delivery".into(),
                 });
