@@ -274,6 +274,8 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         }
         // SAFETY: statvfs returned 0, so it filled `st`.
         let st = unsafe { st.assume_init() };
+        // Both are u64 on 64-bit Linux, narrower elsewhere.
+        #[allow(clippy::useless_conversion)]
         Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
     }
     #[cfg(not(unix))]
