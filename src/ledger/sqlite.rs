@@ -1359,15 +1359,22 @@ impl Ledger for SqliteLedger {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now_ms = now.timestamp_millis();
-        let by_id: HashMap<i64, &Record, BuildHasherDefault<journal::IdHasher>> =
-            records.iter().map(|r| (r.id, r)).collect();
         // Claims in the journal take their outcomes there; the rest are written row by row.
         let journal::Taken {
-            recorded: mut returned,
+            recorded,
             answered,
-            rest: records,
+            rest,
         } = journal::record(&tx, &mut self.held(), records, now_ms)?;
-        let records = &records[..];
+        let records = &rest[..];
+        let mut returned: Vec<journal::Took<'_>> = recorded;
+        // The records written row by row, by delivery, for the rows their statements change.
+        let by_id: HashMap<i64, &Record, BuildHasherDefault<journal::IdHasher>> =
+            records.iter().map(|r| (r.id, r)).collect();
+        let mut changed = |row: journal::Recorded| {
+            if let Some(r) = by_id.get(&row.0) {
+                returned.push((r, row.1, row.2));
+            }
+        };
         // Rows that share an outcome (a batch to the outbox or the site: all `delivered`, no
         // code) go in one statement per outcome; rows that each have their own (providers give
         // every message its own reference) go in one statement joining each row's outcome from a
@@ -1427,7 +1434,7 @@ impl Ledger for SqliteLedger {
                     r.lease_until
                 ];
                 for x in stmt.query_map(params, row)? {
-                    returned.push(x?);
+                    changed(x?);
                 }
             }
         } else if !records.is_empty() {
@@ -1459,31 +1466,43 @@ impl Ledger for SqliteLedger {
                  RETURNING deliveries.id, deliveries.job_id, deliveries.channel",
             )?;
             for x in stmt.query_map(params![now_ms, rows], row)? {
-                returned.push(x?);
+                changed(x?);
             }
         }
         // A record for a delivery no longer in flight (cancelled meanwhile) changes nothing.
         // What it changed was open (sending or unknown); a final outcome closes it.
         let mut entries = Vec::with_capacity(returned.len());
+        // The jobs, and how many of each one's deliveries this closed.
         let mut jobs: Vec<&str> = Vec::new();
-        let mut closed: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut closed: Vec<i64> = Vec::new();
         // (job, channel, state) of each `delivery.<state>` event to write.
         let mut announced: BTreeSet<(&str, &str, State)> = BTreeSet::new();
-        for (id, job, channel) in &returned {
-            let Some(r) = by_id.get(id) else { continue };
+        // The job and the event of the delivery before: a batch is mostly one job and one
+        // outcome, so these are looked up once per run of deliveries, not once per delivery.
+        let mut at = 0;
+        let mut last_event = None;
+        for (r, job, channel) in &returned {
             let job: &str = job;
-            if !jobs.contains(&job) {
-                jobs.push(job);
+            if jobs.get(at) != Some(&job) {
+                at = jobs.iter().position(|j| *j == job).unwrap_or_else(|| {
+                    jobs.push(job);
+                    closed.push(0);
+                    jobs.len() - 1
+                });
             }
             if r.state.is_final() {
-                *closed.entry(job).or_default() += 1;
+                closed[at] += 1;
             }
             if json_text::has_event(r.state) {
-                announced.insert((job, channel.as_str(), r.state));
+                let event = (job, channel.as_str(), r.state);
+                if last_event != Some(event) {
+                    announced.insert(event);
+                    last_event = Some(event);
+                }
             }
-            entries.push((*id, r.state, r.code.as_deref(), r.detail.as_deref()));
+            entries.push((r.id, r.state, r.code.as_deref(), r.detail.as_deref()));
         }
-        for (job, n) in &closed {
+        for (job, n) in jobs.iter().zip(&closed) {
             Self::add_open(&tx, job, -n)?;
         }
         entries.sort_by_key(|e| e.0);

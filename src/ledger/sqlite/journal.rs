@@ -279,15 +279,18 @@ fn pending_after(
 /// A delivery whose outcome was recorded: id, job, channel.
 pub(super) type Recorded = (i64, Arc<str>, ChannelKind);
 
+/// A record the journal took, with its delivery's job and channel.
+pub(super) type Took<'a> = (&'a Record, Arc<str>, ChannelKind);
+
 /// The deliveries of one claim a record answered: its lease and their ids (as [`runs`]). Their
 /// final outcomes are written to the deliveries when the journal is folded, from the audit
 /// entry that lists them ([`answered`]).
 pub(super) type Answered = (i64, String);
 
 /// What [`record`] did with a batch of records.
-pub(super) struct Taken {
-    /// The deliveries it recorded.
-    pub recorded: Vec<Recorded>,
+pub(super) struct Taken<'a> {
+    /// The records it took.
+    pub recorded: Vec<Took<'a>>,
     /// What it answered of each claim, for [`answered`] once the audit entry is written.
     pub answered: Vec<Answered>,
     /// The records it did not take (their claim is not in the journal: folded, or never in
@@ -296,12 +299,12 @@ pub(super) struct Taken {
 }
 
 /// Records the outcomes of deliveries whose claim is in the journal.
-pub(super) fn record(
+pub(super) fn record<'a>(
     tx: &Transaction<'_>,
     cache: &mut ClaimCache,
-    records: &[Record],
+    records: &'a [Record],
     now_ms: i64,
-) -> Result<Taken, LedgerError> {
+) -> Result<Taken<'a>, LedgerError> {
     if records.iter().any(|r| r.lease_until.is_none()) {
         // Outcomes that name no claim (the ledger's tests record such) match the deliveries in
         // flight by id alone: that is the row-by-row path's, with the journal folded.
@@ -381,7 +384,7 @@ pub(super) fn record(
         // Answered: no longer waited for.
         for r in &mine {
             if let Some(job) = held.remove(&r.id) {
-                recorded.push((r.id, job, channel));
+                recorded.push((*r, job, channel));
             }
         }
         if held.is_empty() && cache.remove(&lease).is_some() {
