@@ -251,13 +251,11 @@ impl Engine {
         unknown: bool,
         behind: &mut Option<Sent>,
     ) -> Result<usize, EngineError> {
-        let earlier = behind.take();
-        let (sent, recorded) = tokio::join!(self.claim_and_send(channel, unknown), async {
-            match earlier {
-                Some(earlier) => self.record_sent(channel, earlier).await,
-                None => Ok(()),
-            }
-        });
+        let mut earlier = behind.take();
+        let (sent, recorded) = tokio::join!(
+            self.claim_and_send(channel, unknown),
+            self.record_behind(channel, &mut earlier)
+        );
         let sent = match (sent, recorded) {
             (Ok(sent), Ok(())) => sent,
             // What was just sent is kept to be recorded by the next call.
