@@ -41,8 +41,8 @@ const ON_CORE_1: [&str; 3] = ["taskset", "-c", "1"];
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--bare") {
-        // The bare client as a process of its own (`BENCH_PIN=1`): URL CALLS IN_FLIGHT; prints
-        // the seconds its calls took.
+        // The bare client as a process of its own (unless `BENCH_BARE=in-process`): URL CALLS
+        // IN_FLIGHT; prints the seconds its calls took.
         let [url, calls, in_flight] = [2, 3, 4].map(|i| args[i].clone());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let t = Instant::now();
