@@ -22,7 +22,9 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ExchangeKind};
 
 use crate::config::QueueSection;
-use crate::intake::amqp::{AmqpChannel, Ended, Up, checked_url, connect, is_fatal, reconnecting};
+use crate::intake::amqp::{
+    AmqpChannel, Ended, Up, checked_url, close, connect, is_fatal, patience, reconnecting, within,
+};
 use crate::ledger::{Event, Ledger, LedgerError};
 use crate::shutdown::Shutdown;
 
@@ -32,6 +34,11 @@ const BATCH: usize = 500;
 const IDLE: Duration = Duration::from_millis(200);
 /// The longest wait between attempts to mark published events while the ledger cannot write.
 const MARK_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long the broker may take to confirm a batch of events before the connection is given up
+/// and made again (the batch is then published again: at least once). A broker that stops
+/// answering altogether is noticed sooner, by the heartbeat; this bounds one that heartbeats
+/// but never confirms.
+const CONFIRM_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Rung when this process has committed events (a decision, recorded outcomes), so that the
 /// publisher sends them at once instead of at its next look: waiting for the next look was most
@@ -78,8 +85,18 @@ async fn session(
         Ok(c) => c,
         Err(e) => return Ended::Lost(e),
     };
-    let ended = publish_loop(&ledger, cfg, &conn, &mut shutdown, &up, &ledger_down).await;
-    let _ = conn.close(200, "OK".into()).await;
+    let patience = patience(url);
+    let ended = publish_loop(
+        &ledger,
+        cfg,
+        &conn,
+        patience,
+        &mut shutdown,
+        &up,
+        &ledger_down,
+    )
+    .await;
+    close(&conn, patience).await;
     ended
 }
 
@@ -87,6 +104,7 @@ async fn publish_loop(
     ledger: &Arc<dyn Ledger>,
     cfg: &QueueSection,
     conn: &Connection,
+    patience: Duration,
     shutdown: &mut Shutdown,
     up: &Up,
     ledger_down: &AtomicBool,
@@ -106,7 +124,7 @@ async fn publish_loop(
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok::<_, lapin::Error>(ch)
     };
-    let ch = match setup.await {
+    let ch = match within(patience, "the events exchange's declaration", setup).await {
         Ok(ch) => ch,
         Err(e) if is_fatal(&e) => {
             return Ended::Fatal(anyhow::anyhow!(
@@ -187,7 +205,8 @@ async fn publish_loop(
             }
             continue;
         }
-        let published = match publish_batch(&ch, &cfg.events_exchange, &events).await {
+        let batch = publish_batch(&ch, &cfg.events_exchange, &events);
+        let published = match within(CONFIRM_PATIENCE, "a batch of events", batch).await {
             Ok(seqs) => seqs,
             Err(e) => return Ended::Lost(e),
         };
@@ -200,7 +219,7 @@ async fn publish_loop(
             tokio::time::sleep(IDLE).await;
         }
     }
-    let _ = ch.close(200, "OK".into()).await;
+    let _ = within(patience, "the channel's close", ch.close(200, "OK".into())).await;
     Ended::Shutdown
 }
 

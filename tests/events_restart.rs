@@ -95,6 +95,11 @@ fn sms_job(s: &Setup, id: &str) -> Vec<u8> {
 }
 
 async fn start(s: &Setup, prefix: &str) -> (String, amqp_common::Serve) {
+    start_with(s, prefix, &[]).await
+}
+
+/// [`start`], with more of `serve`'s environment (another broker URL).
+async fn start_with(s: &Setup, prefix: &str, env: &[(&str, &str)]) -> (String, amqp_common::Serve) {
     let channels = paced_channels(s);
     let csv = s.path("subscribers.csv");
     std::fs::write(&csv, "id,name,phone\nm1,订阅者,+8613900000001\n").unwrap();
@@ -119,7 +124,9 @@ async fn start(s: &Setup, prefix: &str) -> (String, amqp_common::Serve) {
         })
         .collect();
     s.publish(bodies).await;
-    let serve = s.serve_with(&[("DISCLOSE_PATHS_CHANNELS_DIR", &channels)]);
+    let mut env = env.to_vec();
+    env.push(("DISCLOSE_PATHS_CHANNELS_DIR", &channels));
+    let serve = s.serve_with(&env);
     (tap, serve)
 }
 
@@ -145,12 +152,22 @@ fn ledger_events(ledger: &Path) -> BTreeMap<String, (String, String)> {
 
 /// Every delivery done and every event published; then the tap holds exactly the ledger's
 /// events after dedup by message id, each duplicate the same event. Returns the raw duplicates.
-async fn every_event_once(s: &Setup, tap: &str) -> usize {
-    wait_until("every delivery", 120, || delivered(s) >= JOBS as i64).await;
-    wait_until("every event published", 60, || {
-        s.jobs() == JOBS as i64 && unpublished(s) == 0
-    })
-    .await;
+/// A wait that runs out shows the service's log, which says what the publisher was doing.
+async fn every_event_once(s: &Setup, tap: &str, serve: &amqp_common::Serve) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (delivered, jobs, unpublished) = (delivered(s), s.jobs(), unpublished(s));
+        if delivered >= JOBS as i64 && jobs == JOBS as i64 && unpublished == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 180 s waiting for every delivery and every event published: \
+             {delivered} delivered, {jobs} jobs, {unpublished} events unpublished; the log:\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let expected = ledger_events(&s.ledger());
     // Each job: job.accepted, at least one delivery.delivered, job.completed.
     assert!(
@@ -210,8 +227,13 @@ async fn every_event_once(s: &Setup, tap: &str) -> usize {
 
 /// How many log lines of the events publisher say `what`.
 fn events_lines(log: &str, what: &str) -> usize {
+    task_lines(log, "events", what)
+}
+
+/// How many log lines of the reconnecting `task` (`events`, `intake`) say `what`.
+fn task_lines(log: &str, task: &str, what: &str) -> usize {
     log.lines()
-        .filter(|l| l.contains(what) && l.contains("task=\"events\""))
+        .filter(|l| l.contains(what) && l.contains(&format!("task=\"{task}\"")))
         .count()
 }
 
@@ -252,7 +274,7 @@ async fn a_broker_restart_while_events_are_published_loses_none() {
         "broker up again after {:?}; {waiting} events were waiting",
         t0.elapsed()
     );
-    every_event_once(&s, &tap).await;
+    every_event_once(&s, &tap, &serve).await;
     serve.assert_running();
     let log = serve.log();
     // Each loss and each recovery logged once, however many reconnection attempts it took.
@@ -293,7 +315,7 @@ async fn connections_closed_by_the_broker_while_events_are_published_lose_none()
         })
         .await;
     }
-    every_event_once(&s, &tap).await;
+    every_event_once(&s, &tap, &serve).await;
     serve.assert_running();
     let log = serve.log();
     assert_eq!(
@@ -304,4 +326,104 @@ async fn connections_closed_by_the_broker_while_events_are_published_lose_none()
     assert_eq!(events_lines(&log, "reconnected to RabbitMQ"), 2, "{log}");
     assert_eq!(serve.stop().code(), Some(0));
     eprintln!("done after {:?}", t0.elapsed());
+}
+
+/// A broker that stops answering without closing its connections (a hung node, a network
+/// partition: here a proxy that goes silent both ways) is noticed by the heartbeat `disclose`
+/// asks for when the URL names none (10 s: given up after 20 s), and new connections carry
+/// every event. Before, the broker's 60 s heartbeat held the publisher for two minutes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_gone_silent_is_given_up_and_loses_no_event() {
+    let _alone = ALONE.lock().await;
+    let s = Setup::new("ev-silent");
+    let t0 = Instant::now();
+    let proxy = amqp_common::Proxy::start().await;
+    let url = proxy.url("");
+    let (tap, mut serve) = start_with(&s, "es", &[("DISCLOSE_QUEUE_AMQP_URL", &url)]).await;
+    wait_until("deliveries and events under way", 60, || {
+        delivered(&s) >= 100
+            && s.count("SELECT count(*) FROM events WHERE published_at IS NOT NULL") > 0
+    })
+    .await;
+    proxy.silence();
+    let at_silence = delivered(&s);
+    eprintln!(
+        "the broker went silent after {:?} at {at_silence} delivered",
+        t0.elapsed()
+    );
+    assert!(
+        at_silence < JOBS as i64 - 200,
+        "the fan-out was nearly over when the broker went silent; the test proves little"
+    );
+    wait_until("both tasks to reconnect", 60, || {
+        let log = serve.log();
+        events_lines(&log, "reconnected to RabbitMQ") >= 1
+            && task_lines(&log, "intake", "reconnected to RabbitMQ") >= 1
+    })
+    .await;
+    eprintln!("both tasks reconnected after {:?}", t0.elapsed());
+    every_event_once(&s, &tap, &serve).await;
+    serve.assert_running();
+    let log = serve.log();
+    for task in ["events", "intake"] {
+        assert_eq!(
+            task_lines(&log, task, "lost connection to RabbitMQ"),
+            1,
+            "{task}: {log}"
+        );
+        assert_eq!(
+            task_lines(&log, task, "reconnected to RabbitMQ"),
+            1,
+            "{task}: {log}"
+        );
+    }
+    assert_eq!(serve.stop().code(), Some(0));
+    eprintln!("done after {:?}", t0.elapsed());
+}
+
+/// A broker that accepts connections and never answers the handshake is given up after twice
+/// the heartbeat and tried again; once it answers, every job is taken and every event
+/// published. Before, the first connection attempt waited for ever: heartbeats only start once
+/// the handshake is done.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_that_never_answers_the_handshake_is_tried_again() {
+    let _alone = ALONE.lock().await;
+    let s = Setup::new("ev-mute");
+    let proxy = amqp_common::Proxy::start().await;
+    proxy.hold_new(true);
+    let url = proxy.url("heartbeat=2");
+    let (tap, mut serve) = start_with(&s, "em", &[("DISCLOSE_QUEUE_AMQP_URL", &url)]).await;
+    // Past the 4 s a handshake may take, so that at least one attempt has been given up.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    serve.assert_running();
+    assert_eq!(
+        s.jobs(),
+        0,
+        "no job can arrive through a broker that never answers"
+    );
+    let log = serve.log();
+    for task in ["events", "intake"] {
+        assert_eq!(
+            task_lines(&log, task, "lost connection to RabbitMQ"),
+            1,
+            "{task}: {log}"
+        );
+    }
+    assert!(
+        log.contains("did not answer the connection handshake within 4 s"),
+        "{log}"
+    );
+    proxy.hold_new(false);
+    every_event_once(&s, &tap, &serve).await;
+    serve.assert_running();
+    let log = serve.log();
+    assert!(log.contains("consuming jobs from RabbitMQ"), "{log}");
+    for task in ["events", "intake"] {
+        assert_eq!(
+            task_lines(&log, task, "reconnected to RabbitMQ"),
+            1,
+            "{task}: {log}"
+        );
+    }
+    assert_eq!(serve.stop().code(), Some(0));
 }

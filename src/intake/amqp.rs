@@ -227,12 +227,68 @@ pub(crate) fn checked_url(cfg: &QueueSection) -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// The heartbeat asked of the broker when the URL names none (`?heartbeat=N` in the URL, in
+/// seconds, overrides it; `0` turns heartbeats off). RabbitMQ's own default is 60 s, and lapin
+/// gives a connection up after two silent heartbeat intervals: a broker that stopped answering
+/// without closing the connection (a hung node, a network partition) went unnoticed for two
+/// minutes, and the events publisher stayed stuck on it.
+const HEARTBEAT_SECS: u16 = 10;
+
+/// How long one step with the broker may take (the handshake, a declaration, a clean close)
+/// before the connection is given up as lost and made again: twice the heartbeat, or 20 s with
+/// heartbeats off. A broker that accepts the connection and never answers left the handshake
+/// waiting for ever, since heartbeats only start once it is done.
+pub(crate) fn patience(url: &str) -> Duration {
+    let heartbeat = url
+        .parse::<lapin::uri::AMQPUri>()
+        .ok()
+        .and_then(|uri| uri.query.heartbeat)
+        .unwrap_or(HEARTBEAT_SECS);
+    match heartbeat {
+        0 => Duration::from_secs(20),
+        secs => Duration::from_secs(2 * u64::from(secs)),
+    }
+}
+
+/// `step`, or a connection error if the broker has not answered it within `limit`.
+pub(crate) async fn within<T>(
+    limit: Duration,
+    what: &str,
+    step: impl std::future::Future<Output = lapin::Result<T>>,
+) -> lapin::Result<T> {
+    match tokio::time::timeout(limit, step).await {
+        Ok(result) => result,
+        Err(_) => Err(lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "RabbitMQ did not answer {what} within {} s",
+                limit.as_secs_f32()
+            ),
+        ))),
+    }
+}
+
+/// Connect, with the default heartbeat unless the URL names one, within [`patience`].
 pub(crate) async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
-    Connection::connect(
-        url,
-        ConnectionProperties::default().with_connection_name(format!("disclose {name}").into()),
+    let mut uri: lapin::uri::AMQPUri = url.parse().map_err(|e: String| {
+        lapin::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    })?;
+    uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
+    let patience = patience(url);
+    let props =
+        ConnectionProperties::default().with_connection_name(format!("disclose {name}").into());
+    within(
+        patience,
+        "the connection handshake",
+        Connection::connect_uri(uri, props),
     )
     .await
+}
+
+/// Close `conn`, waiting at most [`patience`] for the broker's answer: a connection whose broker
+/// stopped answering would otherwise hold the session (and its reconnection) for ever.
+pub(crate) async fn close(conn: &Connection, patience: Duration) {
+    let _ = tokio::time::timeout(patience, conn.close(200, "OK".into())).await;
 }
 
 /// A declaration refused because the broker holds something different: retrying cannot help.
@@ -315,9 +371,10 @@ async fn session(
         Ok(c) => c,
         Err(e) => return Ended::Lost(e),
     };
-    let result = consume(&state, cfg, &conn, &mut shutdown, &up).await;
+    let patience = patience(url);
+    let result = consume(&state, cfg, &conn, &mut shutdown, &up, patience).await;
     // Closing returns every message still unacknowledged to the queue.
-    let _ = conn.close(200, "OK".into()).await;
+    close(&conn, patience).await;
     result
 }
 
@@ -327,6 +384,7 @@ async fn consume(
     conn: &Connection,
     shutdown: &mut Shutdown,
     up: &Up,
+    patience: Duration,
 ) -> Ended {
     let setup = async {
         let publisher = conn.create_channel().await?;
@@ -348,18 +406,19 @@ async fn consume(
             .await?;
         Ok((publisher, consumer_ch, consumer))
     };
-    let (publisher, consumer_ch, mut consumer) = match setup.await {
-        Ok(parts) => parts,
-        Err(e) if is_fatal(&e) => {
-            return Ended::Fatal(anyhow!(
-                "RabbitMQ refused the topology of [queue] (exchange {:?}, queue {:?}): {e}; \
+    let (publisher, consumer_ch, mut consumer) =
+        match within(patience, "the declarations", setup).await {
+            Ok(parts) => parts,
+            Err(e) if is_fatal(&e) => {
+                return Ended::Fatal(anyhow!(
+                    "RabbitMQ refused the topology of [queue] (exchange {:?}, queue {:?}): {e}; \
                  a queue declared earlier with other arguments must be deleted or migrated",
-                cfg.jobs_exchange,
-                cfg.jobs_queue
-            ));
-        }
-        Err(e) => return Ended::Lost(e),
-    };
+                    cfg.jobs_exchange,
+                    cfg.jobs_queue
+                ));
+            }
+            Err(e) => return Ended::Lost(e),
+        };
     up.connected();
     tracing::info!(queue = %cfg.jobs_queue, prefetch = cfg.prefetch, "consuming jobs from RabbitMQ");
     let answers = Arc::new(Answers {
@@ -412,16 +471,18 @@ async fn consume(
     if let Ended::Shutdown = ended {
         // Stop the flow, finish what is in hand; what the broker sent but we never started
         // returns to the queue when the channel closes.
-        let _ = consumer_ch
-            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-            .await;
+        let cancel = consumer_ch.basic_cancel(consumer.tag(), BasicCancelOptions::default());
+        let _ = within(patience, "the consumer's cancel", cancel).await;
         while let Some(done) = in_hand.join_next().await {
             if let Ok(Err(e)) = done {
                 tracing::warn!(error = %e, "could not acknowledge a job at shutdown; it will be redelivered");
             }
         }
-        let _ = consumer_ch.close(200, "OK".into()).await;
-        let _ = answers.publisher.close(200, "OK".into()).await;
+        let closing = async {
+            consumer_ch.close(200, "OK".into()).await?;
+            answers.publisher.close(200, "OK".into()).await
+        };
+        let _ = within(patience, "the channels' close", closing).await;
     }
     ended
 }
@@ -787,6 +848,21 @@ mod tests {
         assert_eq!(
             get("x-dead-letter-exchange"),
             Some(long_string("disclose.dlx"))
+        );
+    }
+
+    #[test]
+    fn a_step_with_the_broker_may_take_twice_the_heartbeat() {
+        let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+        assert_eq!(patience(url), Duration::from_secs(20), "the default 10 s");
+        assert_eq!(
+            patience(&format!("{url}?heartbeat=2")),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            patience(&format!("{url}?heartbeat=0")),
+            Duration::from_secs(20),
+            "heartbeats off"
         );
     }
 }

@@ -478,3 +478,100 @@ pub fn rabbitmqctl(args: &[&str]) -> bool {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A TCP proxy in front of the broker that a test can make go silent, as a hung broker or a
+/// network partition does: the connections it holds stop passing bytes either way (a close
+/// included) but stay open; and while it holds new connections, it accepts them and never
+/// answers.
+pub struct Proxy {
+    pub port: u16,
+    silent: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>,
+    holding_new: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub async fn start() -> Proxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let holding_new = Arc::new(AtomicBool::new(false));
+        let (flags, holding) = (silent.clone(), holding_new.clone());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                if holding.load(Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(upstream) = tokio::net::TcpStream::connect("127.0.0.1:5672").await else {
+                    continue;
+                };
+                let flag = Arc::new(AtomicBool::new(false));
+                flags.lock().unwrap().push(flag.clone());
+                let (client_read, client_write) = client.into_split();
+                let (upstream_read, upstream_write) = upstream.into_split();
+                tokio::spawn(pump(client_read, upstream_write, flag.clone()));
+                tokio::spawn(pump(upstream_read, client_write, flag));
+            }
+        });
+        Proxy {
+            port,
+            silent,
+            holding_new,
+        }
+    }
+
+    /// The broker's URL through this proxy, with `query` (e.g. `heartbeat=2`) if not empty.
+    pub fn url(&self, query: &str) -> String {
+        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port);
+        if query.is_empty() {
+            url
+        } else {
+            format!("{url}?{query}")
+        }
+    }
+
+    /// Every connection the proxy holds now goes silent for good.
+    pub fn silence(&self) {
+        for flag in self.silent.lock().unwrap().iter() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// New connections are accepted and never answered (`true`), or passed to the broker.
+    pub fn hold_new(&self, hold: bool) {
+        self.holding_new
+            .store(hold, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copy `from` to `to` until either ends; once `silent`, pass nothing more (not even the end).
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let read = from.read(&mut buf).await;
+        if silent.load(std::sync::atomic::Ordering::SeqCst) {
+            // Hold both halves open and answer nothing.
+            std::future::pending::<()>().await;
+        }
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
