@@ -34,7 +34,9 @@
 //! auto-recovery: any connection or channel error ends the session, and a new one starts with
 //! backoff 0.5 s → 10 s. Unacknowledged messages of the lost connection return to the queue by
 //! themselves; a job decided but not acked is redelivered and answered `duplicate`
-//! (a refused one is refused, recorded and dead-lettered again: at-least-once).
+//! (a refused one is refused, recorded and dead-lettered again: at-least-once). A broker that
+//! goes silent is a lost connection too: the heartbeat ([`connect`]) and a bound on every
+//! handshake, declaration and close ([`patience`]) see to it that no session waits for ever.
 //!
 //! lapin is built with `default-features = false, features = ["tokio"]`: plain `amqp://` only,
 //! no TLS crypto tree (SPEC's deployments talk to a local or in-cluster broker). `amqps://` URLs
@@ -479,8 +481,12 @@ async fn consume(
             }
         }
         let closing = async {
-            consumer_ch.close(200, "OK".into()).await?;
-            answers.publisher.close(200, "OK".into()).await
+            let consumer = consumer_ch.close(200, "OK".into()).await;
+            answers
+                .publisher
+                .close(200, "OK".into())
+                .await
+                .and(consumer)
         };
         let _ = within(patience, "the channels' close", closing).await;
     }
