@@ -237,6 +237,18 @@ fn task_lines(log: &str, task: &str, what: &str) -> usize {
         .count()
 }
 
+/// `task` logged `times` losses of the broker and as many recoveries: each once, however many
+/// reconnection attempts it took.
+fn assert_lost_and_back(log: &str, task: &str, times: usize) {
+    for what in ["lost connection to RabbitMQ", "reconnected to RabbitMQ"] {
+        assert_eq!(
+            task_lines(log, task, what),
+            times,
+            "{task}: {what:?}\n{log}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_restart_while_events_are_published_loses_none() {
     let _alone = ALONE.lock().await;
@@ -277,13 +289,7 @@ async fn a_broker_restart_while_events_are_published_loses_none() {
     every_event_once(&s, &tap, &serve).await;
     serve.assert_running();
     let log = serve.log();
-    // Each loss and each recovery logged once, however many reconnection attempts it took.
-    assert_eq!(
-        events_lines(&log, "lost connection to RabbitMQ"),
-        1,
-        "{log}"
-    );
-    assert_eq!(events_lines(&log, "reconnected to RabbitMQ"), 1, "{log}");
+    assert_lost_and_back(&log, "events", 1);
     assert_eq!(serve.stop().code(), Some(0));
     eprintln!("done after {:?}", t0.elapsed());
 }
@@ -318,12 +324,7 @@ async fn connections_closed_by_the_broker_while_events_are_published_lose_none()
     every_event_once(&s, &tap, &serve).await;
     serve.assert_running();
     let log = serve.log();
-    assert_eq!(
-        events_lines(&log, "lost connection to RabbitMQ"),
-        2,
-        "{log}"
-    );
-    assert_eq!(events_lines(&log, "reconnected to RabbitMQ"), 2, "{log}");
+    assert_lost_and_back(&log, "events", 2);
     assert_eq!(serve.stop().code(), Some(0));
     eprintln!("done after {:?}", t0.elapsed());
 }
@@ -365,18 +366,8 @@ async fn a_broker_gone_silent_is_given_up_and_loses_no_event() {
     every_event_once(&s, &tap, &serve).await;
     serve.assert_running();
     let log = serve.log();
-    for task in ["events", "intake"] {
-        assert_eq!(
-            task_lines(&log, task, "lost connection to RabbitMQ"),
-            1,
-            "{task}: {log}"
-        );
-        assert_eq!(
-            task_lines(&log, task, "reconnected to RabbitMQ"),
-            1,
-            "{task}: {log}"
-        );
-    }
+    assert_lost_and_back(&log, "events", 1);
+    assert_lost_and_back(&log, "intake", 1);
     assert_eq!(serve.stop().code(), Some(0));
     eprintln!("done after {:?}", t0.elapsed());
 }
@@ -416,12 +407,7 @@ async fn a_broker_that_never_answers_the_handshake_is_tried_again() {
     serve.assert_running();
     let log = serve.log();
     assert!(log.contains("consuming jobs from RabbitMQ"), "{log}");
-    for task in ["events", "intake"] {
-        assert_eq!(
-            task_lines(&log, task, "reconnected to RabbitMQ"),
-            1,
-            "{task}: {log}"
-        );
-    }
+    assert_lost_and_back(&log, "events", 1);
+    assert_lost_and_back(&log, "intake", 1);
     assert_eq!(serve.stop().code(), Some(0));
 }
