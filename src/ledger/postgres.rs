@@ -241,6 +241,39 @@ fn split_pool_size(url: &str) -> Result<(String, usize), LedgerError> {
     Ok((url, size))
 }
 
+/// The connections' settings and the pool's size from the ledger URL, with our defaults for
+/// what the URL leaves unsaid.
+fn pool_config(url: &str) -> Result<(::postgres::Config, usize), LedgerError> {
+    let (url, size) = split_pool_size(url)?;
+    let mut config: ::postgres::Config = url
+        .parse()
+        .map_err(|e: ::postgres::Error| LedgerError::Pg(format!("ledger url: {e}")))?;
+    if config.get_application_name().is_none() {
+        // So that an operator can tell the ledger's connections apart in pg_stat_activity.
+        config.application_name("disclose");
+    }
+    if config.get_connect_timeout().is_none() {
+        // An unreachable server is reported at start-up, not waited on for minutes.
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        // A network partition holds a query for as long as TCP retransmits what the server
+        // never acknowledges (about a quarter of an hour on Linux's defaults): bounded, the
+        // call fails and the pool thread connects again.
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+    if config.get_keepalives_idle() == LIBPQ_KEEPALIVES_IDLE {
+        // An idle pooled connection whose server went away is found within a minute, not two
+        // hours (the client's default, libpq's).
+        config.keepalives_idle(Duration::from_secs(30));
+    }
+    Ok((config, size))
+}
+
+/// The client's default idle time before TCP keepalive probes (libpq's): taken to mean the URL
+/// did not set `keepalives_idle`.
+const LIBPQ_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
 fn connect(config: &::postgres::Config) -> Result<Client, LedgerError> {
     config.connect(NoTls).map_err(LedgerError::from)
 }
@@ -294,18 +327,7 @@ impl PgLedger {
     /// Connect, apply the migrations and start the pool (size: `pool_size=N` in the URL, or
     /// [`DEFAULT_POOL_SIZE`]).
     pub fn open(url: &str) -> Result<PgLedger, LedgerError> {
-        let (url, size) = split_pool_size(url)?;
-        let mut config: ::postgres::Config = url
-            .parse()
-            .map_err(|e: ::postgres::Error| LedgerError::Pg(format!("ledger url: {e}")))?;
-        if config.get_application_name().is_none() {
-            // So that an operator can tell the ledger's connections apart in pg_stat_activity.
-            config.application_name("disclose");
-        }
-        if config.get_connect_timeout().is_none() {
-            // An unreachable server is reported at start-up, not waited on for minutes.
-            config.connect_timeout(Duration::from_secs(10));
-        }
+        let (config, size) = pool_config(url)?;
         let (tx, rx) = mpsc::channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
         let mut workers = Vec::with_capacity(size);
@@ -2052,5 +2074,28 @@ mod tests {
             ("postgres://h/db".into(), 9)
         );
         assert!(split_pool_size("postgres://h/db?pool_size=0").is_err());
+    }
+
+    #[test]
+    fn connections_give_up_on_a_silent_server_unless_the_url_says_otherwise() {
+        let (config, size) = pool_config("postgres://h/db?pool_size=3").unwrap();
+        assert_eq!(size, 3);
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(30))
+        );
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(10)));
+        assert_eq!(config.get_application_name(), Some("disclose"));
+        let (config, _) = pool_config(
+            "postgres://h/db?tcp_user_timeout=5&keepalives_idle=600&connect_timeout=3\
+             &application_name=x",
+        )
+        .unwrap();
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(600));
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(config.get_application_name(), Some("x"));
     }
 }
