@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
@@ -485,17 +487,16 @@ pub fn exists(p: &Path) -> bool {
 /// answers.
 pub struct Proxy {
     pub port: u16,
-    silent: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>,
-    holding_new: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// A flag per connection passed to the broker: set, it goes silent.
+    silent: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    holding_new: Arc<AtomicBool>,
 }
 
 impl Proxy {
     pub async fn start() -> Proxy {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicBool, Ordering};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let silent: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let silent: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
         let holding_new = Arc::new(AtomicBool::new(false));
         let (flags, holding) = (silent.clone(), holding_new.clone());
         tokio::spawn(async move {
@@ -539,14 +540,13 @@ impl Proxy {
     /// Every connection the proxy holds now goes silent for good.
     pub fn silence(&self) {
         for flag in self.silent.lock().unwrap().iter() {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            flag.store(true, Ordering::SeqCst);
         }
     }
 
     /// New connections are accepted and never answered (`true`), or passed to the broker.
     pub fn hold_new(&self, hold: bool) {
-        self.holding_new
-            .store(hold, std::sync::atomic::Ordering::SeqCst);
+        self.holding_new.store(hold, Ordering::SeqCst);
     }
 }
 
@@ -554,13 +554,13 @@ impl Proxy {
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    silent: Arc<AtomicBool>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let read = from.read(&mut buf).await;
-        if silent.load(std::sync::atomic::Ordering::SeqCst) {
+        if silent.load(Ordering::SeqCst) {
             // Hold both halves open and answer nothing.
             std::future::pending::<()>().await;
         }
