@@ -244,9 +244,13 @@ pub(crate) fn patience(url: &str) -> Duration {
     let heartbeat = url
         .parse::<lapin::uri::AMQPUri>()
         .ok()
-        .and_then(|uri| uri.query.heartbeat)
-        .unwrap_or(HEARTBEAT_SECS);
-    match heartbeat {
+        .and_then(|uri| uri.query.heartbeat);
+    patience_at(heartbeat.unwrap_or(HEARTBEAT_SECS))
+}
+
+/// [`patience`] at a heartbeat of `secs`.
+fn patience_at(secs: u16) -> Duration {
+    match secs {
         0 => Duration::from_secs(20),
         secs => Duration::from_secs(2 * u64::from(secs)),
     }
@@ -275,12 +279,11 @@ pub(crate) async fn connect(url: &str, name: &str) -> lapin::Result<Connection> 
     let mut uri: lapin::uri::AMQPUri = url.parse().map_err(|e: String| {
         lapin::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     })?;
-    uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
-    let patience = patience(url);
+    let heartbeat = *uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
     let props =
         ConnectionProperties::default().with_connection_name(format!("disclose {name}").into());
     within(
-        patience,
+        patience_at(heartbeat),
         "the connection handshake",
         Connection::connect_uri(uri, props),
     )
