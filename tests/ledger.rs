@@ -1938,6 +1938,44 @@ fn sqlite_journal_a_delivery_due_before_the_cursor_goes_out_once_the_run_is_dry(
 }
 
 #[test]
+fn sqlite_journal_the_last_short_claim_of_a_run_is_sent_before_the_fold() {
+    // A fan-out that is not a multiple of the claim ends with a short one: it goes out as it is,
+    // and the fold (with what waits behind the cursor) comes at the claim that finds nothing.
+    let db = TempDb::new("journal-short");
+    let l = db.open();
+    ten_to_send(&l, "js");
+    let ms = now().timestamp_millis();
+    let first = l.claim(ChannelKind::Sms, ms, 60_000, 6).unwrap();
+    assert_eq!(first.len(), 6);
+    let earlier = now() - chrono::Duration::hours(1);
+    accept(
+        &l,
+        &job("behind", serde_json::json!({})),
+        &plan(&[ChannelKind::Sms], &["subscribers"], Some(earlier)),
+    );
+    let short = l.claim(ChannelKind::Sms, ms, 60_000, 100).unwrap();
+    assert_eq!(
+        short.iter().map(|c| &*c.job_id).collect::<Vec<_>>(),
+        ["js"; 4],
+        "the rest of the run, without folding first for what waits behind the cursor"
+    );
+    assert!(short.iter().all(|c| first.iter().all(|f| f.id != c.id)));
+    record_delivered(&l, &first);
+    record_delivered(&l, &short);
+    let dry = l.claim(ChannelKind::Sms, ms, 60_000, 100).unwrap();
+    assert_eq!(
+        dry.len(),
+        10,
+        "the run is dry: the fold finds the notice behind it"
+    );
+    assert!(dry.iter().all(|c| &*c.job_id == "behind"));
+    assert_eq!(
+        states(&l, "js"),
+        BTreeMap::from([("delivered".to_string(), 10)])
+    );
+}
+
+#[test]
 fn sqlite_journal_outcomes_keep_their_text_through_the_fold() {
     // The fold reads each recorded outcome back from the JSON of its audit entry: text with
     // escapes (quotes, backslashes, a line break) and beyond ASCII must come out as it went in.
