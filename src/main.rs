@@ -694,7 +694,14 @@ fn dispatch(app: &App, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         0
     };
+    // One worker thread. The ledger and the letters run on the blocking pool; what is left to the
+    // workers (building calls, reading answers) took under half a core sending a million SMS. With
+    // a worker per core, tasks hopped between the two and each hop woke a parked thread: through
+    // the Tencent emulator `disclose` spent 0.28–0.32 ms of CPU a call with two workers and
+    // 0.24–0.27 with one; the fan-out through the outbox took the same time (BENCHMARKS.md,
+    // session 13).
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let engine = app.engine.clone();
