@@ -59,6 +59,8 @@ fn main() {
         return;
     }
     let pin = std::env::var("BENCH_PIN").is_ok_and(|v| v == "1");
+    // `disclose serve` taking the job from its spool, instead of `disclose dispatch`.
+    let serve = std::env::var("BENCH_SERVE").is_ok_and(|v| v == "1");
     // The bare client inside this process, on the emulator's runtime, as before session 11.
     let in_process = !pin && std::env::var("BENCH_BARE").is_ok_and(|v| v == "in-process");
     let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
@@ -237,10 +239,22 @@ fn main() {
     );
     println!("directory import:      {secs:.2} s, {mb:.0} MB peak (not part of the end to end)");
     let sampler = CpuSampler::start();
-    let (secs, mb, out) = timed(
-        disclose(&["dispatch", work.join("signed.json").to_str().unwrap()]),
-        &work,
-    );
+    let (secs, mb, out) = if serve {
+        let (secs, mb) = served(
+            disclose(&["serve"]),
+            &work,
+            pin,
+            &work.join("signed.json"),
+            calls as u64,
+            &emu,
+        );
+        (secs, mb, String::new())
+    } else {
+        timed(
+            disclose(&["dispatch", work.join("signed.json").to_str().unwrap()]),
+            &work,
+        )
+    };
     let samples = sampler.stop();
     let got = emu.received();
     let once = got.values().all(|&c| c == 1);
@@ -260,7 +274,14 @@ fn main() {
     );
     let disclose_rate = calls as f64 / secs;
     println!(
-        "disclose dispatch:     SMS lane concurrency {concurrency}: {secs:.2} s end to end, {mb:.0} MB peak; {} numbers received, each once: {once}",
+        "disclose {}:{} SMS lane concurrency {concurrency}: {secs:.2} s end to end{}, {mb:.0} MB peak; {} numbers received, each once: {once}",
+        if serve { "serve" } else { "dispatch" },
+        if serve { "        " } else { "     " },
+        if serve {
+            " (start to the last call)"
+        } else {
+            ""
+        },
         got.len()
     );
     println!(
@@ -304,7 +325,22 @@ fn main() {
 
 /// Run under `/usr/bin/time`: (seconds, peak MB, stdout).
 /// `pin`: on core 1.
-fn timed(mut c: Command, work: &Path, pin: bool) -> (f64, f64, String) {
+fn timed(c: Command, work: &Path, pin: bool) -> (f64, f64, String) {
+    let (mut t, time) = under_time(&c, work, pin);
+    let out = t.output().expect("/usr/bin/time (Debian package `time`)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (secs, mb) = read_time(&time);
+    (secs, mb, text)
+}
+
+/// `c` under `/usr/bin/time` (and `BENCH_WRAP`, and on core 1 with `pin`), and the file the
+/// figures go to.
+fn under_time(c: &Command, work: &Path, pin: bool) -> (Command, PathBuf) {
     let time = work.join("time.txt");
     let mut t = Command::new("/usr/bin/time");
     t.arg("-f").arg("%e %M %U %S").arg("-o").arg(&time);
@@ -324,22 +360,63 @@ fn timed(mut c: Command, work: &Path, pin: bool) -> (f64, f64, String) {
     if let Some(d) = c.get_current_dir() {
         t.current_dir(d);
     }
-    let _ = &mut c;
-    let out = t.output().expect("/usr/bin/time (Debian package `time`)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = std::fs::read_to_string(&time).unwrap();
+    (t, time)
+}
+
+/// (seconds, peak MB) from `/usr/bin/time`'s file; prints the CPU.
+fn read_time(time: &Path) -> (f64, f64) {
+    let line = std::fs::read_to_string(time).unwrap();
     let mut parts = line.split_whitespace();
     let secs: f64 = parts.next().unwrap().parse().unwrap();
     let kb: f64 = parts.next().unwrap().parse().unwrap();
     let user: f64 = parts.next().unwrap().parse().unwrap();
     let system: f64 = parts.next().unwrap().parse().unwrap();
     eprintln!("  (CPU of that command: user {user:.2} s, system {system:.2} s)");
-    (secs, kb / 1024.0, text)
+    (secs, kb / 1024.0)
+}
+
+/// `BENCH_SERVE=1`: `disclose serve` (`c`) takes the job from its spool directory and sends it;
+/// stopped with SIGTERM once the emulator has had every call and the outcomes a moment to be
+/// recorded. (Seconds from start to the last call, peak MB.)
+fn served(
+    c: Command,
+    work: &Path,
+    pin: bool,
+    job: &Path,
+    calls: u64,
+    emu: &Emulator,
+) -> (f64, f64) {
+    let spool = work.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let mut c = c;
+    c.env("DISCLOSE_QUEUE_SPOOL_DIR", &spool);
+    let (mut t, time) = under_time(&c, work, pin);
+    // Counted since the emulator started, the bare client's calls too.
+    let before = emu.requests();
+    let started = Instant::now();
+    let mut child = t.spawn().expect("/usr/bin/time (Debian package `time`)");
+    // As `disclose submit` does: written beside, then renamed in.
+    let tmp = spool.join(".bench-sms.json.tmp");
+    std::fs::copy(job, &tmp).unwrap();
+    std::fs::rename(&tmp, spool.join("bench-sms.json")).unwrap();
+    while emu.requests() - before < calls {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "serve sent {} calls of {calls} in 300 s",
+            emu.requests() - before
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = find_process("disclose").expect("disclose serve is running");
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    assert!(
+        child.wait().unwrap().success(),
+        "serve exits 0 after SIGTERM"
+    );
+    (secs, read_time(&time).1)
 }
 
 /// SendSms calls of 200 of `n` numbers (the last may have fewer), `in_flight` at a time, signed
