@@ -270,7 +270,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             disclose::memory::limit_arenas();
             let app = App::start(load()?)?;
+            // One worker thread, as for `dispatch` (below): the ledger, the intake's commits and
+            // the letters run on the blocking pool. A million SMS through `serve` cost 0.36–0.38
+            // ms of CPU a call with two workers, 0.29–0.32 with one; in a short soak the latency
+            // to `job.completed` stayed as it was (BENCHMARKS.md, session 13).
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .build()?;
             rt.block_on(disclose::serve::serve(app))?;
