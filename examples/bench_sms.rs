@@ -276,7 +276,7 @@ fn main() {
     println!(
         "disclose {}:{} SMS lane concurrency {concurrency}: {secs:.2} s end to end{}, {mb:.0} MB peak; {} numbers received, each once: {once}",
         if serve { "serve" } else { "dispatch" },
-        if serve { "        " } else { "     " },
+        if serve { "       " } else { "    " },
         if serve {
             " (start to the last call)"
         } else {
