@@ -1,7 +1,7 @@
 //! Benchmark (run by hand; figures in the README): one public notice to N SMS subscribers
 //! (default 1,000,000) through the Tencent emulator on loopback — SendSms calls of 200 numbers,
-//! the last of fewer when N is not a multiple of 200 — measured end to end (`disclose dispatch`: verify, plan, deliver, record every
-//! outcome), beside the raw rate at which a bare reqwest client posts the same calls, signed the
+//! the last of fewer when N is not a multiple of 200 — measured end to end (`disclose
+//! dispatch`: verify, plan, deliver, record every outcome), beside the raw rate at which a bare reqwest client posts the same calls, signed the
 //! same way, to the same emulator in the same run: once before `disclose` and once after (after
 //! an untimed pass that warms the emulator), disclose compared with the mean of the two.
 //!
@@ -273,15 +273,13 @@ fn main() {
         "bare client again:     {after:.0} calls/s after disclose; the mean of the two, {bare_rate:.0} calls/s, is what disclose is compared with"
     );
     let disclose_rate = calls as f64 / secs;
+    let (command, measured) = if serve {
+        ("disclose serve:       ", " (start to the last call)")
+    } else {
+        ("disclose dispatch:    ", "")
+    };
     println!(
-        "disclose {}:{} SMS lane concurrency {concurrency}: {secs:.2} s end to end{}, {mb:.0} MB peak; {} numbers received, each once: {once}",
-        if serve { "serve" } else { "dispatch" },
-        if serve { "       " } else { "    " },
-        if serve {
-            " (start to the last call)"
-        } else {
-            ""
-        },
+        "{command} SMS lane concurrency {concurrency}: {secs:.2} s end to end{measured}, {mb:.0} MB peak; {} numbers received, each once: {once}",
         got.len()
     );
     println!(
@@ -379,7 +377,7 @@ fn read_time(time: &Path) -> (f64, f64) {
 /// stopped with SIGTERM once the emulator has had every call and the outcomes a moment to be
 /// recorded. (Seconds from start to the last call, peak MB.)
 fn served(
-    c: Command,
+    mut c: Command,
     work: &Path,
     pin: bool,
     job: &Path,
@@ -388,7 +386,6 @@ fn served(
 ) -> (f64, f64) {
     let spool = work.join("spool");
     std::fs::create_dir_all(&spool).unwrap();
-    let mut c = c;
     c.env("DISCLOSE_QUEUE_SPOOL_DIR", &spool);
     let (mut t, time) = under_time(&c, work, pin);
     // Counted since the emulator started, the bare client's calls too.

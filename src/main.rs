@@ -270,15 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             disclose::memory::limit_arenas();
             let app = App::start(load()?)?;
-            // One worker thread, as for `dispatch` (below): the ledger, the intake's commits and
-            // the letters run on the blocking pool. A million SMS through `serve` cost 0.36–0.38
-            // ms of CPU a call with two workers, 0.29–0.32 with one; in a short soak the latency
-            // to `job.completed` stayed as it was (BENCHMARKS.md, session 13).
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()?;
-            rt.block_on(disclose::serve::serve(app))?;
+            delivery_runtime()?.block_on(disclose::serve::serve(app))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit { jobs } => submit(&load()?, &jobs),
@@ -699,16 +691,7 @@ fn dispatch(app: &App, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         0
     };
-    // One worker thread. The ledger and the letters run on the blocking pool; what is left to the
-    // workers (building calls, reading answers) took under half a core sending a million SMS. With
-    // a worker per core, tasks hopped between the two and each hop woke a parked thread: through
-    // the Tencent emulator `disclose` spent 0.28–0.32 ms of CPU a call with two workers and
-    // 0.24–0.27 with one; the fan-out through the outbox took the same time (BENCHMARKS.md,
-    // session 13).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let rt = delivery_runtime()?;
     let engine = app.engine.clone();
     rt.block_on(async move {
         let progress = terminal.then(|| {
@@ -737,6 +720,20 @@ fn dispatch(app: &App, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The runtime of `serve` and `dispatch`: one worker thread. The ledger, the intake's commits and
+/// the letters run on the blocking pool; what is left to the workers (building calls, reading
+/// answers) took under half a core sending a million SMS. With a worker per core, tasks hopped
+/// between the two and each hop woke a parked thread: through the Tencent emulator `disclose`
+/// spent 0.28–0.32 ms of CPU a call with two workers and 0.24–0.27 with one in `dispatch`,
+/// 0.36–0.38 and 0.29–0.32 in `serve`; the fan-out through the outbox took the same time, and in
+/// a short soak the latency to `job.completed` stayed as it was (BENCHMARKS.md, session 13).
+fn delivery_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
 }
 
 fn draw_progress(done: u64, total: u64) {

@@ -293,7 +293,12 @@ pub(crate) async fn connect(url: &str, name: &str) -> lapin::Result<Connection> 
 /// Close `conn`, waiting at most [`patience`] for the broker's answer: a connection whose broker
 /// stopped answering would otherwise hold the session (and its reconnection) for ever.
 pub(crate) async fn close(conn: &Connection, patience: Duration) {
-    let _ = tokio::time::timeout(patience, conn.close(200, "OK".into())).await;
+    let _ = within(
+        patience,
+        "the connection's close",
+        conn.close(200, "OK".into()),
+    )
+    .await;
 }
 
 /// A declaration refused because the broker holds something different: retrying cannot help.
