@@ -42,7 +42,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::app::App;
@@ -125,13 +124,14 @@ fn same(want: Option<&[u8; 32]>, presented: &str) -> bool {
 }
 
 fn digest(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref());
+    out
 }
 
 /// The console cookie's value for a token: a digest, not the token.
 fn cookie_value(token: &str) -> String {
-    let d = Sha256::digest(format!("disclose console\0{token}").as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::channels::http::sha256_hex(format!("disclose console\0{token}").as_bytes())
 }
 
 pub type Shared = Arc<ApiState>;

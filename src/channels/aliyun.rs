@@ -47,11 +47,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use governor::DefaultDirectRateLimiter;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use super::http::{self, Secret};
+use super::http::{self, Secret, hmac_sha256, sha256_hex};
 use super::sms::{self, Absence};
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
@@ -736,10 +734,8 @@ pub fn acs3_authorization(
 ) -> String {
     let (canonical, signed) = acs3_canonical_request(method, path, query, headers);
     let to_sign = format!("ACS3-HMAC-SHA256\n{}", sha256_hex(canonical.as_bytes()));
-    let mut mac = Hmac::<Sha256>::new_from_slice(access_key_secret.as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(to_sign.as_bytes());
-    let signature = http::hex(&mac.finalize().into_bytes());
+    let signature =
+        http::hex(hmac_sha256(access_key_secret.as_bytes(), to_sign.as_bytes()).as_ref());
     format!(
         "ACS3-HMAC-SHA256 Credential={access_key_id},SignedHeaders={signed},Signature={signature}"
     )
@@ -772,10 +768,6 @@ fn acs3_canonical_request(
         form(query),
     );
     (canonical, signed)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    http::hex(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]

@@ -422,7 +422,6 @@ fn manifest(
     items: &[Item],
     written: &[(usize, Written)],
 ) -> Result<Vec<u8>, String> {
-    use sha2::Digest;
     let mut w = csv::Writer::from_writer(Vec::new());
     let e = |e: csv::Error| e.to_string();
     w.write_record([
@@ -443,7 +442,7 @@ fn manifest(
     .map_err(e)?;
     for (i, l) in written {
         let item = &items[*i];
-        let sha = crate::channels::http::hex(&sha2::Sha256::digest(&l.pdf.bytes));
+        let sha = crate::channels::http::sha256_hex(&l.pdf.bytes);
         w.write_record([
             l.file.as_str(),
             job.id.as_str(),

@@ -53,12 +53,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use governor::DefaultDirectRateLimiter;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-use super::http::{self, Secret};
+use super::http::{self, Secret, hmac_sha256, sha256_hex};
 use super::sms::{self, Absence, NumberKey};
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
@@ -831,9 +829,9 @@ pub fn tc3_authorization(
     let canonical = canonical_request(host, content_type, payload);
     let (date, to_sign) = string_to_sign(service, timestamp, &canonical);
     let k_date = hmac_sha256(format!("TC3{secret_key}").as_bytes(), date.as_bytes());
-    let k_service = hmac_sha256(&k_date, service.as_bytes());
-    let k_signing = hmac_sha256(&k_service, b"tc3_request");
-    let signature = http::hex(&hmac_sha256(&k_signing, to_sign.as_bytes()));
+    let k_service = hmac_sha256(k_date.as_ref(), service.as_bytes());
+    let k_signing = hmac_sha256(k_service.as_ref(), b"tc3_request");
+    let signature = http::hex(hmac_sha256(k_signing.as_ref(), to_sign.as_bytes()).as_ref());
     format!(
         "TC3-HMAC-SHA256 Credential={secret_id}/{date}/{service}/tc3_request, SignedHeaders=content-type;host, Signature={signature}"
     )
@@ -860,16 +858,6 @@ fn string_to_sign(service: &str, timestamp: i64, canonical: &str) -> (String, St
         sha256_hex(canonical.as_bytes())
     );
     (date, to_sign)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    http::hex(&Sha256::digest(bytes))
-}
-
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    mac.update(msg);
-    mac.finalize().into_bytes().to_vec()
 }
 
 #[cfg(test)]

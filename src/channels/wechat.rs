@@ -65,7 +65,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, FixedOffset, TimeZone};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::http::{self, Secret};
 use super::{Batch, BoxFuture, Channel, Outcome};
@@ -279,7 +278,7 @@ pub(crate) fn shared_token_cache(
     static CACHES: OnceLock<Mutex<HashMap<String, Arc<TokenCache>>>> = OnceLock::new();
     let key = format!(
         "{endpoint}\n{account}\n{}",
-        http::hex(&Sha256::digest(secret.expose().as_bytes()))
+        http::sha256_hex(secret.expose().as_bytes())
     );
     CACHES
         .get_or_init(Default::default)
@@ -648,8 +647,9 @@ const TOKEN_CODES: &[i64] = &[40001, 40014, 42001, 41001];
 /// carry the same id; 32 characters of `[0-9a-f]` because WeChat documents no format beyond
 /// "a string" and short plain ids are what its examples use.
 pub fn client_msg_id(job_id: &str, recipient: &str) -> String {
-    let digest = Sha256::digest(format!("{job_id}\nwechat\n{recipient}").as_bytes());
-    http::hex(&digest)[..32].to_string()
+    let mut id = http::sha256_hex(format!("{job_id}\nwechat\n{recipient}").as_bytes());
+    id.truncate(32);
+    id
 }
 
 /// What one template/send call came to.
