@@ -191,8 +191,8 @@ impl<'a> Reader<'a> {
     /// passed over). Tencent's seven keys are matched where they stand — the byte after the quote
     /// picks the one it can be, whose whole text and closing quote must follow — instead of being
     /// read as strings and compared: 14% less to read an answer of 200 statuses (BENCHMARKS.md,
-    /// session 14). Any other key, or one
-    /// written another way (with an escape, say), is read as a string as before.
+    /// session 14). Any other key, or one written another way (with an escape, say), is read as
+    /// a string as before.
     fn status_key(&mut self) -> Option<Option<usize>> {
         const KEYS: [(&[u8], Option<usize>); 7] = [
             (b"\"SerialNo\"", Some(0)),
