@@ -124,6 +124,7 @@ fn main() {
             rt.block_on(bare_client(&emu.url, n, in_flight));
             return (t.elapsed().as_secs_f64(), process_cpu("self") - cpu0);
         }
+        let idle0 = machine_idle();
         let mut bare = Command::new("/usr/bin/time");
         bare.args(["-f", "%U %S"]);
         if pin {
@@ -145,9 +146,10 @@ fn main() {
             .sum();
         let emulator = process_cpu("self") - cpu0;
         eprintln!(
-            "  (CPU per call: the bare client {:.2} ms, the emulator {:.2} ms)",
+            "  (CPU per call: the bare client {:.2} ms, the emulator {:.2} ms; the machine idle {:.2} of 2 cores)",
             cpu * 1000.0 / calls as f64,
-            emulator * 1000.0 / calls as f64
+            emulator * 1000.0 / calls as f64,
+            (machine_idle() - idle0) / secs
         );
         (secs, cpu + emulator)
     };
