@@ -134,6 +134,36 @@ fn group_names(l: &PgLedger) -> Vec<String> {
     names
 }
 
+/// After the partition healed: the write it cut off left nothing, and the ledger writes again.
+fn assert_healed(l: &PgLedger) {
+    assert_eq!(group_names(l), ["before"], "the cut-off write left nothing");
+    import(l, "after").unwrap();
+    assert_eq!(group_names(l), ["after", "before"]);
+}
+
+/// How many of the schema's connections (by their `application_name`) the server shows in
+/// `condition`.
+fn connections(watcher: &mut postgres::Client, schema: &PgSchema, condition: &str) -> i64 {
+    watcher
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND {condition}"
+            ),
+            &[&schema.0],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// Waits up to `within` for `done`; fails the test saying `what` after.
+fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `f` on a thread of its own, with how long it took: a call that never returns fails the test
 /// at `limit` instead of holding it forever.
 fn timed<T: Send + 'static>(
@@ -190,13 +220,7 @@ fn a_write_sent_into_a_partition_fails_within_tcp_user_timeout_and_the_ledger_re
     );
 
     drop(cut);
-    assert_eq!(
-        group_names(&l),
-        ["before"],
-        "the cut-off write left nothing"
-    );
-    import(&l, "after").unwrap();
-    assert_eq!(group_names(&l), ["after", "before"]);
+    assert_healed(&l);
 }
 
 /// A write whose answer never comes — sent and acknowledged, waiting on a lock, when the network
@@ -229,33 +253,18 @@ fn a_write_waiting_for_its_answer_when_the_partition_comes_fails_by_keepalive() 
     let l2 = l.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let t = Instant::now();
-        let _ = tx.send((import(&l2, "during"), t));
+        let _ = tx.send(import(&l2, "during"));
     });
     // The import has reached the lock: the server shows its connection waiting on it.
     let mut watcher = postgres::Client::connect(common::pg::PG_URL, postgres::NoTls).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&schema.0],
-            )
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the import never waited on the lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(20),
+        "the import never waited on the lock",
+        || connections(&mut watcher, &schema, "wait_event_type = 'Lock'") > 0,
+    );
     let cut = Partition::cut(fwd.port);
     let cut_at = Instant::now();
-    let (r, _) = rx
+    let r = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the import was still waiting a minute after the partition");
     let took = cut_at.elapsed();
@@ -270,32 +279,12 @@ fn a_write_waiting_for_its_answer_when_the_partition_comes_fails_by_keepalive() 
     drop(cut);
     // The server learns of the connection's end once packets pass again; its transaction
     // (never committed) is rolled back.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let holding: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE application_name = $1 AND state = 'idle in transaction'",
-                &[&schema.0],
-            )
-            .unwrap()
-            .get(0);
-        if holding == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cut-off transaction stayed open on the server"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        group_names(&l),
-        ["before"],
-        "the cut-off write left nothing"
+    wait_until(
+        Duration::from_secs(30),
+        "the cut-off transaction stayed open on the server",
+        || connections(&mut watcher, &schema, "state = 'idle in transaction'") == 0,
     );
-    import(&l, "after").unwrap();
-    assert_eq!(group_names(&l), ["after", "before"]);
+    assert_healed(&l);
 }
 
 /// With nothing said in the URL, `pool_config`'s own bounds hold: a write sent into a
@@ -317,5 +306,5 @@ fn without_settings_in_the_url_a_partition_is_bounded_by_the_ledgers_defaults() 
         "the write failed after {took:?}, not about the default tcp_user_timeout of 30 s"
     );
     drop(cut);
-    assert_eq!(group_names(&l), ["before"]);
+    assert_healed(&l);
 }
