@@ -131,7 +131,7 @@ fn digest(s: &str) -> [u8; 32] {
 
 /// The console cookie's value for a token: a digest, not the token.
 fn cookie_value(token: &str) -> String {
-    crate::channels::http::sha256_hex(format!("disclose console\0{token}").as_bytes())
+    crate::ledger::audit::sha256_hex(format!("disclose console\0{token}").as_bytes())
 }
 
 pub type Shared = Arc<ApiState>;

@@ -49,10 +49,11 @@ use std::time::Duration;
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
-use super::http::{self, Secret, hmac_sha256, sha256_hex};
+use super::http::{self, Secret, hmac_sha256};
 use super::sms::{self, Absence};
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
+use crate::ledger::audit::sha256_hex;
 use crate::phone::mask;
 
 pub const DEFAULT_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com/";

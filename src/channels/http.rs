@@ -131,17 +131,8 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// SHA-256 of `bytes`, as lower-case hex (the providers' payload hashes).
-///
-/// ring's SHA-256 rather than the `sha2` crate's, here and in the audit trail's hashes: on a
-/// processor without the SHA extensions, `sha2` falls back to portable code, and ring's
-/// assembly was 1.7 times as fast (207–218 MB/s against 124–129 on this machine); hashing was
-/// 16% of `disclose`'s CPU sending SMS (BENCHMARKS.md, session 14).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
-}
-
-/// HMAC-SHA256 of `msg` under `key` (the providers' signatures), with ring as [`sha256_hex`].
+/// HMAC-SHA256 of `msg` under `key` (the providers' signatures), with ring's SHA-256 as
+/// [`crate::ledger::audit::sha256_hex`] (which says why).
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> ring::hmac::Tag {
     ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg)
 }

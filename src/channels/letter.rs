@@ -442,7 +442,7 @@ fn manifest(
     .map_err(e)?;
     for (i, l) in written {
         let item = &items[*i];
-        let sha = crate::channels::http::sha256_hex(&l.pdf.bytes);
+        let sha = crate::ledger::audit::sha256_hex(&l.pdf.bytes);
         w.write_record([
             l.file.as_str(),
             job.id.as_str(),

@@ -56,10 +56,11 @@ use governor::DefaultDirectRateLimiter;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::http::{self, Secret, hmac_sha256, sha256_hex};
+use super::http::{self, Secret, hmac_sha256};
 use super::sms::{self, Absence, NumberKey};
 use super::{Batch, BoxFuture, Channel, Item, Outcome};
 use crate::job::ChannelKind;
+use crate::ledger::audit::sha256_hex;
 use crate::phone::mask;
 
 mod quick;

@@ -278,7 +278,7 @@ pub(crate) fn shared_token_cache(
     static CACHES: OnceLock<Mutex<HashMap<String, Arc<TokenCache>>>> = OnceLock::new();
     let key = format!(
         "{endpoint}\n{account}\n{}",
-        http::sha256_hex(secret.expose().as_bytes())
+        crate::ledger::audit::sha256_hex(secret.expose().as_bytes())
     );
     CACHES
         .get_or_init(Default::default)
@@ -647,7 +647,8 @@ const TOKEN_CODES: &[i64] = &[40001, 40014, 42001, 41001];
 /// carry the same id; 32 characters of `[0-9a-f]` because WeChat documents no format beyond
 /// "a string" and short plain ids are what its examples use.
 pub fn client_msg_id(job_id: &str, recipient: &str) -> String {
-    let mut id = http::sha256_hex(format!("{job_id}\nwechat\n{recipient}").as_bytes());
+    let mut id =
+        crate::ledger::audit::sha256_hex(format!("{job_id}\nwechat\n{recipient}").as_bytes());
     id.truncate(32);
     id
 }
