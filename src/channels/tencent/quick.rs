@@ -221,13 +221,13 @@ impl<'a> Reader<'a> {
                 return Some(slot);
             }
         }
-        Some(match self.key()? {
-            "SerialNo" => Some(0),
-            "PhoneNumber" => Some(1),
-            "Code" => Some(2),
-            "Message" => Some(3),
-            _ => None,
-        })
+        // Read as a string: its text, between the quotes, looked up among the same keys.
+        let key = self.key()?.as_bytes();
+        Some(
+            KEYS.iter()
+                .find(|(text, _)| &text[1..text.len() - 1] == key)
+                .and_then(|&(_, slot)| slot),
+        )
     }
 
     /// One status: its four fields borrowed, the others passed over.
