@@ -1,9 +1,10 @@
 //! Benchmark (run by hand; figures in the README): one public notice to N SMS subscribers
 //! (default 1,000,000) through the Tencent emulator on loopback — SendSms calls of 200 numbers,
 //! the last of fewer when N is not a multiple of 200 — measured end to end (`disclose
-//! dispatch`: verify, plan, deliver, record every outcome), beside the raw rate at which a bare reqwest client posts the same calls, signed the
-//! same way, to the same emulator in the same run: once before `disclose` and once after (after
-//! an untimed pass that warms the emulator), disclose compared with the mean of the two.
+//! dispatch`: verify, plan, deliver, record every outcome), beside the raw rate at which a bare
+//! reqwest client posts the same calls, signed the same way, to the same emulator in the same
+//! run: once before `disclose` and once after (after an untimed pass that warms the emulator),
+//! disclose compared with the mean of the two.
 //!
 //! ```sh
 //! cargo build --release --bin disclose --example bench_sms
