@@ -19,6 +19,12 @@
 //! runs the timed `disclose` commands under a profiler; `BENCH_KEEP=1` keeps the ledger and the
 //! rest of the run's files, and prints where.
 //!
+//! `BENCH_ROUNDS=R` sends the notice R times, each from the ledger as the directory import left
+//! it and each followed by the bare client, so that every round is compared with the bare
+//! client's runs on either side of it; it ends with each round's figure and their median. On a
+//! machine whose speed wanders by a third within minutes (sessions 14 and 15), one round says
+//! little: the same build gave 59% and 82% in two runs back to back.
+//!
 //! The bare client runs as a process of its own (this program with `--bare`), as `disclose`
 //! does; `BENCH_BARE=in-process` runs it inside this process instead, on the emulator's runtime,
 //! as the benchmark did before session 11 (there it made about 10% fewer calls a second).
@@ -47,7 +53,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--bare") {
         // The bare client as a process of its own (unless `BENCH_BARE=in-process`): URL NUMBERS
-        // IN_FLIGHT; prints the seconds its calls took.
+        // IN_FLIGHT [SQLITE_FILE]; prints the seconds its calls took.
         let [url, numbers, in_flight] = [2, 3, 4].map(|i| args[i].clone());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let t = Instant::now();
@@ -55,6 +61,7 @@ fn main() {
             &url,
             numbers.parse().unwrap(),
             in_flight.parse().unwrap(),
+            args.get(5).map(|p| answers_file(Path::new(p))),
         ));
         println!("{}", t.elapsed().as_secs_f64());
         return;
@@ -62,6 +69,8 @@ fn main() {
     let pin = std::env::var("BENCH_PIN").is_ok_and(|v| v == "1");
     // `disclose serve` taking the job from its spool, instead of `disclose dispatch`.
     let serve = std::env::var("BENCH_SERVE").is_ok_and(|v| v == "1");
+    // The bare client once more, writing each answer to SQLite (see `answers_file`).
+    let floor = std::env::var("BENCH_FLOOR").is_ok_and(|v| v == "1");
     // The bare client inside this process, on the emulator's runtime, as before session 11.
     let in_process = !pin && std::env::var("BENCH_BARE").is_ok_and(|v| v == "in-process");
     let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
@@ -79,6 +88,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     let in_flight = concurrency * CALLS_PER_CLAIM;
+    // Rounds of `disclose` and the bare client after it, each `disclose` compared with the
+    // bare client's runs on either side: BENCH_ROUNDS, default 1.
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let n: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse().expect("N: a number of subscribers"))
@@ -118,11 +134,17 @@ fn main() {
     // whatever ran first about a fifth slower than the same run after it.
     let calls = n.div_ceil(200);
     // The bare client's seconds and its CPU and the emulator's (user + system), both.
-    let bare = |rt: &tokio::runtime::Runtime| -> (f64, f64) {
+    // `answers`: each answer also written to SQLite, in a file there (`BENCH_FLOOR=1`).
+    let bare = |rt: &tokio::runtime::Runtime, answers: Option<&Path>| -> (f64, f64) {
         let cpu0 = process_cpu("self");
         if in_process {
             let t = Instant::now();
-            rt.block_on(bare_client(&emu.url, n, in_flight));
+            rt.block_on(bare_client(
+                &emu.url,
+                n,
+                in_flight,
+                answers.map(answers_file),
+            ));
             return (t.elapsed().as_secs_f64(), process_cpu("self") - cpu0);
         }
         let idle0 = machine_idle();
@@ -134,6 +156,7 @@ fn main() {
         let out = bare
             .arg(&exe)
             .args(["--bare", &emu.url, &n.to_string(), &in_flight.to_string()])
+            .args(answers)
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -154,9 +177,9 @@ fn main() {
         );
         (secs, cpu + emulator)
     };
-    bare(&rt);
+    bare(&rt, None);
     emu.state.clear();
-    let (bare_secs, bare_cpu) = bare(&rt);
+    let (bare_secs, bare_cpu) = bare(&rt, None);
     let bare_rate = calls as f64 / bare_secs;
     println!(
         "bare reqwest client:   {in_flight} in flight{}, {calls} calls in {bare_secs:.2} s = {bare_rate:.0} calls/s ({:.0} numbers/s)",
@@ -171,6 +194,27 @@ fn main() {
     );
     let bare_numbers = emu.received().len();
     emu.state.clear();
+    if floor {
+        // The same client writing each answer to SQLite as it comes, each in a commit of its
+        // own (WAL, synchronous=NORMAL, as `disclose`'s ledger): a client that keeps a durable
+        // record of every call's outcomes and does nothing else, with no claim before the call,
+        // no audit chain and nothing read back. Beside the bare client's runs on either side.
+        let file = work.join("answers.db");
+        let (secs, _) = bare(&rt, Some(&file));
+        assert_eq!(
+            emu.received().len(),
+            n,
+            "the floor client's calls all landed"
+        );
+        emu.state.clear();
+        let after = calls as f64 / bare(&rt, None).0;
+        emu.state.clear();
+        let rate = calls as f64 / secs;
+        println!(
+            "bare client + SQLite:  {rate:.0} calls/s = {:.0}% of the bare client's runs before and after it ({after:.0} calls/s after)",
+            200.0 * rate / (bare_rate + after)
+        );
+    }
 
     // 2. disclose: import the directory, then dispatch the notice, timed.
     let csv = work.join("subscribers.csv");
@@ -241,81 +285,140 @@ fn main() {
         &work,
     );
     println!("directory import:      {secs:.2} s, {mb:.0} MB peak (not part of the end to end)");
-    let sampler = CpuSampler::start();
-    let (secs, mb, out) = if serve {
-        let (secs, mb) = served(
-            disclose(&["serve"]),
-            &work,
-            pin,
-            &work.join("signed.json"),
-            calls as u64,
-            &emu,
+    assert_eq!(bare_numbers, n, "the bare client's calls all landed");
+    // Each round sends the notice again from the ledger as the import left it.
+    let imported = work.join("ledger.imported.db");
+    if rounds > 1 {
+        // The import's last connection has checkpointed its WAL into the file and removed it.
+        assert!(
+            !work.join("ledger.db-wal").exists(),
+            "the import left a WAL"
         );
-        (secs, mb, String::new())
-    } else {
-        timed(
-            disclose(&["dispatch", work.join("signed.json").to_str().unwrap()]),
-            &work,
-        )
-    };
-    let samples = sampler.stop();
-    let got = emu.received();
-    let once = got.values().all(|&c| c == 1);
-    let sending = emu.send_instants();
-    // 3. The bare client again: this machine's speed wanders by a quarter within a minute, so
-    // disclose is compared with the mean of the bare client's rates before and after it.
-    emu.state.clear();
-    let after = calls as f64 / bare(&rt).0;
-    assert_eq!(
-        emu.received().len(),
-        n,
-        "the bare client's calls all landed"
-    );
-    let bare_rate = (bare_rate + after) / 2.0;
-    println!(
-        "bare client again:     {after:.0} calls/s after disclose; the mean of the two, {bare_rate:.0} calls/s, is what disclose is compared with"
-    );
-    let disclose_rate = calls as f64 / secs;
-    let (command, measured) = if serve {
-        ("disclose serve:       ", " (start to the last call)")
-    } else {
-        ("disclose dispatch:    ", "")
-    };
-    println!(
-        "{command} SMS lane concurrency {concurrency}: {secs:.2} s end to end{measured}, {mb:.0} MB peak; {} numbers received, each once: {once}",
-        got.len()
-    );
-    println!(
-        "disclose call rate:    {disclose_rate:.0} calls/s = {:.0}% of the bare client's",
-        100.0 * disclose_rate / bare_rate
-    );
-    if let Some((first, last)) = sending {
-        let window = last - first;
-        let rate = calls as f64 / window.as_secs_f64();
+        std::fs::copy(work.join("ledger.db"), &imported).unwrap();
+    }
+    let mut bare_before = bare_rate;
+    // Each round's sending rate (% of the bare client's) and `disclose`'s CPU per call ÷ the
+    // emulator's.
+    let mut results: Vec<(f64, f64)> = Vec::new();
+    for round in 1..=rounds {
+        let label = if rounds > 1 {
+            format!("round {round} of {rounds}: ")
+        } else {
+            String::new()
+        };
+        if round > 1 {
+            for leftover in [
+                "ledger.db",
+                "ledger.db-wal",
+                "ledger.db-shm",
+                "out",
+                "spool",
+            ] {
+                let p = work.join(leftover);
+                let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
+            }
+            std::fs::copy(&imported, work.join("ledger.db")).unwrap();
+        }
+        emu.state.clear();
+        let sampler = CpuSampler::start();
+        let (secs, mb, out) = if serve {
+            let (secs, mb) = served(
+                disclose(&["serve"]),
+                &work,
+                pin,
+                &work.join("signed.json"),
+                calls as u64,
+                &emu,
+            );
+            (secs, mb, String::new())
+        } else {
+            timed(
+                disclose(&["dispatch", work.join("signed.json").to_str().unwrap()]),
+                &work,
+            )
+        };
+        let samples = sampler.stop();
+        let got = emu.received();
+        let once = got.values().all(|&c| c == 1);
+        let sending = emu.send_instants();
+        // 3. The bare client again: this machine's speed wanders by a quarter within a minute,
+        // so disclose is compared with the mean of the bare client's rates before and after it.
+        emu.state.clear();
+        let after = calls as f64 / bare(&rt, None).0;
+        assert_eq!(
+            emu.received().len(),
+            n,
+            "the bare client's calls all landed"
+        );
+        let bare_rate = (bare_before + after) / 2.0;
+        bare_before = after;
         println!(
-            "disclose sending:      first call to last {:.2} s = {rate:.0} calls/s = {:.0}% of the bare client's",
-            window.as_secs_f64(),
-            100.0 * rate / bare_rate
+            "{label}bare client again:     {after:.0} calls/s after disclose; the mean of the two, {bare_rate:.0} calls/s, is what disclose is compared with"
         );
-        // CPU spent in that window, per call: what sets the rate when both cores are busy.
-        let cpu = |f: fn(&Sample) -> f64| {
-            (cpu_at(&samples, last, f) - cpu_at(&samples, first, f)) * 1000.0 / calls as f64
+        let disclose_rate = calls as f64 / secs;
+        let (command, measured) = if serve {
+            ("disclose serve:       ", " (start to the last call)")
+        } else {
+            ("disclose dispatch:    ", "")
         };
         println!(
-            "CPU per call sending:  disclose {:.2} ms, emulator {:.2} ms (bare client + emulator {:.2} ms); the two busy {:.2} of 2 cores, the machine idle {:.2}",
-            cpu(|s| s.disclose),
-            cpu(|s| s.bench),
-            bare_cpu * 1000.0 / calls as f64,
-            (cpu(|s| s.disclose) + cpu(|s| s.bench)) * calls as f64 / 1000.0 / window.as_secs_f64(),
-            cpu(|s| s.idle) * calls as f64 / 1000.0 / window.as_secs_f64()
+            "{label}{command} SMS lane concurrency {concurrency}: {secs:.2} s end to end{measured}, {mb:.0} MB peak; {} numbers received, each once: {once}",
+            got.len()
+        );
+        println!(
+            "{label}disclose call rate:    {disclose_rate:.0} calls/s = {:.0}% of the bare client's",
+            100.0 * disclose_rate / bare_rate
+        );
+        if let Some((first, last)) = sending {
+            let window = last - first;
+            let rate = calls as f64 / window.as_secs_f64();
+            println!(
+                "{label}disclose sending:      first call to last {:.2} s = {rate:.0} calls/s = {:.0}% of the bare client's",
+                window.as_secs_f64(),
+                100.0 * rate / bare_rate
+            );
+            // CPU spent in that window, per call: what sets the rate when both cores are busy.
+            let cpu = |f: fn(&Sample) -> f64| {
+                (cpu_at(&samples, last, f) - cpu_at(&samples, first, f)) * 1000.0 / calls as f64
+            };
+            println!(
+                "{label}CPU per call sending:  disclose {:.2} ms, emulator {:.2} ms (bare client + emulator {:.2} ms); the two busy {:.2} of 2 cores, the machine idle {:.2}",
+                cpu(|s| s.disclose),
+                cpu(|s| s.bench),
+                bare_cpu * 1000.0 / calls as f64,
+                (cpu(|s| s.disclose) + cpu(|s| s.bench)) * calls as f64
+                    / 1000.0
+                    / window.as_secs_f64(),
+                cpu(|s| s.idle) * calls as f64 / 1000.0 / window.as_secs_f64()
+            );
+            results.push((
+                100.0 * rate / bare_rate,
+                cpu(|s| s.disclose) / cpu(|s| s.bench),
+            ));
+        }
+        if let Some(line) = out.lines().find(|l| l.starts_with("bench-sms")) {
+            println!("{label}summary: {line}");
+        }
+        assert_eq!(got.len(), n, "every subscriber got the notice");
+        assert!(once, "nobody got it twice");
+    }
+    if rounds > 1 && !results.is_empty() {
+        let list = |i: usize, digits: usize| {
+            let mut v: Vec<f64> = results
+                .iter()
+                .map(|r| if i == 0 { r.0 } else { r.1 })
+                .collect();
+            let shown: Vec<String> = v.iter().map(|x| format!("{x:.digits$}")).collect();
+            v.sort_by(f64::total_cmp);
+            let median = (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0;
+            (shown.join(", "), median)
+        };
+        let (rates, median) = list(0, 0);
+        let (ratios, ratio) = list(1, 2);
+        println!(
+            "rounds:                sending at {rates}% of the bare client's (median {median:.0}%); disclose's CPU per call ÷ the emulator's {ratios} (median {ratio:.2})"
         );
     }
-    if let Some(line) = out.lines().find(|l| l.starts_with("bench-sms")) {
-        println!("summary: {line}");
-    }
-    assert_eq!(bare_numbers, n, "the bare client's calls all landed");
-    assert_eq!(got.len(), n, "every subscriber got the notice");
-    assert!(once, "nobody got it twice");
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept: {}", work.display());
     } else {
@@ -419,9 +522,26 @@ fn served(
     (secs, read_time(&time).1)
 }
 
+/// A SQLite file for the answers of the bare client (`BENCH_FLOOR=1`), as `disclose` opens its
+/// ledger: WAL, synchronous=NORMAL.
+fn answers_file(path: &Path) -> Arc<std::sync::Mutex<rusqlite::Connection>> {
+    let _ = std::fs::remove_file(path);
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.execute_batch("CREATE TABLE answers (call INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .unwrap();
+    Arc::new(std::sync::Mutex::new(conn))
+}
+
 /// SendSms calls of 200 of `n` numbers (the last may have fewer), `in_flight` at a time, signed
-/// as Tencent requires.
-async fn bare_client(url: &str, n: usize, in_flight: usize) {
+/// as Tencent requires; with `answers`, each answer written there before the next call.
+async fn bare_client(
+    url: &str,
+    n: usize,
+    in_flight: usize,
+    answers: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
+) {
     let calls = n.div_ceil(200);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -434,8 +554,13 @@ async fn bare_client(url: &str, n: usize, in_flight: usize) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
-        let (client, url, host, next) =
-            (client.clone(), url.to_string(), host.clone(), next.clone());
+        let (client, url, host, next, answers) = (
+            client.clone(),
+            url.to_string(),
+            host.clone(),
+            next.clone(),
+            answers.clone(),
+        );
         set.spawn(async move {
             loop {
                 let call = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -481,6 +606,18 @@ async fn bare_client(url: &str, n: usize, in_flight: usize) {
                     .expect("the emulator answers");
                 let text = resp.text().await.unwrap();
                 assert!(text.contains("\"Code\":\"Ok\""), "{}", &text[..text.len().min(300)]);
+                if let Some(answers) = answers.clone() {
+                    tokio::task::spawn_blocking(move || {
+                        answers
+                            .lock()
+                            .unwrap()
+                            .prepare_cached("INSERT INTO answers (call, body) VALUES (?1, ?2)")?
+                            .execute(rusqlite::params![call as i64, text])
+                    })
+                    .await
+                    .unwrap()
+                    .expect("the answer written to SQLite");
+                }
             }
         });
     }
