@@ -25,6 +25,10 @@
 //! machine whose speed wanders by a third within minutes (sessions 14 and 15), one round says
 //! little: the same build gave 59% and 82% in two runs back to back.
 //!
+//! `BENCH_FLOOR=1` runs the bare client once more, before `disclose`, committing each answer to
+//! SQLite as it comes (as `disclose`'s ledger commits): what keeping a durable record of the
+//! answers, and nothing else, costs a client beside the bare one.
+//!
 //! The bare client runs as a process of its own (this program with `--bare`), as `disclose`
 //! does; `BENCH_BARE=in-process` runs it inside this process instead, on the emulator's runtime,
 //! as the benchmark did before session 11 (there it made about 10% fewer calls a second).
@@ -194,6 +198,8 @@ fn main() {
     );
     let bare_numbers = emu.received().len();
     emu.state.clear();
+    // The bare client's latest rate: the first round of `disclose` is compared with it.
+    let mut bare_before = bare_rate;
     if floor {
         // The same client writing each answer to SQLite as it comes, each in a commit of its
         // own (WAL, synchronous=NORMAL, as `disclose`'s ledger): a client that keeps a durable
@@ -209,6 +215,7 @@ fn main() {
         emu.state.clear();
         let after = calls as f64 / bare(&rt, None).0;
         emu.state.clear();
+        bare_before = after;
         let rate = calls as f64 / secs;
         println!(
             "bare client + SQLite:  {rate:.0} calls/s = {:.0}% of the bare client's runs before and after it ({after:.0} calls/s after)",
@@ -296,7 +303,6 @@ fn main() {
         );
         std::fs::copy(work.join("ledger.db"), &imported).unwrap();
     }
-    let mut bare_before = bare_rate;
     // Each round's sending rate (% of the bare client's) and `disclose`'s CPU per call ÷ the
     // emulator's.
     let mut results: Vec<(f64, f64)> = Vec::new();
