@@ -202,9 +202,10 @@ fn main() {
     let mut bare_before = bare_rate;
     if floor {
         // The same client writing each answer to SQLite as it comes, each in a commit of its
-        // own (WAL, synchronous=NORMAL, as `disclose`'s ledger): a client that keeps a durable
-        // record of every call's outcomes and does nothing else, with no claim before the call,
-        // no audit chain and nothing read back. Beside the bare client's runs on either side.
+        // own, the file opened as `disclose` opens its ledger (`answers_file`): a client that
+        // keeps a durable record of every call's outcomes and does nothing else, with no claim
+        // before the call, no audit chain and nothing read back. Beside the bare client's runs
+        // on either side.
         let file = work.join("answers.db");
         let (secs, _) = bare(&rt, Some(&file));
         assert_eq!(
@@ -409,18 +410,16 @@ fn main() {
         assert!(once, "nobody got it twice");
     }
     if rounds > 1 && !results.is_empty() {
-        let list = |i: usize, digits: usize| {
-            let mut v: Vec<f64> = results
-                .iter()
-                .map(|r| if i == 0 { r.0 } else { r.1 })
-                .collect();
+        // One figure of every round, as listed and its median.
+        let list = |figure: fn(&(f64, f64)) -> f64, digits: usize| {
+            let mut v: Vec<f64> = results.iter().map(figure).collect();
             let shown: Vec<String> = v.iter().map(|x| format!("{x:.digits$}")).collect();
             v.sort_by(f64::total_cmp);
             let median = (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0;
             (shown.join(", "), median)
         };
-        let (rates, median) = list(0, 0);
-        let (ratios, ratio) = list(1, 2);
+        let (rates, median) = list(|r| r.0, 0);
+        let (ratios, ratio) = list(|r| r.1, 2);
         println!(
             "rounds:                sending at {rates}% of the bare client's (median {median:.0}%); disclose's CPU per call ÷ the emulator's {ratios} (median {ratio:.2})"
         );
