@@ -25,6 +25,11 @@
 //! machine whose speed wanders by a third within minutes (sessions 14 and 15), one round says
 //! little: the same build gave 59% and 82% in two runs back to back.
 //!
+//! `BENCH_AB=PATH` makes the rounds take turns between this build's `disclose` (A, the odd
+//! rounds) and another build of it at PATH (B, the even ones; a file named `disclose`), and ends with each one's median:
+//! a change measured against the build before it in the same minutes, on a machine whose speed
+//! moves more between two runs than most changes do.
+//!
 //! `BENCH_FLOOR=1` runs the bare client once more, before `disclose`, committing each answer to
 //! SQLite as it comes (as `disclose`'s ledger commits): what keeping a durable record of the
 //! answers, and nothing else, costs a client beside the bare one.
@@ -113,6 +118,16 @@ fn main() {
         bin.exists(),
         "build it first: cargo build --release --bin disclose"
     );
+    // The other build the rounds take turns with (`BENCH_AB`).
+    let other: Option<PathBuf> = std::env::var_os("BENCH_AB").map(PathBuf::from);
+    if let Some(b) = &other {
+        assert!(b.exists(), "BENCH_AB: no file {}", b.display());
+        // The CPU sampler finds `disclose` by its command name.
+        assert!(
+            b.file_name().is_some_and(|f| f == "disclose"),
+            "BENCH_AB: the other build must be a file named disclose (in a directory of its own)"
+        );
+    }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = std::env::temp_dir().join(format!("disclose-bench-sms-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
@@ -258,8 +273,8 @@ fn main() {
     job["audience"] = serde_json::json!({"groups": ["subscribers"], "recipients": []});
     std::fs::write(work.join("job.json"), job.to_string()).unwrap();
 
-    let disclose = |args: &[&str]| {
-        let mut c = Command::new(&bin);
+    let disclose_of = |bin: &Path, args: &[&str]| {
+        let mut c = Command::new(bin);
         c.current_dir(&repo)
             .args(args)
             .env("DISCLOSE_LEDGER_URL", work.join("ledger.db"))
@@ -270,6 +285,7 @@ fn main() {
             .env("DISCLOSE_CLOCK", "2026-11-26T10:00:00+08:00");
         c
     };
+    let disclose = |args: &[&str]| disclose_of(&bin, args);
     let signed = disclose(&[
         "sign",
         "--key",
@@ -306,12 +322,18 @@ fn main() {
     }
     // Each round's sending rate (% of the bare client's) and `disclose`'s CPU per call ÷ the
     // emulator's.
+    // With `BENCH_AB`, which build each figure is of: A (this one) or B.
     let mut results: Vec<(f64, f64)> = Vec::new();
+    let mut builds: Vec<char> = Vec::new();
     for round in 1..=rounds {
-        let label = if rounds > 1 {
-            format!("round {round} of {rounds}: ")
-        } else {
-            String::new()
+        let (build, bin) = match &other {
+            Some(b) if round % 2 == 0 => ('B', b.as_path()),
+            _ => ('A', bin.as_path()),
+        };
+        let label = match (rounds > 1, &other) {
+            (true, Some(_)) => format!("round {round} of {rounds} ({build}): "),
+            (true, None) => format!("round {round} of {rounds}: "),
+            _ => String::new(),
         };
         if round > 1 {
             for leftover in [
@@ -330,7 +352,7 @@ fn main() {
         let sampler = CpuSampler::start();
         let (secs, mb, out) = if serve {
             let (secs, mb) = served(
-                disclose(&["serve"]),
+                disclose_of(bin, &["serve"]),
                 &work,
                 pin,
                 &work.join("signed.json"),
@@ -340,7 +362,10 @@ fn main() {
             (secs, mb, String::new())
         } else {
             timed(
-                disclose(&["dispatch", work.join("signed.json").to_str().unwrap()]),
+                disclose_of(
+                    bin,
+                    &["dispatch", work.join("signed.json").to_str().unwrap()],
+                ),
                 &work,
             )
         };
@@ -396,6 +421,7 @@ fn main() {
                 100.0 * rate / bare_rate,
                 cpu(|s| s.disclose) / cpu(|s| s.bench),
             ));
+            builds.push(build);
         }
         if let Some(line) = out.lines().find(|l| l.starts_with("bench-sms")) {
             println!("{label}summary: {line}");
@@ -404,19 +430,34 @@ fn main() {
         assert!(once, "nobody got it twice");
     }
     if rounds > 1 && !results.is_empty() {
-        // One figure of every round, as listed and its median.
-        let list = |figure: fn(&(f64, f64)) -> f64, digits: usize| {
-            let mut v: Vec<f64> = results.iter().map(figure).collect();
+        // One figure of each of a build's rounds, as listed and its median.
+        let list = |of: char, figure: fn(&(f64, f64)) -> f64, digits: usize| {
+            let mut v: Vec<f64> = results
+                .iter()
+                .zip(&builds)
+                .filter(|(_, b)| **b == of)
+                .map(|(r, _)| figure(r))
+                .collect();
             let shown: Vec<String> = v.iter().map(|x| format!("{x:.digits$}")).collect();
             v.sort_by(f64::total_cmp);
             let median = (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0;
             (shown.join(", "), median)
         };
-        let (rates, median) = list(|r| r.0, 0);
-        let (ratios, ratio) = list(|r| r.1, 2);
-        println!(
-            "rounds:                sending at {rates}% of the bare client's (median {median:.0}%); disclose's CPU per call ÷ the emulator's {ratios} (median {ratio:.2})"
-        );
+        for build in ['A', 'B'] {
+            if !builds.contains(&build) {
+                continue;
+            }
+            let (rates, median) = list(build, |r| r.0, 0);
+            let (ratios, ratio) = list(build, |r| r.1, 2);
+            let which = match (build, &other) {
+                (_, None) => String::new(),
+                ('A', Some(_)) => format!(" of A ({})", bin.display()),
+                (_, Some(b)) => format!(" of B ({})", b.display()),
+            };
+            println!(
+                "rounds{which}: sending at {rates}% of the bare client's (median {median:.0}%); disclose's CPU per call ÷ the emulator's {ratios} (median {ratio:.2})"
+            );
+        }
     }
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept: {}", work.display());
