@@ -812,6 +812,118 @@ fn suite_claims_by_address_take_the_same_deliveries(l: &dyn Ledger) {
     }
 }
 
+/// Claims by address until none is left, each recorded with `outcome`: every delivery claimed,
+/// by its number, with its job and attempt.
+fn claim_by_address_until_empty(
+    l: &dyn Ledger,
+    at_ms: i64,
+    limit: usize,
+    outcome: impl Fn(&disclose::ledger::Claimed) -> Record,
+) -> Vec<(String, String, u32)> {
+    let mut got = Vec::new();
+    loop {
+        let claimed = l
+            .claim_addresses(ChannelKind::Sms, at_ms, 60_000, limit)
+            .unwrap();
+        if claimed.is_empty() {
+            return got;
+        }
+        let records: Vec<Record> = claimed.iter().map(&outcome).collect();
+        l.record(&records, now()).unwrap();
+        got.extend(claimed.into_iter().map(|c| {
+            assert_eq!(c.channel, ChannelKind::Sms);
+            (c.address.unwrap(), c.job_id.to_string(), c.attempt)
+        }));
+    }
+}
+
+/// What a claim by address gives is what the deliveries' rows say at the time of the claim,
+/// whatever happened to them since they were planned (the SQLite ledger keeps them as planned,
+/// in memory, for their first claim): retried deliveries come back with their next attempt,
+/// cancelled ones never, opted-out and addressless ones were never pending.
+fn suite_claims_by_address_follow_every_change_since_planning(l: &dyn Ledger) {
+    let number = |i: usize| format!("+86138111{i:05}");
+    import(
+        l,
+        "subscribers",
+        GroupKind::Public,
+        (0..12)
+            .map(|i| match i {
+                3 => member(&format!("m{i:02}"), Some(&number(i)), true),
+                7 => member(&format!("m{i:02}"), None, false),
+                _ => member(&format!("m{i:02}"), Some(&number(i)), false),
+            })
+            .collect(),
+    );
+    let sms = |id: &str| {
+        accept(
+            l,
+            &job(id, serde_json::json!({})),
+            &plan(&[ChannelKind::Sms], &["subscribers"], None),
+        )
+    };
+    sms("kp");
+    sms("kq");
+    let ms = now().timestamp_millis();
+    // The first three of kp: the first is to be tried again at once (its due time unchanged),
+    // the second later, the third went.
+    let first = l.claim_addresses(ChannelKind::Sms, ms, 60_000, 3).unwrap();
+    let again = |c: &disclose::ledger::Claimed, retry_at| Record {
+        id: c.id,
+        state: State::Pending,
+        code: Some("E503".into()),
+        detail: None,
+        retry_at: Some(retry_at),
+        deferred: false,
+        lease_until: Some(c.lease_until),
+    };
+    let got: Vec<(&str, &str, u32)> = first
+        .iter()
+        .map(|c| (c.address.as_deref().unwrap(), &*c.job_id, c.attempt))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (&*number(0), "kp", 1),
+            (&*number(1), "kp", 1),
+            (&*number(2), "kp", 1)
+        ]
+    );
+    l.record(
+        &[
+            again(&first[0], ms),
+            again(&first[1], ms + 5_000),
+            delivered(&first[2]),
+        ],
+        now(),
+    )
+    .unwrap();
+    // kq is cancelled before any of it went.
+    let cancelled = l.cancel("kq", "withdrawn", now()).unwrap().unwrap();
+    assert_eq!(cancelled.cancelled_total(), 10);
+
+    let mut got = claim_by_address_until_empty(l, ms, 4, delivered);
+    got.sort();
+    let mut want: Vec<(String, String, u32)> = [0, 4, 5, 6, 8, 9, 10, 11]
+        .into_iter()
+        .map(|i| (number(i), "kp".to_string(), u32::from(i == 0) + 1))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "the rest of kp, m0 on its second attempt");
+    let later = claim_by_address_until_empty(l, ms + 5_000, 4, delivered);
+    assert_eq!(later, [(number(1), "kp".to_string(), 2)]);
+    let counts = l.counts(&["kp".into(), "kq".into()]).unwrap();
+    assert_eq!(
+        (
+            counts.get(&State::Delivered),
+            counts.get(&State::Cancelled),
+            counts.get(&State::Skipped)
+        ),
+        (Some(&10), Some(&10), Some(&4)),
+        "{counts:?}"
+    );
+}
+
 fn suite_group_commit_records_many_decisions_at_once(l: &dyn Ledger) {
     use disclose::ledger::{Committed, Decision};
     let (a, b) = (
@@ -954,8 +1066,70 @@ fn sqlite_claims_by_address_take_the_same_deliveries() {
 }
 
 #[test]
+fn sqlite_claims_by_address_follow_every_change_since_planning() {
+    run_all(
+        "by-address-changes",
+        suite_claims_by_address_follow_every_change_since_planning,
+    );
+}
+
+#[test]
 fn sqlite_group_commit_records_many_decisions_at_once() {
     run_all("group", suite_group_commit_records_many_decisions_at_once);
+}
+
+/// Two processes on one SQLite file: the one that planned a notice keeps its deliveries in memory
+/// for their first claim, and what the other did to them since (claimed them, to try again)
+/// is what its claims by address see.
+#[test]
+fn sqlite_a_claim_by_address_sees_what_another_connection_changed() {
+    let db = TempDb::new("by-address-two");
+    let (planner, other) = (db.open(), db.open());
+    ten_to_send(&planner, "two");
+    let ms = now().timestamp_millis();
+    let taken = other
+        .claim_addresses(ChannelKind::Sms, ms, 60_000, 3)
+        .unwrap();
+    let retry: Vec<Record> = taken
+        .iter()
+        .map(|c| Record {
+            id: c.id,
+            state: State::Pending,
+            code: Some("E503".into()),
+            detail: None,
+            retry_at: Some(ms),
+            deferred: false,
+            lease_until: Some(c.lease_until),
+        })
+        .collect();
+    other.record(&retry, now()).unwrap();
+    // Read there, the claim journal is folded: the next claim starts from the first pending
+    // delivery again, the other's three.
+    let rows = other.deliveries("two", 100).unwrap();
+    assert_eq!(rows.iter().filter(|d| d.state == "pending").count(), 10);
+    let got = claim_by_address_until_empty(&planner, ms, 4, delivered);
+    let attempts = |n: u32| {
+        let mut v: Vec<&str> = got
+            .iter()
+            .filter(|g| g.2 == n)
+            .map(|g| g.0.as_str())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let mut again: Vec<&str> = taken
+        .iter()
+        .map(|c| c.address.as_deref().unwrap())
+        .collect();
+    again.sort_unstable();
+    assert_eq!(
+        attempts(2),
+        again,
+        "the other's three, on their second attempt"
+    );
+    assert_eq!(attempts(1).len(), 7);
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|g| g.1 == "two"));
 }
 
 /// The summary of a job right after its completion takes the counts its `job.completed` made;
@@ -1177,6 +1351,14 @@ fn pg_claims_by_address_take_the_same_deliveries() {
     run_pg(
         "by-address",
         suite_claims_by_address_take_the_same_deliveries,
+    );
+}
+
+#[test]
+fn pg_claims_by_address_follow_every_change_since_planning() {
+    run_pg(
+        "by_address_changes",
+        suite_claims_by_address_follow_every_change_since_planning,
     );
 }
 

@@ -5,8 +5,9 @@
 //! which `synchronous=FULL` (`[ledger] sync = "full"`) trades speed for. One connection behind a
 //! mutex: SQLite allows one writer anyway, and batches keep the lock short.
 //!
-//! Fan-out never passes through Rust memory: a group's deliveries are planned with one
-//! `INSERT … SELECT` from the directory, so a million-recipient notice costs one statement.
+//! A group's deliveries are planned with one `INSERT … SELECT` from the directory, so a
+//! million-recipient notice costs one statement; the ids and addresses it returns are kept in
+//! memory for the deliveries' first claim (src/ledger/sqlite/planned.rs), bounded.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -24,6 +25,7 @@ use crate::job::{Kind, Scope};
 
 mod journal;
 mod outcome_events;
+mod planned;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS groups (
@@ -173,6 +175,8 @@ pub struct SqliteLedger {
     claims: Mutex<journal::ClaimCache>,
     /// The states of the job whose completion was announced last (locked after `conn`).
     completed: Mutex<Option<Completed>>,
+    /// Deliveries as planned, for their first claim (locked after `conn`).
+    planned: Mutex<planned::Planned>,
 }
 
 /// A job's deliveries counted by channel and state: (channel, state, how many).
@@ -376,6 +380,7 @@ impl SqliteLedger {
             conn: Mutex::new(conn),
             claims: Mutex::new(HashMap::new()),
             completed: Mutex::new(None),
+            planned: Mutex::new(planned::Planned::default()),
         })
     }
 
@@ -422,6 +427,11 @@ impl SqliteLedger {
     /// This process's claims in the journal (take after the connection's lock).
     fn held(&self) -> MutexGuard<'_, journal::ClaimCache> {
         self.claims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Deliveries as planned (take after the connection's lock).
+    fn planned(&self) -> MutexGuard<'_, planned::Planned> {
+        self.planned.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -522,6 +532,7 @@ impl SqliteLedger {
         let claimed = journal::claim(
             &tx,
             &mut self.held(),
+            &mut self.planned(),
             channel,
             now_ms,
             lease_ms,
@@ -671,13 +682,14 @@ impl SqliteLedger {
     }
 
     /// Plans the job's deliveries on one channel: how many, and how many of them are open
-    /// (the rest are skipped).
+    /// (the rest are skipped). What it plans from groups goes to `blocks` too, as planned.
     fn plan_channel(
         tx: &Transaction<'_>,
         a: &Acceptance<'_>,
         channel: ChannelKind,
         due: i64,
         now_ms: i64,
+        blocks: &mut Vec<planned::Block>,
     ) -> Result<(u64, u64), LedgerError> {
         let job = a.job;
         let ch = channel.as_str();
@@ -717,16 +729,31 @@ impl SqliteLedger {
                     CASE WHEN m.opted_out THEN 'opted_out' WHEN ({addr}) IS NULL AND '{no_addr_state}' = 'skipped' THEN 'no_address' ELSE NULL END,
                     ?3, ?4
              FROM members m WHERE m.grp = ?5
-             RETURNING state = 'pending'"
+             RETURNING state = 'pending', id, address"
         );
         let mut stmt = tx.prepare_cached(&sql)?;
+        let job_id: Arc<str> = Arc::from(job.id.as_str());
+        let new_block = || planned::Block::new(channel, job_id.clone(), due);
         for group in &a.plan.groups {
-            for pending in stmt.query_map(params![job.id, ch, due, now_ms, group], |r| {
-                r.get::<_, bool>(0)
-            })? {
+            let mut block = new_block();
+            let mut rows = stmt.query(params![job.id, ch, due, now_ms, group])?;
+            while let Some(r) = rows.next()? {
                 planned += 1;
-                open += u64::from(pending?);
+                if !r.get::<_, bool>(0)? {
+                    continue;
+                }
+                open += 1;
+                let address = r
+                    .get_ref(2)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?;
+                let id = r.get(1)?;
+                if !block.push(id, address) {
+                    blocks.push(std::mem::replace(&mut block, new_block()));
+                    block.push(id, address);
+                }
             }
+            blocks.push(block);
         }
         let mut named = tx.prepare_cached(
             "INSERT OR IGNORE INTO deliveries (job_id, channel, recipient, name, role, address, state, code, due_at, updated_at)
@@ -898,7 +925,13 @@ fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedColumns> {
 }
 
 impl SqliteLedger {
-    fn accept_in(tx: &Transaction<'_>, a: &Acceptance<'_>) -> Result<Accepted, LedgerError> {
+    /// Accepts the job in `tx`; what it planned from groups goes to `blocks`, to be kept once
+    /// committed (`planned`).
+    fn accept_in(
+        tx: &Transaction<'_>,
+        a: &Acceptance<'_>,
+        blocks: &mut Vec<planned::Block>,
+    ) -> Result<Accepted, LedgerError> {
         let job = a.job;
         if tx
             .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
@@ -953,7 +986,7 @@ impl SqliteLedger {
         let mut planned = BTreeMap::new();
         let mut open = 0;
         for &channel in &a.plan.channels {
-            let (n, o) = Self::plan_channel(tx, a, channel, due, now_ms)?;
+            let (n, o) = Self::plan_channel(tx, a, channel, due, now_ms, blocks)?;
             planned.insert(channel, n);
             open += o;
         }
@@ -1203,10 +1236,12 @@ impl Ledger for SqliteLedger {
     fn commit(&self, decisions: &[Decision<'_>]) -> Result<Vec<Committed>, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = data_version(&tx)?;
         let mut out = Vec::with_capacity(decisions.len());
+        let mut blocks = Vec::new();
         for d in decisions {
             out.push(match d {
-                Decision::Accept(a) => Committed::Accepted(Self::accept_in(&tx, a)?),
+                Decision::Accept(a) => Committed::Accepted(Self::accept_in(&tx, a, &mut blocks)?),
                 Decision::Refuse {
                     job_id,
                     body,
@@ -1216,6 +1251,8 @@ impl Ledger for SqliteLedger {
             });
         }
         tx.commit()?;
+        // Kept once they are in the ledger: a plan rolled back leaves its ids to the next.
+        self.planned().keep(version, blocks);
         Ok(out)
     }
 

@@ -28,6 +28,7 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::planned::Planned;
 use super::*;
 use crate::ledger::json_text::{ListedOutcome, RecordedBody};
 
@@ -114,9 +115,11 @@ pub(super) enum Columns {
 }
 
 /// Claims up to `limit` pending deliveries of `channel` due by `now_ms`, in due order.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn claim(
     tx: &Transaction<'_>,
     cache: &mut ClaimCache,
+    planned: &mut Planned,
     channel: ChannelKind,
     now_ms: i64,
     lease_ms: i64,
@@ -124,6 +127,13 @@ pub(super) fn claim(
     columns: Columns,
 ) -> Result<Vec<Claimed>, LedgerError> {
     let ch = channel.as_str();
+    planned.check(data_version(tx)?);
+    // Kept as planned: what the claim takes of each delivery is read from there (by address
+    // only), and its rows only for the ids the index gives.
+    let kept = match columns {
+        Columns::Addresses if planned.has(channel) => Some(&*planned),
+        _ => None,
+    };
     let cursor: Option<(i64, i64)> = tx
         .prepare_cached("SELECT due_at, id FROM claim_cursor WHERE channel = ?1")?
         .query_row(params![ch], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -146,7 +156,16 @@ pub(super) fn claim(
             )?
             .query_row([], |r| r.get(0))?;
         if batches < FOLD_AFTER {
-            last_due = pending_after(tx, channel, now_ms, Some(after), limit, columns, &mut rows)?;
+            last_due = pending_after(
+                tx,
+                channel,
+                now_ms,
+                Some(after),
+                limit,
+                columns,
+                kept,
+                &mut rows,
+            )?;
         }
         // Only a claim that finds nothing past the cursor folds. A short one (the last of a
         // fan-out that is not a multiple of the claim) is sent as it is: folding first held the
@@ -156,10 +175,10 @@ pub(super) fn claim(
         if rows.is_empty() {
             fold(tx)?;
             cache.clear();
-            last_due = pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
+            last_due = pending_after(tx, channel, now_ms, None, limit, columns, kept, &mut rows)?;
         }
     } else {
-        last_due = pending_after(tx, channel, now_ms, None, limit, columns, &mut rows)?;
+        last_due = pending_after(tx, channel, now_ms, None, limit, columns, kept, &mut rows)?;
     }
     let (Some(last), Some(last_due)) = (rows.last(), last_due) else {
         return Ok(Vec::new());
@@ -175,6 +194,9 @@ pub(super) fn claim(
     let lease = last.map_or(now_ms + lease_ms, |last| (now_ms + lease_ms).max(last + 1));
     tx.prepare_cached("INSERT OR REPLACE INTO claim_lease (one, last) VALUES (1, ?1)")?
         .execute(params![lease])?;
+    let mut taken: Vec<i64> = rows.iter().map(|c| c.id).collect();
+    taken.sort_unstable();
+    planned.take(&taken);
     let ids = runs(rows.iter().map(|c| c.id));
     tx.prepare_cached(
         "INSERT INTO claims (lease_until, channel, ids, claimed_at) VALUES (?1, ?2, ?3, ?4)",
@@ -195,7 +217,10 @@ pub(super) fn claim(
 }
 
 /// Pending deliveries of `channel` due by `now_ms` and after `after` (due time, id), in that
-/// order, up to `limit` in all in `out`; the due time of the last, if any.
+/// order, up to `limit` in all in `out`; the due time of the last, if any. With `kept`, each
+/// delivery's job and address come from there when it is kept, and only the others' rows are
+/// read.
+#[allow(clippy::too_many_arguments)]
 fn pending_after(
     tx: &Transaction<'_>,
     channel: ChannelKind,
@@ -203,18 +228,22 @@ fn pending_after(
     after: Option<(i64, i64)>,
     limit: usize,
     columns: Columns,
+    kept: Option<&Planned>,
     out: &mut Vec<Claimed>,
 ) -> Result<Option<i64>, LedgerError> {
     let all = matches!(columns, Columns::All);
-    let columns = match columns {
-        Columns::All => "id, job_id, address, attempts, due_at, recipient, name, role",
-        Columns::Addresses => "id, job_id, address, attempts, due_at",
+    let columns = match (columns, kept) {
+        (_, Some(_)) => "id, due_at",
+        (Columns::All, None) => "id, job_id, address, attempts, due_at, recipient, name, role",
+        (Columns::Addresses, None) => "id, job_id, address, attempts, due_at",
     };
     // The job's string is read once and shared while the rows are of the same job (a claim is
     // mostly one), and the columns a claim by address leaves out are not read at all: the
     // rows' reading was a fifth of the CPU of sending SMS.
     let mut job: Option<Arc<str>> = None;
     let mut last_due = None;
+    // Where in `out` the deliveries not kept are, to be read from their rows.
+    let mut unkept: Vec<usize> = Vec::new();
     // `due`: the due time of every row the statement gives, when it asks for one (not read
     // again from each row).
     let mut read = |stmt: &mut rusqlite::CachedStatement<'_>,
@@ -224,6 +253,39 @@ fn pending_after(
      -> rusqlite::Result<()> {
         let mut rows = stmt.query(params)?;
         while let Some(r) = rows.next()? {
+            last_due = match due {
+                Some(due) => Some(due),
+                None => Some(r.get(if kept.is_some() { 1 } else { 4 })?),
+            };
+            let id = r.get(0)?;
+            if let Some(kept) = kept {
+                // Kept as planned, and still due as planned (`last_due`: this row's).
+                let found = kept
+                    .find(channel, id)
+                    .filter(|f| Some(f.due_at) == last_due);
+                let job_id = match &found {
+                    Some(f) => match &job {
+                        Some(j) if Arc::ptr_eq(j, f.job) => j.clone(),
+                        _ => job.insert(f.job.clone()).clone(),
+                    },
+                    None => {
+                        unkept.push(out.len());
+                        Arc::from("")
+                    }
+                };
+                out.push(Claimed {
+                    id,
+                    job_id,
+                    channel,
+                    recipient: String::new(),
+                    name: String::new(),
+                    role: String::new(),
+                    address: found.and_then(|f| f.address.map(str::to_string)),
+                    attempt: 1,
+                    lease_until: 0,
+                });
+                continue;
+            }
             let job_id = r.get_ref(1)?.as_str()?;
             let job_id = match &job {
                 Some(j) if **j == *job_id => j.clone(),
@@ -233,7 +295,7 @@ fn pending_after(
                 if all { r.get(i) } else { Ok(String::new()) }
             };
             out.push(Claimed {
-                id: r.get(0)?,
+                id,
                 job_id,
                 channel,
                 recipient: text(5)?,
@@ -243,10 +305,6 @@ fn pending_after(
                 attempt: r.get::<_, u32>(3)?.saturating_add(1),
                 lease_until: 0,
             });
-            last_due = match due {
-                Some(due) => Some(due),
-                None => Some(r.get(4)?),
-            };
         }
         Ok(())
     };
@@ -276,6 +334,18 @@ fn pending_after(
         ))?;
         let rest = (limit - out.len()) as i64;
         read(&mut stmt, params![ch, due, now_ms, rest], None, out)?;
+    }
+    if !unkept.is_empty() {
+        let mut stmt =
+            tx.prepare_cached("SELECT job_id, address, attempts FROM deliveries WHERE id = ?1")?;
+        for i in unkept {
+            let c = &mut out[i];
+            let (job_id, address, attempts): (String, Option<String>, u32) =
+                stmt.query_row(params![c.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            c.job_id = Arc::from(job_id);
+            c.address = address;
+            c.attempt = attempts.saturating_add(1);
+        }
     }
     Ok(last_due)
 }
