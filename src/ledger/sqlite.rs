@@ -23,6 +23,7 @@ use super::json_text::{self, Changed, JsonText, OutcomeFields};
 use super::*;
 use crate::job::{Kind, Scope};
 
+mod checkpoint;
 mod journal;
 mod outcome_events;
 mod planned;
@@ -177,6 +178,8 @@ pub struct SqliteLedger {
     completed: Mutex<Option<Completed>>,
     /// Deliveries as planned, for their first claim (locked after `conn`).
     planned: Mutex<planned::Planned>,
+    /// The WAL checkpoint's thread (`None`: SQLite's own checkpoint, in the commits).
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// A job's deliveries counted by channel and state: (channel, state, how many).
@@ -330,19 +333,26 @@ pub const PAGE_RECIPIENT: &str = "page";
 
 impl SqliteLedger {
     pub fn open(path: &Path) -> Result<SqliteLedger, LedgerError> {
+        Self::open_with(path, None)
+    }
+
+    /// [`SqliteLedger::open`], checkpointing past `wal_pages` pages of WAL when given.
+    fn open_with(path: &Path, wal_pages: Option<i64>) -> Result<SqliteLedger, LedgerError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
                 path: dir.display().to_string(),
                 source,
             })?;
         }
+        // See `wal_checkpoint_pages`; the WAL file goes back to that size after each.
+        let pages =
+            wal_pages.unwrap_or_else(|| wal_checkpoint_pages(path.parent().and_then(free_bytes)));
         let connect = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            // See `wal_checkpoint_pages`; the WAL file goes back to that size after each.
-            let pages = wal_checkpoint_pages(path.parent().and_then(free_bytes));
+            // SQLite's own checkpoint, until the checkpoint's thread takes over (below).
             conn.pragma_update(None, "wal_autocheckpoint", pages)?;
             conn.pragma_update(None, "journal_size_limit", pages * PAGE_BYTES)?;
             // 64 MiB of page cache (the default is 2 MiB): a million-delivery fan-out works on far
@@ -375,12 +385,21 @@ impl SqliteLedger {
             }
             Ok(conn)
         };
-        let conn = connect().map_err(|e| unwritable(path).unwrap_or(LedgerError::Db(e)))?;
+        let mut conn = connect().map_err(|e| unwritable(path).unwrap_or(LedgerError::Db(e)))?;
+        let checkpointer = match checkpoint::Checkpointer::start(&mut conn, path, pages) {
+            Ok(c) => Some(c),
+            Err(error) => {
+                tracing::warn!(%error, "the ledger checkpoints in its commits");
+                conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+                None
+            }
+        };
         Ok(SqliteLedger {
             conn: Mutex::new(conn),
             claims: Mutex::new(HashMap::new()),
             completed: Mutex::new(None),
             planned: Mutex::new(planned::Planned::default()),
+            checkpointer,
         })
     }
 
@@ -442,6 +461,10 @@ impl Drop for SqliteLedger {
     fn drop(&mut self) {
         // What cannot be folded now is logged by `folded` and folded by the next reader.
         drop(self.folded());
+        // Closing last, the ledger's connection checkpoints what is left of the WAL.
+        if let Some(mut c) = self.checkpointer.take() {
+            c.stop(self.conn.get_mut().unwrap_or_else(|e| e.into_inner()));
+        }
     }
 }
 
@@ -2141,20 +2164,82 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let ledger = SqliteLedger::open(&dir.join("ledger.db")).unwrap();
         let free = free_bytes(&dir).expect("statvfs of a temporary directory");
-        let pages: i64 = ledger
-            .lock()
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .unwrap();
         let limit: i64 = ledger
             .lock()
             .query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(pages, wal_checkpoint_pages(Some(free)));
-        assert_eq!(limit, pages * PAGE_BYTES);
+        let pages = ledger.checkpointer.as_ref().map(|c| c.limit);
+        assert_eq!(pages, Some(wal_checkpoint_pages(Some(free))));
+        assert_eq!(limit, wal_checkpoint_pages(Some(free)) * PAGE_BYTES);
         if free >= 16 << 30 {
-            assert_eq!(pages, WAL_PAGES_MAX, "{free} bytes free");
+            assert_eq!(pages, Some(WAL_PAGES_MAX), "{free} bytes free");
         }
         drop(ledger);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Commits go on while the checkpoint's thread checkpoints: the WAL stays within twice its
+    /// limit (and goes back to it), the thread ran checkpoints, and the last connection to
+    /// close checkpointed the rest and removed the WAL, with every commit in the database.
+    #[test]
+    fn the_wal_is_checkpointed_by_a_thread_of_its_own_and_stays_bounded() {
+        use std::sync::atomic::Ordering;
+        let dir = std::env::temp_dir().join(format!("disclose-wal-thread-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("ledger.db");
+        let wal = dir.join("ledger.db-wal");
+        const LIMIT: i64 = 64;
+        let ledger = SqliteLedger::open_with(&path, Some(LIMIT)).unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00").unwrap();
+        let mut largest = 0;
+        for round in 0..300 {
+            let members = (0..40).map(|i| {
+                Ok(Member {
+                    id: format!("m{round}-{i}"),
+                    name: format!("member {i} of round {round}"),
+                    phone: Some(format!("+86138{round:03}{i:05}")),
+                    ..Member::default()
+                })
+            });
+            ledger
+                .replace_group(
+                    &format!("g{}", round % 7),
+                    GroupKind::Public,
+                    &mut members.into_iter(),
+                    now,
+                )
+                .unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        // A WAL frame is a page and a 24-byte header; the file has a 32-byte header.
+        let frame = PAGE_BYTES as u64 + 24;
+        assert!(largest > 0);
+        assert!(
+            largest <= 32 + 2 * LIMIT as u64 * frame + 64 * frame,
+            "the WAL grew to {largest} bytes"
+        );
+        let counts = ledger.checkpointer.as_ref().unwrap().counts.clone();
+        let (by_thread, in_commits) = (
+            counts.by_thread.load(Ordering::Relaxed),
+            counts.in_commits.load(Ordering::Relaxed),
+        );
+        // The commits here come faster than any ledger's (a tiny WAL limit, nothing sent between
+        // them), so some reach twice the limit before the thread is done and checkpoint
+        // themselves; the thread must have run checkpoints of its own all the same.
+        assert!(
+            by_thread > 0,
+            "checkpoints: {by_thread} by the thread, {in_commits} in commits"
+        );
+        drop(ledger);
+        assert!(
+            !wal.exists(),
+            "the last connection checkpointed and removed the WAL"
+        );
+        let again = SqliteLedger::open(&path).unwrap();
+        let groups = again.groups().unwrap();
+        assert_eq!(groups.len(), 7);
+        assert!(groups.iter().all(|g| g.members == 40), "{groups:?}");
+        drop(again);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
