@@ -2178,6 +2178,38 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// What planning keeps in memory is dropped when another connection commits (`PRAGMA
+    /// data_version` moves): the checkpoint's thread, a connection of its own, must not move it.
+    #[test]
+    fn the_checkpoints_thread_leaves_data_version_alone() {
+        use std::sync::atomic::Ordering;
+        let dir = std::env::temp_dir().join(format!("disclose-wal-version-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ledger = SqliteLedger::open_with(&dir.join("ledger.db"), Some(16)).unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00").unwrap();
+        let version = data_version(&ledger.lock()).unwrap();
+        let counts = ledger.checkpointer.as_ref().unwrap().counts.clone();
+        let mut round = 0;
+        while counts.by_thread.load(Ordering::Relaxed) < 3 {
+            assert!(round < 10_000, "the thread never checkpointed");
+            let members = (0..20).map(|i| {
+                Ok(Member {
+                    id: format!("m{i}"),
+                    name: format!("member {i} of round {round}"),
+                    ..Member::default()
+                })
+            });
+            ledger
+                .replace_group("g", GroupKind::Public, &mut members.into_iter(), now)
+                .unwrap();
+            round += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(data_version(&ledger.lock()).unwrap(), version);
+        drop(ledger);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Commits go on while the checkpoint's thread checkpoints: the WAL stays within twice its
     /// limit (and goes back to it), the thread ran checkpoints, and the last connection to
     /// close checkpointed the rest and removed the WAL, with every commit in the database.

@@ -15,7 +15,7 @@
 //! quarter, and what that commit waits for is that quarter and the two `fsync`s. The same
 //! commits checkpoint themselves at the limit when the thread cannot open the ledger. Sending a
 //! million SMS, the thread ran two checkpoints and the commits two; the machine stood idle as
-//! little as under the bare client (0.15–0.18 of the two cores).
+//! little as under the bare client (0.15–0.19 of the two cores).
 //!
 //! A commit never fails for a checkpoint: SQLite would report the error of a commit that has
 //! happened. A failed checkpoint is logged and tried again at the next commit or wake.
