@@ -2178,30 +2178,42 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A fresh directory for a ledger of these tests.
+    fn ledger_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("disclose-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// One commit: group `group` replaced by `size` members, named for `round`.
+    fn import_round(ledger: &SqliteLedger, group: &str, round: usize, size: usize) {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00").unwrap();
+        let members = (0..size).map(|i| {
+            Ok(Member {
+                id: format!("m{round}-{i}"),
+                name: format!("member {i} of round {round}"),
+                phone: Some(format!("+86138{round:03}{i:05}")),
+                ..Member::default()
+            })
+        });
+        ledger
+            .replace_group(group, GroupKind::Public, &mut members.into_iter(), now)
+            .unwrap();
+    }
+
     /// What planning keeps in memory is dropped when another connection commits (`PRAGMA
     /// data_version` moves): the checkpoint's thread, a connection of its own, must not move it.
     #[test]
     fn the_checkpoints_thread_leaves_data_version_alone() {
         use std::sync::atomic::Ordering;
-        let dir = std::env::temp_dir().join(format!("disclose-wal-version-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = ledger_dir("wal-version");
         let ledger = SqliteLedger::open_with(&dir.join("ledger.db"), Some(16)).unwrap();
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00").unwrap();
         let version = data_version(&ledger.lock()).unwrap();
         let counts = ledger.checkpointer.as_ref().unwrap().counts.clone();
         let mut round = 0;
         while counts.by_thread.load(Ordering::Relaxed) < 3 {
             assert!(round < 10_000, "the thread never checkpointed");
-            let members = (0..20).map(|i| {
-                Ok(Member {
-                    id: format!("m{i}"),
-                    name: format!("member {i} of round {round}"),
-                    ..Member::default()
-                })
-            });
-            ledger
-                .replace_group("g", GroupKind::Public, &mut members.into_iter(), now)
-                .unwrap();
+            import_round(&ledger, "g", round, 20);
             round += 1;
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -2216,31 +2228,14 @@ mod tests {
     #[test]
     fn the_wal_is_checkpointed_by_a_thread_of_its_own_and_stays_bounded() {
         use std::sync::atomic::Ordering;
-        let dir = std::env::temp_dir().join(format!("disclose-wal-thread-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = ledger_dir("wal-thread");
         let path = dir.join("ledger.db");
         let wal = dir.join("ledger.db-wal");
         const LIMIT: i64 = 64;
         let ledger = SqliteLedger::open_with(&path, Some(LIMIT)).unwrap();
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00").unwrap();
         let mut largest = 0;
         for round in 0..300 {
-            let members = (0..40).map(|i| {
-                Ok(Member {
-                    id: format!("m{round}-{i}"),
-                    name: format!("member {i} of round {round}"),
-                    phone: Some(format!("+86138{round:03}{i:05}")),
-                    ..Member::default()
-                })
-            });
-            ledger
-                .replace_group(
-                    &format!("g{}", round % 7),
-                    GroupKind::Public,
-                    &mut members.into_iter(),
-                    now,
-                )
-                .unwrap();
+            import_round(&ledger, &format!("g{}", round % 7), round, 40);
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
         // A WAL frame is a page and a 24-byte header; the file has a 32-byte header.
@@ -2255,9 +2250,9 @@ mod tests {
             counts.by_thread.load(Ordering::Relaxed),
             counts.in_commits.load(Ordering::Relaxed),
         );
-        // The commits here come faster than any ledger's (a tiny WAL limit, nothing sent between
-        // them), so some reach twice the limit before the thread is done and checkpoint
-        // themselves; the thread must have run checkpoints of its own all the same.
+        // Commits without a pause: the WAL starts over only after a commit that takes it to twice
+        // the limit checkpoints itself (src/ledger/sqlite/checkpoint.rs); the thread must have
+        // run checkpoints of its own all the same.
         assert!(
             by_thread > 0,
             "checkpoints: {by_thread} by the thread, {in_commits} in commits"
