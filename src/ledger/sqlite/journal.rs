@@ -26,7 +26,7 @@
 //! the journal is folded: when a claim finds nothing past the cursor, after `FOLD_AFTER`
 //! recorded batches, or when anything else reads the deliveries.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use super::planned::Planned;
 use super::*;
@@ -81,8 +81,80 @@ const FOLD_AFTER: i64 = 2048;
 /// lease): id → job, for the events and the audit entry of the outcomes.
 pub(super) type ClaimCache = HashMap<i64, Held>;
 
-/// One claim's deliveries still waiting: id → job (one string shared by the job's deliveries).
-pub(super) type Held = HashMap<i64, Arc<str>, BuildHasherDefault<IdHasher>>;
+/// One claim's deliveries still waiting for their outcomes: their ids, ascending, each with its
+/// job (one string per job: a claim is mostly of one), and which of them still wait. A sorted
+/// list and not a hash map: built by the claim on one thread and read by the record on another,
+/// the map's thousand entries a claim, their hashing and their `Arc` counts were 3–4% of the
+/// CPU of sending SMS (BENCHMARKS.md, session 16), and the records come in the claim's order.
+#[derive(Default)]
+pub(super) struct Held {
+    ids: Vec<i64>,
+    /// Each delivery's job, as its place in `jobs`.
+    job_of: Vec<u32>,
+    jobs: Vec<Arc<str>>,
+    waiting: Vec<bool>,
+    left: usize,
+    /// Where the last delivery looked up was, plus one.
+    next: std::cell::Cell<usize>,
+}
+
+impl Held {
+    /// The deliveries `(id, job)` of one claim, in any order.
+    fn new(mut of: Vec<(i64, Arc<str>)>) -> Held {
+        of.sort_unstable_by_key(|(id, _)| *id);
+        let mut held = Held {
+            ids: Vec::with_capacity(of.len()),
+            job_of: Vec::with_capacity(of.len()),
+            waiting: vec![true; of.len()],
+            left: of.len(),
+            ..Held::default()
+        };
+        for (id, job) in of {
+            // A job is kept once per run of its deliveries (a job can come back after another).
+            if held
+                .jobs
+                .last()
+                .is_none_or(|j| !Arc::ptr_eq(j, &job) && *j != job)
+            {
+                held.jobs.push(job);
+            }
+            held.ids.push(id);
+            held.job_of.push((held.jobs.len() - 1) as u32);
+        }
+        held
+    }
+
+    fn position(&self, id: i64) -> Option<usize> {
+        let next = self.next.get();
+        let at = if self.ids.get(next) == Some(&id) {
+            next
+        } else {
+            self.ids.binary_search(&id).ok()?
+        };
+        self.next.set(at + 1);
+        Some(at)
+    }
+
+    /// Whether delivery `id` still waits for its outcome.
+    pub fn contains(&self, id: i64) -> bool {
+        self.position(id).is_some_and(|at| self.waiting[at])
+    }
+
+    /// Delivery `id` no longer waits: its job, if it did.
+    pub fn remove(&mut self, id: i64) -> Option<Arc<str>> {
+        let at = self.position(id)?;
+        if !std::mem::replace(&mut self.waiting[at], false) {
+            return None;
+        }
+        self.left -= 1;
+        Some(self.jobs[self.job_of[at] as usize].clone())
+    }
+
+    /// Whether nothing waits any more.
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+}
 
 /// Hashes a delivery id by one multiplication: the ids are the ledger's own, not chosen by
 /// anyone who could aim at collisions, and SipHash on a thousand of them per claim and per
@@ -207,12 +279,12 @@ pub(super) fn claim(
          ON CONFLICT (channel) DO UPDATE SET due_at = excluded.due_at, id = excluded.id",
     )?
     .execute(params![ch, last_due, last_id])?;
-    let mut held = Held::with_capacity_and_hasher(rows.len(), Default::default());
+    let mut of = Vec::with_capacity(rows.len());
     for c in &mut rows {
         c.lease_until = lease;
-        held.insert(c.id, c.job_id.clone());
+        of.push((c.id, c.job_id.clone()));
     }
-    cache.insert(lease, held);
+    cache.insert(lease, Held::new(of));
     Ok(rows)
 }
 
@@ -423,7 +495,7 @@ pub(super) fn record<'a>(
             }
         };
         let (mine, others): (Vec<&Record>, Vec<&Record>) =
-            records.into_iter().partition(|r| held.contains_key(&r.id));
+            records.into_iter().partition(|r| held.contains(r.id));
         rest.extend(others.into_iter().cloned());
         if mine.is_empty() {
             continue;
@@ -457,7 +529,7 @@ pub(super) fn record<'a>(
         answered.push((lease, runs(mine.iter().map(|r| r.id))));
         // Answered: no longer waited for.
         for r in &mine {
-            if let Some(job) = held.remove(&r.id) {
+            if let Some(job) = held.remove(r.id) {
                 recorded.push((*r, job, channel));
             }
         }
@@ -509,7 +581,7 @@ fn claimed_rows(tx: &Transaction<'_>, ids: &str) -> Result<Held, LedgerError> {
     let rows = stmt.query_map(params![id_array(&id_list(ids)?)], |r| {
         Ok((r.get::<_, i64>(0)?, Arc::from(r.get::<_, String>(1)?)))
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(Held::new(rows.collect::<Result<_, _>>()?))
 }
 
 /// Whether the journal holds anything (of any process).
@@ -707,5 +779,31 @@ mod tests {
         );
         assert_eq!(id_array(&[3, 1]), "[3,1]");
         assert!(matches!(id_list("[1,2]"), Err(LedgerError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_claims_deliveries_wait_until_each_is_answered_once() {
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("job-a"), Arc::from("job-b"));
+        // Claim order is by due time, then id; a job can come back after another.
+        let mut held = Held::new(vec![
+            (30, a.clone()),
+            (31, a.clone()),
+            (10, b.clone()),
+            (11, b.clone()),
+            (40, Arc::from("job-a")),
+        ]);
+        assert!(!held.is_empty());
+        assert!(held.contains(10) && held.contains(40) && !held.contains(12));
+        // In order, out of order, twice.
+        assert_eq!(held.remove(30).as_deref(), Some("job-a"));
+        assert_eq!(held.remove(10).as_deref(), Some("job-b"));
+        assert_eq!(held.remove(30), None);
+        assert!(!held.contains(30));
+        assert_eq!(held.remove(99), None);
+        for id in [40, 11, 31] {
+            assert!(held.contains(id));
+            assert!(held.remove(id).is_some());
+        }
+        assert!(held.is_empty());
     }
 }
