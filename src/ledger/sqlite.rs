@@ -903,6 +903,25 @@ fn channel_states(conn: &Connection, job: &str) -> Result<ChannelStates, LedgerE
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Where `key` is in `sorted[from..]` (ascending), as a place in `sorted`: looked for first where
+/// `hint` says (the place after the last one found: lookups mostly come in order), then by binary
+/// search; `hint` is left after it.
+fn position_hinted<T: Ord>(
+    sorted: &[T],
+    from: usize,
+    hint: &std::cell::Cell<usize>,
+    key: &T,
+) -> Option<usize> {
+    let next = hint.get().max(from);
+    let at = if sorted.get(next) == Some(key) {
+        next
+    } else {
+        from + sorted.get(from..)?.binary_search(key).ok()?
+    };
+    hint.set(at + 1);
+    Some(at)
+}
+
 /// `PRAGMA data_version`: moves when another connection commits to the database.
 fn data_version(conn: &Connection) -> Result<i64, LedgerError> {
     Ok(conn
@@ -2160,8 +2179,7 @@ mod tests {
 
     #[test]
     fn a_ledger_on_a_roomy_disk_checkpoints_at_64_mib() {
-        let dir = std::env::temp_dir().join(format!("disclose-wal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = ledger_dir("wal");
         let ledger = SqliteLedger::open(&dir.join("ledger.db")).unwrap();
         let free = free_bytes(&dir).expect("statvfs of a temporary directory");
         let limit: i64 = ledger

@@ -125,14 +125,7 @@ impl Held {
     }
 
     fn position(&self, id: i64) -> Option<usize> {
-        let next = self.next.get();
-        let at = if self.ids.get(next) == Some(&id) {
-            next
-        } else {
-            self.ids.binary_search(&id).ok()?
-        };
-        self.next.set(at + 1);
-        Some(at)
+        position_hinted(&self.ids, 0, &self.next, &id)
     }
 
     /// Whether delivery `id` still waits for its outcome.
@@ -158,7 +151,8 @@ impl Held {
 
 /// Hashes a delivery id by one multiplication: the ids are the ledger's own, not chosen by
 /// anyone who could aim at collisions, and SipHash on a thousand of them per claim and per
-/// record was 2% of the sending.
+/// record was 2% of the sending (it keys the records written row by row; a claim's own
+/// deliveries are a sorted list, [`Held`]).
 #[derive(Default)]
 pub(super) struct IdHasher(u64);
 
@@ -266,9 +260,6 @@ pub(super) fn claim(
     let lease = last.map_or(now_ms + lease_ms, |last| (now_ms + lease_ms).max(last + 1));
     tx.prepare_cached("INSERT OR REPLACE INTO claim_lease (one, last) VALUES (1, ?1)")?
         .execute(params![lease])?;
-    let mut taken: Vec<i64> = rows.iter().map(|c| c.id).collect();
-    taken.sort_unstable();
-    planned.take(&taken);
     let ids = runs(rows.iter().map(|c| c.id));
     tx.prepare_cached(
         "INSERT INTO claims (lease_until, channel, ids, claimed_at) VALUES (?1, ?2, ?3, ?4)",
@@ -284,7 +275,10 @@ pub(super) fn claim(
         c.lease_until = lease;
         of.push((c.id, c.job_id.clone()));
     }
-    cache.insert(lease, Held::new(of));
+    let held = Held::new(of);
+    // What the claim took is no longer as planned (its ids, ascending, as the claim holds them).
+    planned.take(&held.ids);
+    cache.insert(lease, held);
     Ok(rows)
 }
 

@@ -102,15 +102,7 @@ impl Block {
     /// The position of `id` among the deliveries not yet taken.
     fn position(&self, id: i64) -> Option<usize> {
         let offset = u32::try_from(id - self.first).ok()?;
-        let next = self.next.get().max(self.taken);
-        let i = if self.offsets.get(next) == Some(&offset) {
-            next
-        } else {
-            let rest = &self.offsets[self.taken..];
-            self.taken + rest.binary_search(&offset).ok()?
-        };
-        self.next.set(i + 1);
-        Some(i)
+        super::position_hinted(&self.offsets, self.taken, &self.next, &offset)
     }
 
     fn address(&self, i: usize) -> Option<&str> {
